@@ -1,0 +1,69 @@
+"""The ``dialoop`` command.
+
+Each command group lives in its own module and is attached here. Errors of the
+:class:`~dialoop.errors.DialoopError` tree become one line on stderr and exit
+status 1; usage errors exit 2 (click's convention); Ctrl-C outside an answer
+exits 130.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dialoop import __version__
+from dialoop.config import Settings, load_settings
+from dialoop.errors import DialoopError
+
+__all__ = ["cli", "main", "settings_from"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--home", type=click.Path(file_okay=False, path_type=Path), envvar="DIALOOP_HOME",
+              help="Where dialoop keeps its data (default ~/.dialoop).")
+@click.option("-v", "--verbose", count=True, help="Log more (-vv for debug).")
+@click.version_option(__version__, prog_name="dialoop")
+@click.pass_context
+def cli(ctx: click.Context, home: Path | None, verbose: int) -> None:
+    """Local-first LLM assistants that converse, ground and learn."""
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = {"home": home}
+
+
+def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
+    """Settings with the global options and a command's own options applied."""
+    return load_settings(**ctx.find_root().obj, **overrides)
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except DialoopError as exc:
+        click.secho(f"Error: {exc}", err=True, fg="red")
+        sys.exit(1)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("", err=True)
+        sys.exit(130)
+
+
+def _register() -> None:
+    from dialoop.cli import chat, sessions
+
+    cli.add_command(chat.chat)
+    cli.add_command(chat.ask)
+    cli.add_command(sessions.sessions)
+    cli.add_command(sessions.models)
+
+
+_register()

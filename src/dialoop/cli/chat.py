@@ -1,0 +1,216 @@
+"""``dialoop chat`` (the interactive REPL) and ``dialoop ask`` (one answer, for scripts)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import click
+
+from dialoop.assistant import Assistant, Reply, open_assistant
+from dialoop.cli import settings_from
+from dialoop.dialogue.session import ChatSession
+from dialoop.errors import DialoopError
+
+__all__ = ["COMMANDS", "SlashCommand", "ask", "chat"]
+
+PROMPT = "you> "
+
+
+def model_options(f: Callable) -> Callable:
+    """--model, --engine and --system, shared by the commands that answer."""
+    f = click.option("--system", help="System prompt for a new session.")(f)
+    f = click.option("--engine", type=click.Choice(["llamacpp", "torch", "remote"]),
+                     help="Engine to run the model on (default llamacpp).")(f)
+    f = click.option("--model", "model", metavar="SPEC",
+                     help="'default', a .gguf file, an HF folder or a hub id.")(f)
+    return f
+
+
+@click.command()
+@click.option("--session", "-s", "session_ref", metavar="NAME",
+              help="Continue (or start) the session with this name or id.")
+@model_options
+@click.option("--user", help="Act as this user (default: the 'user' setting).")
+@click.pass_context
+def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine: str | None,
+         system: str | None, user: str | None) -> None:
+    """Talk with the assistant. /help lists the commands; Ctrl-C stops an answer."""
+    settings = settings_from(ctx, model=model, engine=engine, user=user)
+    click.echo(f"Loading {settings.model} model…", err=True)
+    with open_assistant(settings) as bot:
+        repl = Repl(bot, bot.session(session_ref, system=system))
+        repl.run()
+
+
+@click.command()
+@click.argument("question")
+@click.option("--session", "-s", "session_ref", metavar="NAME",
+              help="Ask within this session (created if new); default: a new session.")
+@model_options
+@click.option("--user", help="Act as this user.")
+@click.option("--max-tokens", type=int, help="Longest answer, in tokens.")
+@click.option("--temperature", type=float, help="0 = greedy (deterministic).")
+@click.option("--seed", type=int, help="Seed for sampling.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, session_ref: str | None, model: str | None,
+        engine: str | None, system: str | None, user: str | None, max_tokens: int | None,
+        temperature: float | None, seed: int | None, as_json: bool) -> None:
+    """Answer one QUESTION and print it (streamed, or as JSON with --json)."""
+    settings = settings_from(ctx, model=model, engine=engine, user=user)
+    with open_assistant(settings) as bot:
+        overrides = {k: v for k, v in
+                     {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}.items()
+                     if v is not None}
+        params = bot.default_params(**overrides)  # invalid values fail before anything is stored
+        stream = bot.stream(question, session=session_ref, params=params, system=system)
+        with ctrl_c_cancels(bot):
+            for text in stream:
+                if not as_json:
+                    click.echo(text, nl=False)
+        assert stream.reply is not None
+        if as_json:
+            click.echo(json.dumps(_ask_json(stream.reply), ensure_ascii=False))
+        else:
+            click.echo()
+
+
+def _ask_json(reply: Reply) -> dict[str, object]:
+    return {
+        "answer": reply.text,
+        "session": reply.session,
+        "tokens": reply.usage.completion_tokens,
+        "seconds": round(reply.usage.seconds, 3),
+        "session_id": reply.session_id,
+        "turn_id": reply.turn_id,
+        "prompt_tokens": reply.usage.prompt_tokens,
+        "cached_tokens": reply.usage.cached_tokens,
+        "finish_reason": reply.finish_reason,
+    }
+
+
+@contextmanager
+def ctrl_c_cancels(bot: Assistant) -> Iterator[None]:
+    """While an answer streams, Ctrl-C stops the answer instead of the program."""
+    def stop(signum: int, frame: object) -> None:
+        bot.cancel()
+
+    try:
+        previous = signal.signal(signal.SIGINT, stop)
+    except ValueError:  # not the main thread: leave Ctrl-C alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@dataclass(frozen=True)
+class SlashCommand:
+    run: Callable[[Repl, str], None]  # gets the REPL and the rest of the line
+    help: str
+    usage: str = ""
+
+
+class Repl:
+    """The read-answer loop of ``dialoop chat``."""
+
+    def __init__(self, bot: Assistant, session: ChatSession) -> None:
+        self.bot = bot
+        self.session = session
+        self.done = False
+        self.last_reply: Reply | None = None
+
+    def run(self) -> None:
+        if sys.stdin.isatty():
+            import readline  # noqa: F401  (line editing and history for input())
+        click.echo(f"dialoop · {self.bot.engine.name} on {self.bot.engine.kind} · "
+                   f"session {self.session.label} · /help for commands, /quit to leave")
+        while not self.done:
+            try:
+                line = input(PROMPT)
+            except EOFError:
+                click.echo()
+                break
+            except KeyboardInterrupt:
+                click.echo("\n(/quit or Ctrl-D to leave)")
+                continue
+            try:
+                self.handle(line)
+            except DialoopError as exc:
+                click.secho(f"Error: {exc}", fg="red")
+
+    def handle(self, line: str) -> None:
+        text = line.strip()
+        if not text:
+            return
+        if text.startswith("/"):
+            name, _, rest = text[1:].partition(" ")
+            command = COMMANDS.get(name.lower())
+            if command is None:
+                click.echo(f"Unknown command /{name}: /help lists them.")
+            else:
+                command.run(self, rest.strip())
+            return
+        self.answer(text)
+
+    def answer(self, text: str) -> None:
+        stream = self.bot.stream(text, session=self.session)
+        with ctrl_c_cancels(self.bot):
+            for piece in stream:
+                click.echo(piece, nl=False)
+        click.echo()
+        self.last_reply = stream.reply
+        if stream.reply and stream.reply.finish_reason == "cancelled":
+            click.secho("(stopped)", dim=True)
+        elif stream.reply and stream.reply.finish_reason == "length":
+            click.secho("(cut at max_tokens)", dim=True)
+
+
+def _new(repl: Repl, rest: str) -> None:
+    repl.session = repl.bot.session(rest or None, user=repl.session.user_id,
+                                    system=repl.session.system_prompt)
+    click.echo(f"New session {repl.session.label}.")
+
+
+def _history(repl: Repl, rest: str) -> None:
+    turns = repl.bot.sessions.turns(repl.session)
+    if not turns:
+        click.echo("(no turns yet)")
+    for turn in turns:
+        who = "you" if turn.role == "user" else "assistant"
+        mark = "" if turn.status == "complete" else f" ({turn.status})"
+        click.echo(f"[{turn.id}] {who}{mark}: {turn.content}")
+
+
+def _sessions(repl: Repl, rest: str) -> None:
+    for item in repl.bot.sessions.list(repl.session.user_id, limit=20):
+        here = " *" if item.session.id == repl.session.id else ""
+        click.echo(f"{item.session.label:<20} {item.turns:>4} turns  "
+                   f"{item.session.title or ''}{here}")
+
+
+def _help(repl: Repl, rest: str) -> None:
+    for name, command in COMMANDS.items():
+        click.echo(f"  /{name + (' ' + command.usage if command.usage else ''):<22} {command.help}")
+    click.echo("  Ctrl-C stops an answer; Ctrl-D leaves.")
+
+
+def _quit(repl: Repl, rest: str) -> None:
+    repl.done = True
+
+
+# Other modules add their commands here (feedback, facts, traces).
+COMMANDS: dict[str, SlashCommand] = {
+    "new": SlashCommand(_new, "start a new session", "[NAME]"),
+    "history": SlashCommand(_history, "show this session's turns"),
+    "sessions": SlashCommand(_sessions, "list your sessions"),
+    "help": SlashCommand(_help, "show this help"),
+    "quit": SlashCommand(_quit, "leave"),
+}

@@ -1,0 +1,131 @@
+"""``dialoop sessions list|show|export|delete`` and ``dialoop models``: no model is loaded."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from dialoop.cli import settings_from
+from dialoop.config import Settings
+from dialoop.dialogue.session import Sessions
+from dialoop.store import open_database
+
+__all__ = ["models", "sessions"]
+
+
+@contextmanager
+def _sessions(ctx: click.Context, user: str | None) -> Iterator[tuple[Sessions, Settings]]:
+    settings = settings_from(ctx, user=user)
+    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
+    try:
+        yield Sessions(db), settings
+    finally:
+        db.close()
+
+
+user_option = click.option("--user", help="Whose sessions (default: the 'user' setting).")
+
+
+@click.group()
+def sessions() -> None:
+    """List, show, export and delete stored sessions."""
+
+
+@sessions.command("list")
+@user_option
+@click.option("--limit", default=50, show_default=True, help="At most this many, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def list_(ctx: click.Context, user: str | None, limit: int, as_json: bool) -> None:
+    """List sessions, most recently used first."""
+    with _sessions(ctx, user) as (store, settings):
+        items = store.list(settings.user, limit=limit)
+    if as_json:
+        click.echo(json.dumps([
+            {"id": i.session.id, "name": i.session.name, "title": i.session.title,
+             "turns": i.turns, "updated_at": i.session.updated_at.isoformat()}
+            for i in items
+        ], ensure_ascii=False))
+        return
+    if not items:
+        click.echo("No sessions yet: `dialoop chat` starts one.")
+    for i in items:
+        when = i.session.updated_at.strftime("%Y-%m-%d %H:%M")
+        click.echo(f"{i.session.label:<20} {i.turns:>4} turns  {when}  {i.session.title or ''}")
+
+
+@sessions.command()
+@click.argument("session")
+@user_option
+@click.pass_context
+def show(ctx: click.Context, session: str, user: str | None) -> None:
+    """Show a SESSION (name or id) turn by turn."""
+    with _sessions(ctx, user) as (store, settings):
+        s = store.get(session, settings.user)
+        turns = store.turns(s)
+    click.echo(f"Session {s.label} (id {s.id}) · {len(turns)} turns · model {s.model} · "
+               f"started {s.created_at:%Y-%m-%d %H:%M} UTC")
+    if s.system_prompt:
+        click.echo(f"system: {s.system_prompt}")
+    for t in turns:
+        who = "you" if t.role == "user" else "assistant"
+        mark = "" if t.status == "complete" else f" ({t.status})"
+        click.echo(f"[{t.id}] {who}{mark}: {t.content}")
+
+
+@sessions.command()
+@click.argument("session")
+@user_option
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write to this file instead of stdout.")
+@click.pass_context
+def export(ctx: click.Context, session: str, user: str | None, output: Path | None) -> None:
+    """Export a SESSION with all its turns as JSON."""
+    with _sessions(ctx, user) as (store, settings):
+        data = json.dumps(store.export(session, settings.user), ensure_ascii=False, indent=2)
+    if output:
+        output.write_text(data + "\n", encoding="utf-8")
+        click.echo(f"Wrote {output}", err=True)
+    else:
+        click.echo(data)
+
+
+@sessions.command()
+@click.argument("session")
+@user_option
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def delete(ctx: click.Context, session: str, user: str | None, yes: bool) -> None:
+    """Delete a SESSION and all its turns."""
+    with _sessions(ctx, user) as (store, settings):
+        s = store.get(session, settings.user)
+        if not yes:
+            click.confirm(f"Delete session {s.label} and all its turns?", abort=True)
+        store.delete(s.id, settings.user)
+    click.echo(f"Deleted session {s.label}.")
+
+
+@click.command()
+@click.pass_context
+def models(ctx: click.Context) -> None:
+    """Show the bundled model, the configured one, and cached conversions."""
+    from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
+    from dialoop.errors import ModelNotFoundError
+
+    settings = settings_from(ctx)
+    try:
+        path = bundled_gguf()
+        click.echo(f"default     {DEFAULT_MODEL_NAME}  {path}  "
+                   f"({path.stat().st_size / 2**20:.0f} MiB, GGUF)")
+    except ModelNotFoundError as exc:
+        click.echo(f"default     missing: {exc}")
+    click.echo(f"configured  {settings.model} on the {settings.engine} engine"
+               + (f" at {settings.remote_url}" if settings.engine == "remote" else ""))
+    cache = settings.home / "cache" / "models"
+    for folder in sorted(cache.glob("*/")) if cache.is_dir() else []:
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        click.echo(f"cached      {folder.name}  ({size / 2**20:.0f} MiB, torch weights)")

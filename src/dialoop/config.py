@@ -1,0 +1,122 @@
+"""Typed settings: defaults < ``$DIALOOP_HOME/dialoop.toml`` < ``DIALOOP_*`` env < arguments.
+
+One :class:`Settings` object is loaded once (``load_settings()``) and passed
+explicitly to whatever needs it; nothing reads the environment behind its back.
+
+    # ~/.dialoop/dialoop.toml
+    model = "default"          # or a .gguf path, an HF folder, a hub id
+    temperature = 0.0
+    max_tokens = 512
+
+    DIALOOP_MODEL=/models/qwen.gguf dialoop chat
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from dialoop.errors import ConfigError
+
+__all__ = ["Settings", "default_home", "load_settings"]
+
+CONFIG_FILE_NAME = "dialoop.toml"
+
+
+def default_home() -> Path:
+    """``$DIALOOP_HOME`` if set, else ``~/.dialoop``."""
+    return Path(os.environ.get("DIALOOP_HOME") or Path.home() / ".dialoop").expanduser()
+
+
+class Settings(BaseSettings):
+    """Everything a user can configure. Each field is also ``DIALOOP_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="DIALOOP_", extra="forbid", frozen=True)
+
+    home: Path = Field(default_factory=default_home)
+    database_url: str | None = None
+    """SQLAlchemy URL; default ``sqlite:///$DIALOOP_HOME/dialoop.db``."""
+    db_timeout: float = Field(5.0, gt=0)
+    """Seconds to wait for another process's database lock before giving up."""
+    user: str = Field("local", min_length=1, max_length=128)
+    """The user the CLI acts as."""
+
+    model: str = "default"
+    engine: Literal["llamacpp", "torch", "remote"] = "llamacpp"
+    remote_url: str | None = None
+    remote_api_key: str | None = None
+    remote_model: str | None = None
+    context_window: int | None = Field(None, ge=256)
+    """Tokens of context to allocate; default: the model's own, at most 8192."""
+    threads: int | None = Field(None, ge=1)
+    prefix_cache_mb: int = Field(256, ge=0)
+    """Memory for saved KV states of other sessions (0 turns the LRU off)."""
+
+    system_prompt: str | None = None
+    temperature: float = Field(0.0, ge=0, le=2)
+    top_p: float = Field(1.0, gt=0, le=1)
+    top_k: int = Field(0, ge=0)
+    max_tokens: int = Field(512, ge=1)
+    repeat_penalty: float = Field(1.1, gt=0, le=2)
+    seed: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _remote_needs_url(self) -> Settings:
+        if self.engine == "remote" and not self.remote_url:
+            raise ValueError(
+                "engine = 'remote' needs remote_url: set DIALOOP_REMOTE_URL to the server's "
+                "base URL, e.g. http://127.0.0.1:8000/v1"
+            )
+        return self
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.home / 'dialoop.db'}"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file lives in the home directory, which can itself be overridden.
+        home = getattr(init_settings, "init_kwargs", {}).get("home") or default_home()
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=Path(home) / CONFIG_FILE_NAME)
+        return (init_settings, env_settings, toml)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Load settings, turning any validation problem into one clear ConfigError.
+
+    ``None`` overrides are ignored, so CLI options can be passed straight through.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        settings = Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except ValueError as exc:  # a malformed dialoop.toml
+        raise ConfigError(f"Cannot read {CONFIG_FILE_NAME}: {exc}") from None
+    settings.home.mkdir(parents=True, exist_ok=True)
+    return settings
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for err in exc.errors():
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        source = f"DIALOOP_{name.upper()} or {CONFIG_FILE_NAME}" if err["loc"] else CONFIG_FILE_NAME
+        problems.append(f"{name} ({source}): {err['msg']}")
+    return "Invalid setting: " + "; ".join(problems)

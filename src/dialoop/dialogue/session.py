@@ -1,0 +1,185 @@
+"""Sessions and their turns, stored durably, always scoped to one user.
+
+Every method takes the acting user and only ever sees that user's sessions: a
+session of another user is reported as not found, never as forbidden (which
+would tell that it exists).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.store import Database
+from dialoop.store.models import ChatSession, Turn, utcnow
+
+__all__ = ["ChatSession", "SessionSummary", "Sessions", "Turn"]
+
+MAX_NAME = 200
+TITLE_LENGTH = 80
+
+
+@dataclass(frozen=True)
+class SessionSummary:
+    session: ChatSession
+    turns: int
+
+
+class Sessions:
+    """Create, find, list, extend, export and delete sessions."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def create(
+        self,
+        user: str,
+        *,
+        name: str | None = None,
+        system_prompt: str | None = None,
+        model: str | None = None,
+    ) -> ChatSession:
+        if name is not None:
+            name = _valid_name(name)
+        with self.db.write() as s:
+            if name is not None and _by_name(s, user, name) is not None:
+                raise InvalidInputError(
+                    f"A session named {name!r} already exists: continue it with "
+                    f"--session {name}, or pick another name."
+                )
+            session = ChatSession(user_id=user, name=name, system_prompt=system_prompt,
+                                  model=model, meta={})
+            s.add(session)
+        return session
+
+    def get(self, ref: str, user: str) -> ChatSession:
+        session = self.find(ref, user)
+        if session is None:
+            raise NotFoundError(
+                f"No session {ref!r}: `dialoop sessions list` shows the ones you have."
+            )
+        return session
+
+    def find(self, ref: str, user: str) -> ChatSession | None:
+        """A session by name, or else by id, among ``user``'s sessions."""
+        with self.db.read() as s:
+            return _by_name(s, user, ref) or s.scalar(
+                sa.select(ChatSession).where(ChatSession.id == ref, ChatSession.user_id == user)
+            )
+
+    def open(self, ref: str | None, user: str, **create: Any) -> ChatSession:
+        """The session named ``ref`` (created if new), or a new unnamed session."""
+        if ref is None:
+            return self.create(user, **create)
+        return self.find(ref, user) or self.create(user, name=ref, **create)
+
+    def list(self, user: str, *, limit: int = 50) -> list[SessionSummary]:
+        count = (
+            sa.select(sa.func.count(Turn.id)).where(Turn.session_id == ChatSession.id)
+        ).scalar_subquery()
+        with self.db.read() as s:
+            rows = s.execute(
+                sa.select(ChatSession, count)
+                .where(ChatSession.user_id == user)
+                .order_by(ChatSession.updated_at.desc())
+                .limit(limit)
+            ).all()
+        return [SessionSummary(session, n) for session, n in rows]
+
+    def turns(self, session: ChatSession) -> list[Turn]:
+        with self.db.read() as s:
+            return list(
+                s.scalars(
+                    sa.select(Turn).where(Turn.session_id == session.id).order_by(Turn.position)
+                )
+            )
+
+    def add_turn(self, session: ChatSession, role: str, content: str, **fields: Any) -> Turn:
+        """Append a turn and commit it: when this returns, the turn is on disk."""
+        if role not in ("user", "assistant"):
+            raise InvalidInputError(f"A turn's role is 'user' or 'assistant', not {role!r}.")
+        with self.db.write() as s:
+            last = s.scalar(
+                sa.select(sa.func.max(Turn.position)).where(Turn.session_id == session.id)
+            )
+            turn = Turn(session_id=session.id, position=(last or 0) + 1, role=role,
+                        content=content, **fields)
+            s.add(turn)
+            values: dict[str, Any] = {"updated_at": utcnow()}
+            if role == "user" and not session.title:
+                values["title"] = session.title = _title(content)
+            s.execute(sa.update(ChatSession).where(ChatSession.id == session.id).values(values))
+        return turn
+
+    def delete(self, ref: str, user: str) -> ChatSession:
+        session = self.get(ref, user)
+        with self.db.write() as s:
+            s.execute(sa.delete(ChatSession).where(ChatSession.id == session.id))
+        return session
+
+    def export(self, ref: str, user: str) -> dict[str, Any]:
+        """The session and all its turns as plain JSON-able data."""
+        session = self.get(ref, user)
+        return {
+            "id": session.id,
+            "name": session.name,
+            "title": session.title,
+            "user": session.user_id,
+            "system_prompt": session.system_prompt,
+            "model": session.model,
+            "created_at": session.created_at.isoformat(),
+            "turns": [turn_to_dict(t) for t in self.turns(session)],
+        }
+
+
+def turn_to_dict(turn: Turn) -> dict[str, Any]:
+    return {
+        "id": turn.id,
+        "position": turn.position,
+        "role": turn.role,
+        "content": turn.content,
+        "status": turn.status,
+        "created_at": turn.created_at.isoformat(),
+        "model": turn.model,
+        "adapter": turn.adapter,
+        "prompt_tokens": turn.prompt_tokens,
+        "completion_tokens": turn.completion_tokens,
+        "cached_tokens": turn.cached_tokens,
+        "seconds": turn.seconds,
+        "trace": turn.trace,
+    }
+
+
+def answered(turns: Sequence[Turn]) -> list[Turn]:
+    """The turns that belong in a prompt: each user turn with the answer that followed it.
+
+    A user turn left without an answer (the process died, or generation failed) is
+    kept in the store but not shown to the model, so the history stays well-formed.
+    """
+    kept: list[Turn] = []
+    for prev, turn in zip([None, *turns], turns, strict=False):
+        if turn.role == "assistant" and prev is not None and prev.role == "user":
+            kept += [prev, turn]
+    return kept
+
+
+def _valid_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise InvalidInputError(f"A session name has 1 to {MAX_NAME} characters.")
+    return name
+
+
+def _by_name(s: Any, user: str, name: str) -> ChatSession | None:
+    return s.scalar(
+        sa.select(ChatSession).where(ChatSession.user_id == user, ChatSession.name == name)
+    )
+
+
+def _title(text: str) -> str:
+    line = " ".join(text.split())
+    return line if len(line) <= TITLE_LENGTH else line[: TITLE_LENGTH - 1] + "…"

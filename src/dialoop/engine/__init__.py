@@ -1,0 +1,143 @@
+"""Text generation behind one small protocol.
+
+An engine knows how to turn chat messages into a prompt (the model's own chat
+template), count tokens, and stream an answer. It knows nothing about sessions,
+users or storage: those live in the layers above.
+
+Implementations: :mod:`~dialoop.engine.llamacpp` (default, GGUF in process),
+:mod:`~dialoop.engine.torch` (transformers; the training-side twin) and
+:mod:`~dialoop.engine.remote` (any OpenAI-compatible server).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol, TypedDict, runtime_checkable
+
+from dialoop.engine.params import GenerationParams
+
+if TYPE_CHECKING:
+    from dialoop.config import Settings
+
+__all__ = [
+    "Chunk",
+    "Engine",
+    "FinishReason",
+    "GenerationParams",
+    "Message",
+    "Usage",
+    "open_engine",
+]
+
+FinishReason = Literal["stop", "length", "cancelled"]
+
+
+class Message(TypedDict):
+    """One chat message, as in the OpenAI API and HF chat templates."""
+
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What one generation cost."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int  # prompt tokens whose KV state was reused, not re-evaluated
+    seconds: float  # wall time of the whole call
+    first_token_seconds: float | None  # time to first token; None if nothing was generated
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of streamed answer. The last chunk carries finish_reason and usage."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+    usage: Usage | None = None
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What every engine offers. Calls on one engine are serialized by the engine."""
+
+    kind: str  # "llamacpp" | "torch" | "remote"
+    name: str  # the model's display name
+    context_window: int  # tokens the prompt plus the answer may use
+
+    def render(self, messages: Sequence[Message]) -> str:
+        """The prompt text for ``messages``, ending with the assistant's turn opener."""
+        ...
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens in ``text`` as this model's tokenizer counts them (special tokens parsed)."""
+        ...
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+    ) -> Iterator[Chunk]:
+        """Generate an answer to ``messages``, streamed; ``adapter`` names a loaded LoRA.
+
+        Closing the iterator early stops generation. The last chunk has finish_reason.
+        """
+        ...
+
+    def cancel(self) -> None:
+        """Stop the generation in progress (if any) at the next token; thread-safe."""
+        ...
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Make a LoRA adapter available under ``name`` (replacing one of that name)."""
+        ...
+
+    def unload_adapter(self, name: str) -> None:
+        """Forget a loaded adapter; requests naming it fail afterwards."""
+        ...
+
+    def close(self) -> None:
+        """Free the model and everything it holds."""
+        ...
+
+
+def open_engine(settings: Settings, *, model: str | None = None) -> Engine:
+    """Build the engine the settings ask for (``model`` overrides ``settings.model``).
+
+    Imports are deferred so that the default path never pays for importing torch.
+    """
+    spec = model or settings.model
+    if settings.engine == "remote":
+        from dialoop.engine.remote import RemoteEngine
+
+        assert settings.remote_url is not None  # Settings validates this
+        return RemoteEngine(
+            settings.remote_url,
+            api_key=settings.remote_api_key,
+            model=settings.remote_model,
+            context_window=settings.context_window,
+        )
+    from dialoop.engine.models import resolve_model
+
+    source = resolve_model(spec, home=settings.home)
+    if settings.engine == "torch":
+        from dialoop.engine.torch import TorchEngine
+
+        return TorchEngine(
+            source, cache_dir=settings.home / "cache" / "models", threads=settings.threads
+        )
+    from dialoop.engine.llamacpp import LlamaCppEngine
+
+    return LlamaCppEngine(
+        source.require_gguf(),
+        name=source.name,
+        context_window=settings.context_window,
+        threads=settings.threads,
+        prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
+    )

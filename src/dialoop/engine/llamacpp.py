@@ -1,0 +1,375 @@
+"""The default engine: a GGUF model in process through llama-cpp-python.
+
+Three things make it more than a thin wrapper:
+
+- **Prefix (KV) reuse.** ``Llama.generate`` already skips the part of a prompt that
+  matches what its KV cache holds, so the next turn of the same conversation only
+  evaluates the new tokens. When another conversation comes in, the state of the
+  current one would be overwritten; we first park it in a small LRU
+  (:class:`_SavedStates`) and bring it back when that conversation continues.
+- **Hot-swapped LoRA adapters**, applied per request without reloading the model.
+  A KV state is only valid for the weights that produced it, so saved states are
+  keyed by adapter.
+- **Text streaming** that never splits a UTF-8 character or shows half a stop string.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine.models import check_gguf
+from dialoop.engine.streaming import TextStream
+from dialoop.errors import ContextOverflowError, ModelLoadError, NotFoundError
+
+__all__ = ["LlamaCppEngine", "default_threads"]
+
+log = logging.getLogger(__name__)
+_native_log = logging.getLogger(__name__ + ".native")
+
+MAX_DEFAULT_CONTEXT = 8192
+# Park the current KV state only if switching away would throw this many tokens away;
+# the ordinary next turn of the same conversation re-tokenizes a few tokens differently.
+_PARK_MIN_TOKENS = 64
+
+
+def default_threads() -> int:
+    """One thread per core we may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class LlamaCppEngine:
+    """A GGUF model served by llama.cpp in this process."""
+
+    kind = "llamacpp"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        context_window: int | None = None,
+        threads: int | None = None,
+        prefix_cache_bytes: int = 256 * 2**20,
+    ) -> None:
+        import llama_cpp
+
+        check_gguf(path)
+        _route_native_logs(llama_cpp)
+        threads = threads or default_threads()
+        try:
+            n_ctx = context_window or min(_trained_context(path), MAX_DEFAULT_CONTEXT)
+            self._llm = llama_cpp.Llama(
+                model_path=str(path),
+                n_ctx=n_ctx,
+                n_threads=threads,
+                n_threads_batch=threads,
+                verbose=False,
+            )
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(
+                f"llama.cpp cannot load {path} ({exc}); the file may be truncated or corrupt: "
+                "re-download it, or pass another --model."
+            ) from None
+        self._lib = llama_cpp
+        self.name = name or path.stem
+        self.path = path
+        self.context_window = self._llm.n_ctx()
+        template = self._llm.metadata.get("tokenizer.chat_template")
+        if not template:
+            raise ModelLoadError(
+                f"{path} has no chat template in its metadata; dialoop needs a chat model."
+            )
+        self._bos = self._token_text(self._llm.token_bos())
+        self._formatter = llama_cpp.llama_chat_format.Jinja2ChatFormatter(
+            template, eos_token=self._token_text(self._llm.token_eos()), bos_token=self._bos
+        )
+        self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._states = _SavedStates(prefix_cache_bytes)
+        self._adapters: dict[str, ctypes.c_void_p] = {}
+        self._active_adapter: str | None = None
+
+    # -- text ---------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return self._formatter(messages=[dict(m) for m in messages]).prompt
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenize(text))
+
+    def _tokenize(self, text: str) -> list[int]:
+        # The template may already spell out BOS; only add it when it does not.
+        add_bos = not (self._bos and text.startswith(self._bos))
+        return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return self._llm.detokenize([token], special=True).decode("utf-8", errors="replace")
+
+    # -- generation ---------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+    ) -> Iterator[Chunk]:
+        tokens = self._tokenize(self.render(messages))
+        room = self.context_window - len(tokens)
+        if room <= 0:
+            raise ContextOverflowError(
+                f"The prompt has {len(tokens)} tokens but the context window is "
+                f"{self.context_window}: shorten it or start a new session."
+            )
+        return self._generate(tokens, params, min(params.max_tokens, room), adapter)
+
+    def _generate(
+        self, tokens: list[int], params: GenerationParams, max_new: int, adapter: str | None
+    ) -> Iterator[Chunk]:
+        with self._lock:
+            self._cancel.clear()
+            start = time.perf_counter()
+            self._use_adapter(adapter)
+            cached = min(self._bring_best_prefix(tokens), len(tokens) - 1)
+            self._llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
+            text = TextStream(params.stop)
+            first: float | None = None
+            n = 0
+            finish: FinishReason = "length"
+            tokens_out = self._llm.generate(
+                tokens,
+                temp=params.temperature,
+                top_k=params.top_k,
+                top_p=params.top_p,
+                min_p=0.0,
+                repeat_penalty=params.repeat_penalty,
+            )
+            try:
+                for token in tokens_out:
+                    if first is None:
+                        first = time.perf_counter() - start
+                    if self._lib.llama_vocab_is_eog(self._vocab, token):
+                        finish = "stop"
+                        break
+                    n += 1
+                    piece = text.feed(self._llm.detokenize([token]))
+                    if piece:
+                        yield Chunk(piece)
+                    if text.stopped:
+                        finish = "stop"
+                        break
+                    if self._cancel.is_set():
+                        finish = "cancelled"
+                        break
+                    if n >= max_new:
+                        break
+            finally:
+                tokens_out.close()
+            usage = Usage(len(tokens), n, max(cached, 0), time.perf_counter() - start, first)
+            yield Chunk(text.flush(), finish_reason=finish, usage=usage)
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    # -- prefix states --------------------------------------------------------------
+
+    def _bring_best_prefix(self, tokens: list[int]) -> int:
+        """Make the KV cache hold the longest known prefix of ``tokens``; return its length."""
+        current = self._llm.input_ids[: self._llm.n_tokens]
+        here = _common_prefix(current, tokens)
+        saved = self._states.best(self._active_adapter, tokens)
+        if saved is not None and saved.common > here:
+            self._park_current(here)
+            self._restore(saved.tokens, saved.data)
+            return saved.common
+        self._park_current(here)
+        return here
+
+    def _park_current(self, keep: int) -> None:
+        """Save the current KV state if continuing would discard much of it."""
+        n = self._llm.n_tokens
+        if n - keep < _PARK_MIN_TOKENS or not self._states.enabled:
+            return
+        size = self._lib.llama_state_seq_get_size(self._llm.ctx, 0)
+        buf = (ctypes.c_uint8 * size)()
+        written = self._lib.llama_state_seq_get_data(self._llm.ctx, buf, size, 0)
+        self._states.put(self._active_adapter, self._llm.input_ids[:n].copy(), bytes(buf[:written]))
+
+    def _restore(self, tokens: np.ndarray, data: bytes) -> None:
+        mem = self._lib.llama_get_memory(self._llm.ctx)
+        self._lib.llama_memory_clear(mem, True)
+        buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        if self._lib.llama_state_seq_set_data(self._llm.ctx, buf, len(data), 0) != len(data):
+            log.warning("could not restore a saved KV state; evaluating the prompt in full")
+            self._llm.reset()
+            return
+        n = len(tokens)
+        self._llm.input_ids[:n] = tokens
+        self._llm.n_tokens = n
+        # The logits in memory belong to another sequence: Llama must evaluate at least
+        # one token before sampling. (A private flag of Llama; see Llama.generate.)
+        self._llm._requires_eval = True
+
+    # -- adapters ---------------------------------------------------------------------
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        with self._lock:
+            check_gguf(path)
+            adapter = self._lib.llama_adapter_lora_init(self._llm.model, str(path).encode())
+            if not adapter:
+                raise ModelLoadError(
+                    f"llama.cpp cannot load the LoRA adapter {path}: is it a GGUF LoRA made "
+                    f"for {self.name}?"
+                )
+            old = self._adapters.pop(name, None)
+            self._states.drop_adapter(name)
+            if self._active_adapter == name:
+                self._activate(None)
+            if old:
+                self._lib.llama_adapter_lora_free(old)
+            self._adapters[name] = adapter
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:
+            adapter = self._adapters.pop(name, None)
+            if adapter is None:
+                return
+            if self._active_adapter == name:
+                self._activate(None)
+            self._states.drop_adapter(name)
+            self._lib.llama_adapter_lora_free(adapter)
+
+    @property
+    def adapters(self) -> list[str]:
+        return sorted(self._adapters)
+
+    def _use_adapter(self, name: str | None) -> None:
+        if name == self._active_adapter:
+            return
+        if name is not None and name not in self._adapters:
+            raise NotFoundError(f"No adapter named {name!r} is loaded in this engine.")
+        self._park_current(0)  # the KV state is only valid for the weights that made it
+        self._activate(name)
+
+    def _activate(self, name: str | None) -> None:
+        if name is None:
+            self._lib.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
+        else:
+            adapters = (self._lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
+            scales = (ctypes.c_float * 1)(1.0)
+            if self._lib.llama_set_adapters_lora(self._llm.ctx, adapters, 1, scales) != 0:
+                raise ModelLoadError(f"llama.cpp refused to apply the adapter {name!r}.")
+        self._llm.reset()
+        self._active_adapter = name
+
+    # -- lifetime -----------------------------------------------------------------------
+
+    def close(self) -> None:
+        with self._lock:
+            for adapter in self._adapters.values():
+                self._lib.llama_adapter_lora_free(adapter)
+            self._adapters.clear()
+            self._states.clear()
+            self._llm.close()
+
+
+@dataclass(frozen=True)
+class _Saved:
+    tokens: np.ndarray
+    data: bytes
+    common: int = 0
+
+
+class _SavedStates:
+    """An LRU of parked KV states, bounded in bytes, keyed by (adapter, tokens).
+
+    Written here rather than with ``llama_cpp.LlamaRAMCache`` because that cache
+    stores full ``Llama.save_state()`` snapshots, which copy the n_batch × vocab
+    logits array (~100 MB for a 49k vocabulary) each time, and cannot tell
+    adapters apart.
+    """
+
+    def __init__(self, capacity_bytes: int) -> None:
+        self.capacity = capacity_bytes
+        self._items: OrderedDict[tuple[str | None, bytes], _Saved] = OrderedDict()
+
+    @property
+    def enabled(self) -> bool:
+        return self.capacity > 0
+
+    def put(self, adapter: str | None, tokens: np.ndarray, data: bytes) -> None:
+        if len(data) > self.capacity:
+            return
+        self._items[(adapter, tokens.tobytes())] = _Saved(tokens, data)
+        self._items.move_to_end((adapter, tokens.tobytes()))
+        while sum(len(s.data) for s in self._items.values()) > self.capacity:
+            self._items.popitem(last=False)
+
+    def best(self, adapter: str | None, tokens: list[int]) -> _Saved | None:
+        """The saved state sharing the longest prefix with ``tokens``, taken out of the LRU."""
+        best_key, best_len = None, 0
+        for key, saved in self._items.items():
+            if key[0] == adapter and (n := _common_prefix(saved.tokens, tokens)) > best_len:
+                best_key, best_len = key, n
+        if best_key is None:
+            return None
+        saved = self._items.pop(best_key)  # it becomes the live state; parked again on leave
+        return _Saved(saved.tokens[:best_len], saved.data, best_len)
+
+    def drop_adapter(self, adapter: str) -> None:
+        for key in [k for k in self._items if k[0] == adapter]:
+            del self._items[key]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
+def _common_prefix(a: np.ndarray | Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    if n == 0:
+        return 0
+    diff = np.flatnonzero(np.asarray(a[:n]) != np.asarray(b[:n]))
+    return int(diff[0]) if len(diff) else n
+
+
+def _trained_context(path: Path) -> int:
+    """The context length the model was trained with, read from its metadata."""
+    import llama_cpp
+
+    probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
+    try:
+        return int(llama_cpp.llama_model_n_ctx_train(probe.model)) or MAX_DEFAULT_CONTEXT
+    finally:
+        probe.close()
+
+
+_log_callback = None
+
+
+def _route_native_logs(llama_cpp) -> None:
+    """Send llama.cpp's own log lines to Python logging (DEBUG) instead of stderr."""
+    global _log_callback
+    if _log_callback is not None:
+        return
+
+    @llama_cpp.llama_log_callback
+    def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+        _native_log.debug("%s", text.decode("utf-8", errors="replace").rstrip())
+
+    _log_callback = callback  # keep a reference: ctypes does not
+    llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))

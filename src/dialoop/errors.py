@@ -1,0 +1,103 @@
+"""The one exception tree of dialoop.
+
+Every error a user can cause or meet derives from :class:`DialoopError`, and its
+message says what happened *and what to do about it*, in one line. The CLI prints
+that line and exits non-zero; the server answers with a JSON error whose HTTP
+status is the class's ``http_status``.
+
+    DialoopError
+    ├── ConfigError            a setting or dialoop.toml is invalid
+    ├── InvalidInputError      a request, parameter or argument is invalid
+    │   └── ContextOverflowError   the prompt cannot fit the model's context window
+    ├── NotFoundError          a session, turn or other named thing does not exist
+    ├── PermissionDeniedError  the caller may not do this
+    ├── ModelError             the model cannot be found, downloaded or loaded
+    │   ├── ModelNotFoundError
+    │   └── ModelLoadError
+    ├── EngineError            generation failed (remote server down, …)
+    └── StoreError             the database cannot be used
+        └── DatabaseLockedError
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "ContextOverflowError",
+    "DatabaseLockedError",
+    "DialoopError",
+    "EngineError",
+    "InvalidInputError",
+    "ModelError",
+    "ModelLoadError",
+    "ModelNotFoundError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "StoreError",
+]
+
+
+class DialoopError(Exception):
+    """Base of every error dialoop raises on purpose."""
+
+    http_status = 500
+
+
+class ConfigError(DialoopError):
+    """A setting is invalid; the message names the setting and the fix."""
+
+    http_status = 500
+
+
+class InvalidInputError(DialoopError):
+    """Input from the user or a client is invalid; nothing was changed."""
+
+    http_status = 400
+
+
+class ContextOverflowError(InvalidInputError):
+    """The prompt cannot be made to fit the model's context window."""
+
+
+class NotFoundError(DialoopError):
+    """The named session, turn, lesson or adapter does not exist (for this user)."""
+
+    http_status = 404
+
+
+class PermissionDeniedError(DialoopError):
+    """The caller is not allowed to do this."""
+
+    http_status = 403
+
+
+class ModelError(DialoopError):
+    """The model cannot be used."""
+
+    http_status = 500
+
+
+class ModelNotFoundError(ModelError):
+    """The model spec names nothing that exists (or can be downloaded now)."""
+
+
+class ModelLoadError(ModelError):
+    """The model file exists but cannot be loaded (corrupt, wrong format, …)."""
+
+
+class EngineError(DialoopError):
+    """Generation failed for a reason outside the caller's input."""
+
+    http_status = 502
+
+
+class StoreError(DialoopError):
+    """The database cannot be used."""
+
+    http_status = 500
+
+
+class DatabaseLockedError(StoreError):
+    """Another process holds the database's write lock for too long."""
+
+    http_status = 503

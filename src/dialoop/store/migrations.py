@@ -1,0 +1,96 @@
+"""Numbered schema migrations, applied in order, each exactly once.
+
+A migration is a function ``mNNN_what(op)`` taking Alembic's ``Operations``, which
+writes portable DDL (SQLite and PostgreSQL). Never edit a migration that has
+shipped: add the next one. Applied names are recorded in ``dialoop_migrations``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import sqlalchemy as sa
+from alembic.migration import MigrationContext
+from alembic.operations import Operations
+
+from dialoop.store.models import UTCDateTime, utcnow
+
+__all__ = ["MIGRATIONS", "migrate"]
+
+Migration = Callable[[Operations], None]
+
+_applied = sa.Table(
+    "dialoop_migrations",
+    sa.MetaData(),
+    sa.Column("name", sa.String(100), primary_key=True),
+    sa.Column("applied_at", UTCDateTime, nullable=False),
+)
+
+
+def m001_sessions_and_turns(op: Operations) -> None:
+    op.create_table(
+        "sessions",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("name", sa.String(200)),
+        sa.Column("title", sa.String(200)),
+        sa.Column("system_prompt", sa.Text),
+        sa.Column("model", sa.String(200)),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+        sa.Column("meta", sa.JSON, nullable=False),
+        sa.UniqueConstraint("user_id", "name", name="uq_sessions_user_name"),
+    )
+    op.create_index("ix_sessions_user_id", "sessions", ["user_id"])
+    op.create_index("ix_sessions_updated_at", "sessions", ["updated_at"])
+    op.create_table(
+        "turns",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column(
+            "session_id",
+            sa.String(32),
+            sa.ForeignKey("sessions.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("content", sa.Text, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("model", sa.String(200)),
+        sa.Column("adapter", sa.String(200)),
+        sa.Column("prompt_tokens", sa.Integer),
+        sa.Column("completion_tokens", sa.Integer),
+        sa.Column("cached_tokens", sa.Integer),
+        sa.Column("seconds", sa.Float),
+        sa.Column("first_token_seconds", sa.Float),
+        sa.Column("trace", sa.JSON),
+        sa.UniqueConstraint("session_id", "position", name="uq_turns_session_position"),
+    )
+    op.create_index("ix_turns_session_id", "turns", ["session_id"])
+
+
+MIGRATIONS: list[Migration] = [
+    m001_sessions_and_turns,
+]
+
+
+def migrate(conn: sa.Connection) -> list[str]:
+    """Apply the migrations ``conn``'s database has not seen; return their names.
+
+    Runs inside the caller's transaction, which must hold the database's write lock
+    so that two processes starting at once do not both migrate.
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.text("SELECT pg_advisory_xact_lock(72061992)"))
+    _applied.create(conn, checkfirst=True)
+    done = set(conn.scalars(sa.select(_applied.c.name)))
+    op = Operations(MigrationContext.configure(conn))
+    ran = []
+    for migration in MIGRATIONS:
+        if migration.__name__ not in done:
+            migration(op)
+            conn.execute(_applied.insert().values(name=migration.__name__, applied_at=utcnow()))
+            ran.append(migration.__name__)
+    return ran

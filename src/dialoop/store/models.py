@@ -1,0 +1,96 @@
+"""The tables, as SQLAlchemy ORM classes.
+
+The schema itself is created by the numbered migrations in
+:mod:`dialoop.store.migrations`; a test checks that the two agree.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "ChatSession", "Turn", "UTCDateTime", "new_id", "utcnow"]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    """A short random id: 16 hex characters."""
+    return secrets.token_hex(8)
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """A timestamp that is always timezone-aware UTC, also on SQLite (which drops the zone)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime: use dialoop.store.models.utcnow()")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON}
+
+
+class ChatSession(Base):
+    """A conversation of one user with the assistant."""
+
+    __tablename__ = "sessions"
+    __table_args__ = (sa.UniqueConstraint("user_id", "name", name="uq_sessions_user_name"),)
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(sa.String(128), index=True)
+    name: Mapped[str | None] = mapped_column(sa.String(200))
+    title: Mapped[str | None] = mapped_column(sa.String(200))
+    system_prompt: Mapped[str | None] = mapped_column(sa.Text)
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    status: Mapped[str] = mapped_column(sa.String(16), default="active")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+    @property
+    def label(self) -> str:
+        return self.name or self.id
+
+
+class Turn(Base):
+    """One message in a session: the user's, or the assistant's answer with its costs."""
+
+    __tablename__ = "turns"
+    __table_args__ = (
+        sa.UniqueConstraint("session_id", "position", name="uq_turns_session_position"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    session_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("sessions.id", ondelete="CASCADE"), index=True
+    )
+    position: Mapped[int]
+    role: Mapped[str] = mapped_column(sa.String(16))
+    content: Mapped[str] = mapped_column(sa.Text)
+    status: Mapped[str] = mapped_column(sa.String(16), default="complete")
+    """complete | cancelled (stopped by the user; the partial answer is kept)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    model: Mapped[str | None] = mapped_column(sa.String(200))
+    adapter: Mapped[str | None] = mapped_column(sa.String(200))
+    prompt_tokens: Mapped[int | None]
+    completion_tokens: Mapped[int | None]
+    cached_tokens: Mapped[int | None]
+    seconds: Mapped[float | None]
+    first_token_seconds: Mapped[float | None]
+    trace: Mapped[dict[str, Any] | None]
