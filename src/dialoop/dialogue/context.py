@@ -11,6 +11,10 @@ then the new message, leaving room for the answer. Rules, in order:
    They are dropped in blocks of ``DROP_BLOCK`` exchanges: the cut point then
    stays put for several turns, so the KV cache of the kept prefix stays valid.
 3. If the new message still does not fit, it is cut further.
+
+Evidence (lessons from the correction memory, knowledge-graph triples, document
+passages, tool results) goes into the system message, numbered so that an answer
+can cite it; it is never dropped to make room for older turns.
 """
 
 from __future__ import annotations
@@ -21,9 +25,29 @@ from dataclasses import dataclass, field
 from dialoop.engine import Engine, Message
 from dialoop.errors import ContextOverflowError
 
-__all__ = ["DROP_BLOCK", "Prompt", "build_prompt"]
+__all__ = ["DROP_BLOCK", "Evidence", "Prompt", "build_prompt", "render_evidence"]
 
 DROP_BLOCK = 4  # exchanges dropped at a time
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """Something the answer should rest on, with where it came from."""
+
+    kind: str  # "lesson" | "triple" | "document" | "tool" | …
+    text: str  # what the model is shown
+    source: str  # a citable reference: "lesson:12", "triple:881", "docs/returns.md#3"
+    score: float = 1.0  # retrieval score, higher is better
+
+    def to_dict(self) -> dict[str, object]:
+        return {"kind": self.kind, "text": self.text, "source": self.source,
+                "score": round(self.score, 4)}
+
+
+def render_evidence(evidence: Sequence[Evidence]) -> str:
+    """The evidence block of the system message."""
+    lines = [f"[{i}] {e.text}" for i, e in enumerate(evidence, 1)]
+    return "Use these facts to answer. They are correct:\n" + "\n".join(lines)
 
 
 @dataclass(frozen=True)
@@ -32,10 +56,11 @@ class Prompt:
     tokens: int  # tokens of the rendered prompt
     dropped: int  # older messages left out
     truncated: list[str] = field(default_factory=list)  # which messages were cut
+    evidence: list[Evidence] = field(default_factory=list)
 
     def describe(self) -> dict[str, object]:
         return {"prompt_tokens": self.tokens, "dropped_messages": self.dropped,
-                "truncated": self.truncated}
+                "truncated": self.truncated, "evidence": [e.to_dict() for e in self.evidence]}
 
 
 def build_prompt(
@@ -45,14 +70,17 @@ def build_prompt(
     history: Sequence[Message],
     message: str,
     reserve: int,
+    evidence: Sequence[Evidence] = (),
 ) -> Prompt:
-    """The messages to send: ``system`` + newest ``history`` + ``message``, within budget.
+    """The messages to send: ``system`` (+ ``evidence``) + newest ``history`` + ``message``.
 
     ``reserve`` is the room kept for the answer (at most half the window).
     """
     budget = engine.context_window - min(reserve, engine.context_window // 2)
     truncated: list[str] = []
     head: list[Message] = []
+    if evidence:
+        system = "\n\n".join(p for p in (system, render_evidence(evidence)) if p)
     if system:
         text, cut = _fit(engine, system, budget // 4)
         head.append({"role": "system", "content": text})
@@ -71,7 +99,7 @@ def build_prompt(
         messages = [*head, *kept, {"role": "user", "content": message}]
         tokens = engine.count_tokens(engine.render(messages))
         if tokens <= budget:
-            return Prompt(messages, tokens, len(old) - len(kept), truncated)
+            return Prompt(messages, tokens, len(old) - len(kept), truncated, list(evidence))
 
     # Even alone with the system prompt, the new message is too long: cut it.
     fixed = engine.count_tokens(engine.render([*head, {"role": "user", "content": ""}]))
@@ -83,7 +111,7 @@ def build_prompt(
     text, _ = _fit(engine, message, budget - fixed)
     messages = [*head, {"role": "user", "content": text}]
     tokens = engine.count_tokens(engine.render(messages))
-    return Prompt(messages, tokens, len(old), [*truncated, "your message"])
+    return Prompt(messages, tokens, len(old), [*truncated, "your message"], list(evidence))
 
 
 def _fit(engine: Engine, text: str, limit: int) -> tuple[str, bool]:
