@@ -19,7 +19,7 @@ from dialoop import __version__
 from dialoop.config import Settings, load_settings
 from dialoop.errors import DialoopError
 
-__all__ = ["cli", "main", "settings_from"]
+__all__ = ["cli", "eval_group", "main", "settings_from"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -33,6 +33,11 @@ def cli(ctx: click.Context, home: Path | None, verbose: int) -> None:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = {"home": home}
+
+
+@cli.group("eval")
+def eval_group() -> None:
+    """Measure the assistant: dialogues, knowledge answers, trained models."""
 
 
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:

@@ -1,0 +1,48 @@
+"""Shared fixtures: every test gets its own DIALOOP_HOME; the real model loads once."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dialoop.assistant import Assistant
+from dialoop.config import Settings, load_settings
+from dialoop.engine.llamacpp import LlamaCppEngine
+from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
+from dialoop.store import open_database
+
+
+@pytest.fixture(autouse=True)
+def dialoop_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh, empty DIALOOP_HOME; no DIALOOP_* setting leaks in; the hub is offline."""
+    for var in list(os.environ):
+        if var.startswith("DIALOOP_"):
+            monkeypatch.delenv(var)
+    home = tmp_path / "home"
+    monkeypatch.setenv("DIALOOP_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def llama_engine() -> Iterator[LlamaCppEngine]:
+    """The real bundled model on the default engine, shared by the whole test session."""
+    engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME, context_window=4096)
+    yield engine
+    engine.close()
+
+
+@pytest.fixture
+def settings(dialoop_home: Path) -> Settings:
+    return load_settings()
+
+
+@pytest.fixture
+def assistant(settings: Settings, llama_engine: LlamaCppEngine) -> Iterator[Assistant]:
+    """An assistant on the real model and a real SQLite file in the test's home."""
+    db = open_database(settings.resolved_database_url)
+    yield Assistant(settings, llama_engine, db)
+    db.close()
