@@ -27,6 +27,7 @@ from dialoop.dialogue.context import Prompt, build_prompt
 from dialoop.dialogue.session import ChatSession, Sessions, answered
 from dialoop.engine import Engine, FinishReason, GenerationParams, Message, Usage, open_engine
 from dialoop.errors import InvalidInputError
+from dialoop.learn.adapters import AdapterStore
 from dialoop.store import Database, open_database
 
 __all__ = ["Assistant", "Reply", "ReplyStream", "open_assistant"]
@@ -87,6 +88,8 @@ class Assistant:
         self.engine = engine
         self.db = db
         self.sessions = Sessions(db)
+        self.adapters = AdapterStore(db, settings.home)
+        self._loaded: set[str] = set()  # adapter keys loaded into the engine
 
     # -- sessions -------------------------------------------------------------------
 
@@ -119,19 +122,25 @@ class Assistant:
         user: str | None = None,
         params: GenerationParams | None = None,
         system: str | None = None,
+        adapter: str | None = None,
     ) -> ReplyStream:
         """Answer ``message`` in ``session`` (a session, its name/id, or None for a new one).
 
-        ``system`` is the system prompt of a session created here.
+        ``system`` is the system prompt of a session created here. ``adapter`` is an
+        adapter line (its serving version), ``name@vN``, or ``"none"``; by default the
+        ``adapter`` setting applies.
         """
         user = user or self.settings.user
         _check_message(message)
+        engine_adapter = self._engine_adapter(adapter or self.settings.adapter)
         if not isinstance(session, ChatSession):
             session = self.session(session, user=user, system=system)
         elif session.user_id != user:
             raise InvalidInputError("That session belongs to another user.")
         params = params or self.default_params()
-        return ReplyStream(lambda out: self._respond(out, session, message, params))
+        return ReplyStream(
+            lambda out: self._respond(out, session, message, params, engine_adapter)
+        )
 
     def ask(self, message: str, **kwargs: Any) -> Reply:
         """Answer ``message`` and return the stored reply (see :meth:`stream`)."""
@@ -145,8 +154,23 @@ class Assistant:
         """Stop the answer being generated now; it is kept, marked cancelled."""
         self.engine.cancel()
 
+    def _engine_adapter(self, ref: str | None) -> str | None:
+        """Load the adapter ``ref`` names into the engine (once); return its engine key."""
+        if ref is None or ref == "none":
+            return None
+        row = self.adapters.resolve(ref)
+        if row.key not in self._loaded:
+            self.engine.load_adapter(row.key, self.adapters.files(row, self.engine.kind))
+            self._loaded.add(row.key)
+        return row.key
+
     def _respond(
-        self, out: ReplyStream, session: ChatSession, message: str, params: GenerationParams
+        self,
+        out: ReplyStream,
+        session: ChatSession,
+        message: str,
+        params: GenerationParams,
+        adapter: str | None,
     ) -> Iterator[str]:
         history = [_as_message(t) for t in answered(self.sessions.turns(session))]
         user_turn = self.sessions.add_turn(session, "user", message)
@@ -161,7 +185,7 @@ class Assistant:
         finish: FinishReason = "cancelled"
         usage: Usage | None = None
         try:
-            for chunk in self.engine.stream(prompt.messages, params):
+            for chunk in self.engine.stream(prompt.messages, params, adapter=adapter):
                 if chunk.text:
                     pieces.append(chunk.text)
                     yield chunk.text
@@ -172,7 +196,7 @@ class Assistant:
         finally:
             if usage is not None or pieces:
                 out.reply = self._store_answer(
-                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params
+                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params, adapter
                 )
 
     def _store_answer(
@@ -184,6 +208,7 @@ class Assistant:
         usage: Usage | None,
         prompt: Prompt,
         params: GenerationParams,
+        adapter: str | None,
     ) -> Reply:
         usage = usage or Usage(prompt.tokens, 0, 0, 0.0, None)
         turn = self.sessions.add_turn(
@@ -192,6 +217,7 @@ class Assistant:
             text,
             status="cancelled" if finish == "cancelled" else "complete",
             model=self.engine.name,
+            adapter=adapter,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cached_tokens=usage.cached_tokens,

@@ -61,6 +61,8 @@ class Settings(BaseSettings):
     prefix_cache_mb: int = Field(256, ge=0)
     """Memory for saved KV states of other sessions (0 turns the LRU off)."""
 
+    adapter: str | None = None
+    """Adapter to answer with by default: a line name, NAME@vN, or none."""
     system_prompt: str | None = None
     temperature: float = Field(0.0, ge=0, le=2)
     top_p: float = Field(1.0, gt=0, le=1)

@@ -22,8 +22,10 @@ PROMPT = "you> "
 
 
 def model_options(f: Callable) -> Callable:
-    """--model, --engine and --system, shared by the commands that answer."""
+    """--model, --engine, --adapter and --system, shared by the commands that answer."""
     f = click.option("--system", help="System prompt for a new session.")(f)
+    f = click.option("--adapter", metavar="NAME[@vN]|none",
+                     help="Answer with this LoRA adapter (its serving version, or vN).")(f)
     f = click.option("--engine", type=click.Choice(["llamacpp", "torch", "remote"]),
                      help="Engine to run the model on (default llamacpp).")(f)
     f = click.option("--model", "model", metavar="SPEC",
@@ -38,9 +40,9 @@ def model_options(f: Callable) -> Callable:
 @click.option("--user", help="Act as this user (default: the 'user' setting).")
 @click.pass_context
 def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine: str | None,
-         system: str | None, user: str | None) -> None:
+         adapter: str | None, system: str | None, user: str | None) -> None:
     """Talk with the assistant. /help lists the commands; Ctrl-C stops an answer."""
-    settings = settings_from(ctx, model=model, engine=engine, user=user)
+    settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
     click.echo(f"Loading {settings.model} model…", err=True)
     with open_assistant(settings) as bot:
         repl = Repl(bot, bot.session(session_ref, system=system))
@@ -59,10 +61,11 @@ def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.pass_context
 def ask(ctx: click.Context, question: str, session_ref: str | None, model: str | None,
-        engine: str | None, system: str | None, user: str | None, max_tokens: int | None,
-        temperature: float | None, seed: int | None, as_json: bool) -> None:
+        engine: str | None, adapter: str | None, system: str | None, user: str | None,
+        max_tokens: int | None, temperature: float | None, seed: int | None,
+        as_json: bool) -> None:
     """Answer one QUESTION and print it (streamed, or as JSON with --json)."""
-    settings = settings_from(ctx, model=model, engine=engine, user=user)
+    settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
     with open_assistant(settings) as bot:
         overrides = {k: v for k, v in
                      {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}.items()

@@ -71,8 +71,34 @@ def m001_sessions_and_turns(op: Operations) -> None:
     op.create_index("ix_turns_session_id", "turns", ["session_id"])
 
 
+def m002_adapters(op: Operations) -> None:
+    op.create_table(
+        "adapters",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("name", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("source", sa.String(32), nullable=False),
+        sa.Column("user_id", sa.String(128)),
+        sa.Column("base_model", sa.String(200), nullable=False),
+        sa.Column("path", sa.String(500), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("meta", sa.JSON, nullable=False),
+        sa.UniqueConstraint("name", "version", name="uq_adapters_name_version"),
+    )
+    op.create_index("ix_adapters_name", "adapters", ["name"])
+    op.create_table(
+        "adapter_heads",
+        sa.Column("name", sa.String(200), primary_key=True),
+        sa.Column("version", sa.Integer),
+        sa.Column("updated_at", UTCDateTime, nullable=False),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
+    m002_adapters,
 ]
 
 

@@ -13,7 +13,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "ChatSession", "Turn", "UTCDateTime", "new_id", "utcnow"]
+__all__ = [
+    "AdapterHead",
+    "AdapterVersion",
+    "Base",
+    "ChatSession",
+    "Turn",
+    "UTCDateTime",
+    "new_id",
+    "utcnow",
+]
 
 
 def utcnow() -> datetime:
@@ -94,3 +103,38 @@ class Turn(Base):
     seconds: Mapped[float | None]
     first_token_seconds: Mapped[float | None]
     trace: Mapped[dict[str, Any] | None]
+
+
+class AdapterVersion(Base):
+    """One trained LoRA adapter: a version of an adapter line such as "global" or "user:ann"."""
+
+    __tablename__ = "adapters"
+    __table_args__ = (sa.UniqueConstraint("name", "version", name="uq_adapters_name_version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(sa.String(200), index=True)
+    version: Mapped[int]
+    status: Mapped[str] = mapped_column(sa.String(16))
+    """candidate (trained, not yet judged) | promoted (has served) | rejected (failed the gate)."""
+    source: Mapped[str] = mapped_column(sa.String(32))  # consolidation | sft
+    user_id: Mapped[str | None] = mapped_column(sa.String(128))  # owner of a personal adapter
+    base_model: Mapped[str] = mapped_column(sa.String(200))
+    path: Mapped[str] = mapped_column(sa.String(500))  # folder, relative to $DIALOOP_HOME
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)  # gate / training report
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)  # lessons used, settings
+
+    @property
+    def key(self) -> str:
+        """The name an engine knows this version by."""
+        return f"{self.name}@v{self.version}"
+
+
+class AdapterHead(Base):
+    """Which version of an adapter line serves now (none: the base model)."""
+
+    __tablename__ = "adapter_heads"
+
+    name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    version: Mapped[int | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

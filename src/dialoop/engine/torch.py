@@ -1,0 +1,318 @@
+"""The training-side twin: the same model in transformers (+ PEFT adapters).
+
+A GGUF file is loaded dequantized by transformers (about 15 s for the bundled
+model) and cached as safetensors under ``$DIALOOP_HOME/cache/models`` so the
+next load takes well under a second. An HF folder is loaded as is.
+
+Generation is a plain token loop over a ``DynamicCache`` rather than
+``model.generate()``: the loop keeps the KV cache between calls (so the next turn
+of a conversation only evaluates new tokens, as the llama.cpp engine does) and can
+stop at any token on ``cancel()``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import shutil
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine.models import ModelSource
+from dialoop.engine.streaming import TextStream
+from dialoop.errors import ContextOverflowError, ModelLoadError, NotFoundError
+
+__all__ = ["TorchEngine", "dequantized_folder", "load_model"]
+
+log = logging.getLogger(__name__)
+
+MAX_DEFAULT_CONTEXT = 8192
+
+
+def dequantized_folder(gguf: Path, cache_dir: Path) -> Path:
+    """An HF folder holding ``gguf``'s weights dequantized, made once and then reused."""
+    stat = gguf.stat()
+    key = hashlib.sha1(f"{gguf.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    folder = cache_dir / f"{gguf.stem}-{key[:10]}"
+    if (folder / "config.json").is_file():
+        return folder
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    log.info("dequantizing %s into %s (once)", gguf, folder)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32
+        )
+        tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    except Exception as exc:  # transformers raises many kinds for a bad file
+        raise ModelLoadError(f"transformers cannot load {gguf}: {exc}") from None
+    # The loaded model remembers it came from GGUF and refuses save_pretrained();
+    # its weights are plain float tensors by now, so drop that marker.
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    model.save_pretrained(partial)
+    tokenizer.save_pretrained(partial)
+    partial.rename(folder)  # atomic: a half-written cache is never used
+    return folder
+
+
+def load_model(
+    source: ModelSource, cache_dir: Path, dtype: torch.dtype = torch.float32
+) -> tuple[Any, Any]:
+    """(model, tokenizer) for ``source``, in eval mode on the CPU."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = source.folder or dequantized_folder(source.require_gguf(), cache_dir)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        tokenizer = AutoTokenizer.from_pretrained(str(folder))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"transformers cannot load {folder}: {exc}") from None
+    model.eval()
+    return model, tokenizer
+
+
+class TorchEngine:
+    """A causal LM in transformers, with PEFT adapters switched per request."""
+
+    kind = "torch"
+
+    def __init__(
+        self,
+        source: ModelSource,
+        *,
+        cache_dir: Path,
+        threads: int | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        if threads:
+            torch.set_num_threads(threads)
+        self.model, self.tokenizer = load_model(source, cache_dir, dtype)
+        self.name = source.name
+        self.context_window = min(
+            getattr(self.model.config, "max_position_embeddings", MAX_DEFAULT_CONTEXT),
+            MAX_DEFAULT_CONTEXT,
+        )
+        if not self.tokenizer.chat_template:
+            raise ModelLoadError(f"{source.name} has no chat template; dialoop needs a chat model.")
+        self._eos = _eos_ids(self.model, self.tokenizer)
+        self._lock = threading.Lock()
+        self._cancel = threading.Event()
+        self._peft: Any = None  # a PeftModel wrapping self.model once an adapter is loaded
+        self._active_adapter: str | None = None
+        self._kv: Any = None  # DynamicCache of the last call
+        self._kv_ids: list[int] = []  # the tokens whose keys/values _kv holds
+
+    # -- text ---------------------------------------------------------------------
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return self.tokenizer.apply_chat_template(
+            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+        )
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    # -- generation ---------------------------------------------------------------
+
+    def stream(
+        self,
+        messages: Sequence[Message],
+        params: GenerationParams,
+        *,
+        adapter: str | None = None,
+    ) -> Iterator[Chunk]:
+        ids = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        room = self.context_window - len(ids)
+        if room <= 0:
+            raise ContextOverflowError(
+                f"The prompt has {len(ids)} tokens but the context window is "
+                f"{self.context_window}: shorten it or start a new session."
+            )
+        if adapter is not None and adapter not in self.adapters:
+            raise NotFoundError(f"No adapter named {adapter!r} is loaded in this engine.")
+        return self._generate(ids, params, min(params.max_tokens, room), adapter)
+
+    def _generate(
+        self, ids: list[int], params: GenerationParams, max_new: int, adapter: str | None
+    ) -> Iterator[Chunk]:
+        with self._lock, torch.inference_mode():
+            self._cancel.clear()
+            start = time.perf_counter()
+            model = self._use_adapter(adapter)
+            cached = self._reuse_prefix(ids)
+            feed = torch.tensor([ids[cached:]])  # (1, T_new)
+            seen = torch.tensor([ids])  # (1, T) every token so far, for the repeat penalty
+            processors = _processors(params)
+            generator = torch.Generator().manual_seed(
+                params.seed if params.seed is not None else random.getrandbits(31)
+            )
+            text = TextStream(params.stop)
+            out: list[int] = []
+            shown = ""
+            first: float | None = None
+            finish: FinishReason = "length"
+            while len(out) < max_new:
+                logits = model(input_ids=feed, past_key_values=self._kv, use_cache=True).logits
+                self._kv_ids += feed[0].tolist()
+                scores = processors(seen, logits[:, -1, :].float())  # (1, vocab)
+                token = _pick(scores, params, generator)
+                if first is None:
+                    first = time.perf_counter() - start
+                if token in self._eos:
+                    finish = "stop"
+                    break
+                out.append(token)
+                # Decode everything so far and emit the difference: per-token decoding
+                # loses spaces with some tokenizers. A trailing U+FFFD is half a character.
+                full = self.tokenizer.decode(out, skip_special_tokens=True)
+                if not full.endswith("\ufffd"):
+                    piece = text.feed(full[len(shown):].encode())
+                    shown = full
+                    if piece:
+                        yield Chunk(piece)
+                if text.stopped:
+                    finish = "stop"
+                    break
+                if self._cancel.is_set():
+                    finish = "cancelled"
+                    break
+                feed = torch.tensor([[token]])
+                seen = torch.cat([seen, feed], dim=1)
+            tail = self.tokenizer.decode(out, skip_special_tokens=True)[len(shown):]
+            rest = text.feed(tail.encode()) + text.flush()
+            usage = Usage(len(ids), len(out), cached, time.perf_counter() - start, first)
+            yield Chunk(rest, finish_reason=finish, usage=usage)
+
+    def _reuse_prefix(self, ids: list[int]) -> int:
+        """Crop the kept KV cache to its common prefix with ``ids``; return that length."""
+        from transformers import DynamicCache
+
+        n = 0
+        for a, b in zip(self._kv_ids, ids[:-1], strict=False):  # at least one token to feed
+            if a != b:
+                break
+            n += 1
+        if n == 0 or self._kv is None:
+            self._kv, self._kv_ids = DynamicCache(config=self.model.config), []
+            return 0
+        if len(self._kv_ids) > n:  # a negative count removes that many (all versions agree)
+            self._kv.crop(n - len(self._kv_ids))
+        self._kv_ids = self._kv_ids[:n]
+        return n
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    # -- adapters ---------------------------------------------------------------------
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        """Load a PEFT adapter folder (``adapter_config.json`` + weights) as ``name``."""
+        from peft import PeftModel
+
+        with self._lock:
+            if not (Path(path) / "adapter_config.json").is_file():
+                raise ModelLoadError(f"{path} is not a PEFT adapter folder (no adapter_config).")
+            if self._peft is None:
+                self._peft = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
+            else:
+                if name in self._peft.peft_config:
+                    self._peft.delete_adapter(name)
+                self._peft.load_adapter(str(path), adapter_name=name)
+            self._peft.eval()
+            self._forget_kv()
+
+    def unload_adapter(self, name: str) -> None:
+        with self._lock:
+            if self._peft is None or name not in self._peft.peft_config:
+                return
+            if self._active_adapter == name:
+                self._active_adapter = None
+            if len(self._peft.peft_config) == 1:
+                self.model = self._peft.unload()  # the base model, without LoRA layers
+                self._peft = None
+            else:
+                self._peft.delete_adapter(name)
+            self._forget_kv()
+
+    @property
+    def adapters(self) -> list[str]:
+        return sorted(self._peft.peft_config) if self._peft is not None else []
+
+    def _use_adapter(self, name: str | None) -> Any:
+        """The module to run for this request, with ``name`` active (or no adapter)."""
+        if name != self._active_adapter:
+            self._forget_kv()  # keys/values depend on the weights that made them
+            self._active_adapter = name
+        if self._peft is None:
+            return self.model
+        if name is None:
+            return _WithoutAdapters(self._peft)
+        self._peft.set_adapter(name)
+        return self._peft
+
+    def _forget_kv(self) -> None:
+        self._kv, self._kv_ids = None, []
+
+    def close(self) -> None:
+        with self._lock:
+            self._forget_kv()
+            self._peft = None
+            self.model = None
+
+
+class _WithoutAdapters:
+    """Calls the PEFT model with every adapter switched off."""
+
+    def __init__(self, peft: Any) -> None:
+        self._peft = peft
+
+    def __call__(self, **kwargs: Any) -> Any:
+        with self._peft.disable_adapter():
+            return self._peft(**kwargs)
+
+
+def _processors(params: GenerationParams) -> Any:
+    from transformers import (
+        LogitsProcessorList,
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    chain: list[Any] = []
+    if params.repeat_penalty != 1.0:
+        chain.append(RepetitionPenaltyLogitsProcessor(params.repeat_penalty))
+    if not params.greedy:
+        chain.append(TemperatureLogitsWarper(params.temperature))
+        if params.top_k:
+            chain.append(TopKLogitsWarper(params.top_k))
+        if params.top_p < 1:
+            chain.append(TopPLogitsWarper(params.top_p))
+    return LogitsProcessorList(chain)
+
+
+def _pick(scores: torch.Tensor, params: GenerationParams, generator: torch.Generator) -> int:
+    if params.greedy:
+        return int(scores.argmax(dim=-1))
+    probs = torch.softmax(scores, dim=-1)
+    return int(torch.multinomial(probs, 1, generator=generator))
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    ids = model.generation_config.eos_token_id
+    found = set(ids if isinstance(ids, list) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        found.add(tokenizer.eos_token_id)
+    return found
