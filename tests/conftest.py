@@ -35,6 +35,21 @@ def llama_engine() -> Iterator[LlamaCppEngine]:
     engine.close()
 
 
+@pytest.fixture(scope="session")
+def hf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled model dequantized into an HF folder (once per test session, ~20 s)."""
+    from dialoop.engine.torch import dequantized_folder
+
+    return dequantized_folder(bundled_gguf(), tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture(scope="session")
+def hf_tokenizer(hf_model_dir: Path):  # type: ignore[no-untyped-def]
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(hf_model_dir))
+
+
 @pytest.fixture
 def settings(dialoop_home: Path) -> Settings:
     return load_settings()
