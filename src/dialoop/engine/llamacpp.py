@@ -62,7 +62,9 @@ class LlamaCppEngine:
         context_window: int | None = None,
         threads: int | None = None,
         prefix_cache_bytes: int = 256 * 2**20,
+        reuse_prefix: bool = True,
     ) -> None:
+        """``reuse_prefix=False`` evaluates every prompt from scratch (for comparison)."""
         import llama_cpp
 
         check_gguf(path)
@@ -98,7 +100,8 @@ class LlamaCppEngine:
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
-        self._states = _SavedStates(prefix_cache_bytes)
+        self._reuse = reuse_prefix
+        self._states = _SavedStates(prefix_cache_bytes if reuse_prefix else 0)
         self._adapters: dict[str, ctypes.c_void_p] = {}
         self._active_adapter: str | None = None
 
@@ -190,6 +193,9 @@ class LlamaCppEngine:
 
     def _bring_best_prefix(self, tokens: list[int]) -> int:
         """Make the KV cache hold the longest known prefix of ``tokens``; return its length."""
+        if not self._reuse:
+            self._llm.reset()
+            return 0
         current = self._llm.input_ids[: self._llm.n_tokens]
         here = _common_prefix(current, tokens)
         saved = self._states.best(self._active_adapter, tokens)

@@ -52,7 +52,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON}
+    type_annotation_map = {datetime: UTCDateTime, dict[str, Any]: sa.JSON, float: sa.Float}
 
 
 class ChatSession(Base):

@@ -1,0 +1,5 @@
+"""``python -m dialoop`` is the ``dialoop`` command."""
+
+from dialoop.cli import main
+
+main()
