@@ -158,8 +158,8 @@ class RemoteEngine:
                 f"Cannot reach the model server at {self.base_url} ({exc}): is it running?"
             ) from None
         except openai.BadRequestError as exc:
-            raise InvalidInputError(f"The model server refused the request: {exc.message}") \
-                from None
+            refused = f"The model server refused the request: {exc.message}"
+            raise InvalidInputError(refused) from None
         except openai.APIStatusError as exc:
             raise EngineError(
                 f"The model server at {self.base_url} answered {exc.status_code}: {exc.message}"
