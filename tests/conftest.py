@@ -36,6 +36,17 @@ def llama_engine() -> Iterator[LlamaCppEngine]:
 
 
 @pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server on loopback for this test session."""
+    from tests.postgres import find_bin, postgres_server
+
+    if find_bin() is None:
+        pytest.skip("PostgreSQL is not installed (Debian package: postgresql)")
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
 def hf_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The bundled model dequantized into an HF folder (once per test session, ~20 s)."""
     from dialoop.engine.torch import dequantized_folder
