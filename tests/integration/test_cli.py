@@ -34,9 +34,9 @@ def test_ask_json_for_scripts() -> None:
 
 def test_session_survives_a_restart_and_the_next_turn_sees_the_first() -> None:
     first = dialoop_json("ask", "My favourite color is blue.", "--session", "me", "--json",
-                         "--max-tokens", "30")
+                         "--max-tokens", "40")
     second = dialoop_json("ask", "What is my favourite color?", "--session", "me", "--json",
-                          "--max-tokens", "30")
+                          "--max-tokens", "40")
     assert second["session_id"] == first["session_id"]
     assert "blue" in second["answer"]  # the bundled model does use the history here
     assert second["prompt_tokens"] > first["prompt_tokens"] + first["tokens"]
@@ -123,8 +123,7 @@ def test_chat_repl_commands() -> None:
     assert "Unknown command /bogus" in out
     assert "New session other." in out
     assert "trip" in out.split("New session other.")[1]  # /sessions lists the first one
-    assert "/correct" not in out or "/quit" in out  # /help printed the table
-    assert "/history" in out.split("/help")[-1]
+    assert "/history                show this session's turns" in out  # /help's table
 
 
 def test_ctrl_c_stops_the_answer_not_the_program() -> None:
