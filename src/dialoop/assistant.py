@@ -184,8 +184,9 @@ class Assistant:
         pieces: list[str] = []
         finish: FinishReason = "cancelled"
         usage: Usage | None = None
+        chunks = self.engine.stream(prompt.messages, params, adapter=adapter)
         try:
-            for chunk in self.engine.stream(prompt.messages, params, adapter=adapter):
+            for chunk in chunks:
                 if chunk.text:
                     pieces.append(chunk.text)
                     yield chunk.text
@@ -194,6 +195,7 @@ class Assistant:
         except GeneratorExit:
             finish = "cancelled"  # the consumer went away: keep what it was shown
         finally:
+            chunks.close()  # type: ignore[attr-defined]  # stop generating, release the engine now
             if usage is not None or pieces:
                 out.reply = self._store_answer(
                     session, user_turn.id, "".join(pieces), finish, usage, prompt, params, adapter
