@@ -161,7 +161,8 @@ class ToolRegistry:
 def _validate(tool: Tool, args: dict[str, Any]) -> tuple[str | None, tuple[str, ...]]:
     """A one-line description of what is wrong with ``args`` (None if nothing), and
     which required arguments are missing."""
-    validator = jsonschema.Draft202012Validator(tool.parameters)
+    validator = jsonschema.Draft202012Validator(tool.parameters,
+                                                format_checker=jsonschema.FormatChecker())
     errors = sorted(validator.iter_errors(args), key=lambda e: list(e.path))
     if not errors:
         return None, ()

@@ -72,8 +72,13 @@ class FactsLookup:
             data = _FactsFile.model_validate(yaml.safe_load(self.path.read_text("utf-8")))
         except FileNotFoundError:
             raise DomainError(f"{self.path}: no such facts file.") from None
-        except (yaml.YAMLError, ValidationError) as exc:
-            raise DomainError(f"{self.path}: not a facts file: {exc}") from None
+        except yaml.YAMLError as exc:
+            raise DomainError(f"{self.path}: invalid YAML: {exc}") from None
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err["loc"])
+            raise DomainError(f"{self.path}: {where}: {err['msg']} (a fact is "
+                              "[subject, predicate, object]; quote values with commas)") from None
         self._entities = {kind: {name: [name, *(aliases or [])] for name, aliases in names.items()}
                           for kind, names in data.entities.items()}
         self.facts = list(data.facts)

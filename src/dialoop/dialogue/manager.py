@@ -304,8 +304,8 @@ class DialogueManager:
         names = [decision.respond]
         if call is not None:
             names.append(call.name if call.ok else "tool_failed")
-        if turn.looked_up and not turn.evidence:
-            names.append("no_evidence")
+        if turn.looked_up:
+            names.append("look_up" if turn.evidence else "no_evidence")
         names.append(turn.understood.intent)
         for name in names:
             if name and self.domain.has_template(name):

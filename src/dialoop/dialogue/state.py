@@ -161,12 +161,18 @@ def advance(
     affirmed = denied = False
     if before.confirming is not None:
         affirmed, denied = affirms(message), denies(message)
-    goal_slots = set(domain.intent_slots(before.intent)) | {before.requested}
-    informs = any(s in goal_slots for s in found)
-    switches = (confidence >= SWITCH_CONFIDENCE and intent != before.intent and not out_of_domain
-                and any(s in domain.intent_slots(intent) for s in found))
+    # Does the message carry on the current goal? A yes/no to our read-back does; so does
+    # an answer to our question, unless the classifier is very sure the user moved on; so
+    # does a value for the goal ("no, order 5521"), unless the classifier is sure of another
+    # intent ("I want to return order 5512" after an order-status answer).
+    other = intent != before.intent and not out_of_domain
+    answers = before.requested in found or bool(before.confirming and any(
+        s in before.confirming for s in found))  # a correction of a value we read back
+    informs = any(s in domain.intent_slots(before.intent) for s in found)
     continued = bool(before.intent) and not before.handed_off and (
-        affirmed or denied or (informs and not switches))
+        affirmed or denied
+        or (answers and not (other and confidence >= SWITCH_CONFIDENCE))
+        or (informs and not (other and confident)))
     if continued:
         intent, confident, out_of_domain = before.intent, True, False
     elif confident and intent != before.intent:
