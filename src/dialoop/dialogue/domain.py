@@ -190,6 +190,8 @@ class DomainSpec(_Strict):
 
 
 class ScriptTurn(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
     user: str
     intent: str | None = None
     slots: dict[str, Any] | None = None
@@ -203,6 +205,8 @@ class ScriptTurn(_Strict):
 
 
 class Goal(_Strict):
+    model_config = ConfigDict(extra="forbid", frozen=True, coerce_numbers_to_str=True)
+
     tools: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Tools that must have run successfully, with (some of) their arguments."""
     tools_failed: list[str] = Field(default_factory=list)
