@@ -199,7 +199,8 @@ def apply_effect(domain: Domain, state: DialogueState, action: str) -> None:
     kind, _, target = action.partition(":")
     if kind == "clarify" and target in domain.spec.slots:
         state.requested = target
-    elif kind == "clarify" and target == "confirm":
+    elif kind == "clarify" and target in ("confirm", "change"):
+        # After "what should I change?" the next message is still about these values.
         state.confirming = state.confirmation_values(domain)
     elif kind == "call_tool" and state.confirmed is not None:
         state.confirmed = None  # a confirmation is good for one action
