@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -169,7 +170,7 @@ def eval_dialogue(ctx: click.Context, domain_path: Path, tests_path: Path, polic
             manager = DialogueManager(domain, engine=engine, policy=name, classifier=classifier)
             classifier = manager.classifier  # trained once, shared by both policies
             with click.progressbar(length=len(scripts), label=f"{name} policy",
-                                   file=click.get_text_stream("stderr")) as bar:
+                                   file=sys.stderr) as bar:
                 reports.append(run_dialogues(domain, scripts, manager, engine,
                                              progress=lambda _r, bar=bar: bar.update(1)))
     finally:
