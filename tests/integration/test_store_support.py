@@ -185,3 +185,16 @@ def test_a_bad_domain_file_fails_before_the_model_loads(tmp_path: Path) -> None:
     assert result.exit_code != 0
     assert f"{bad}:5: slots.s.type: Input should be" in str(result.exception)
     assert "Loading" not in result.output
+
+
+def test_a_generated_answer_stopped_early_is_kept_with_its_trace(bot: Assistant) -> None:
+    session = bot.session("greeting")
+    stream = bot.stream("Hello there!", session=session)
+    first = next(iter(stream))
+    stream.close()
+    turns = bot.sessions.turns(session)
+    assert [(t.role, t.status) for t in turns] == [("user", "complete"),
+                                                    ("assistant", "cancelled")]
+    assert turns[1].content == first
+    trace = turns[1].trace["dialogue"]
+    assert trace["intent"]["intent"] == "chit_chat" and trace["response"] == "generated"
