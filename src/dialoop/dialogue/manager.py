@@ -92,8 +92,10 @@ class _Turn:
 
     @property
     def last_call(self) -> ToolCall | None:
-        return self.calls[-1] if self.calls and self.acted == f"call_tool:{self.calls[-1].name}" \
-            else None
+        """The tool call of the last step, if the last step called a tool."""
+        if self.calls and self.acted == f"call_tool:{self.calls[-1].name}":
+            return self.calls[-1]
+        return None
 
 
 class DialogueManager:
@@ -114,8 +116,8 @@ class DialogueManager:
     ) -> None:
         self.domain = domain
         self.engine = engine
-        self.policy = policy if policy is not None and not isinstance(policy, str) \
-            else make_policy(domain, policy)
+        self.policy = make_policy(domain, policy) if policy is None or isinstance(policy, str) \
+            else policy
         self.evidence = list(evidence)
         self.adapters = adapters
         self.classifier: IntentClassifier | None = None
