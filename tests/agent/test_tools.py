@@ -107,3 +107,13 @@ def test_load_callable_from_a_module_or_a_file(tmp_path: Path) -> None:
         load_callable("missing.py:f", base=tmp_path)
     with pytest.raises(ConfigError, match="does not name a function"):
         load_callable("json.dumps")
+
+
+def test_the_builtin_clock_tells_the_time_and_refuses_unknown_zones() -> None:
+    from dialoop.agent.builtin import BUILTIN_TOOLS
+
+    registry = ToolRegistry(list(BUILTIN_TOOLS))
+    call = registry.call("current_time", {"timezone": "America/New_York"}, CONTEXT)
+    assert call.ok and set(call.result) == {"timezone", "date", "time", "weekday"}
+    bad = registry.call("current_time", {"timezone": "Mars/Olympus"}, CONTEXT)
+    assert not bad.ok and "'Mars/Olympus' is not a time zone" in bad.error
