@@ -22,6 +22,7 @@ data), so that, for example, a tool can refuse to show one user another's order.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import inspect
@@ -217,7 +218,8 @@ def _load_file(path: Path) -> Any:
     if not path.is_file():
         raise ConfigError(f"The tool file {path} does not exist.")
     # One module object per file, so that two domains naming the same file share it.
-    name = "dialoop_tools_" + "_".join(path.with_suffix("").parts[-3:]).replace("-", "_")
+    digest = hashlib.sha1(str(path).encode()).hexdigest()[:12]
+    name = f"dialoop_tools_{path.stem}_{digest}"
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
