@@ -11,8 +11,9 @@
 
 :meth:`ToolRegistry.call` never raises for what a tool or its caller got wrong:
 invalid arguments, an unknown tool and an exception inside the tool all come back
-as a :class:`ToolCall` with ``ok=False`` and an ``error`` fit to show the user;
-the unexpected ones are logged with their stack trace. A tool that wants to tell
+as a :class:`ToolCall` with ``ok=False`` and an ``error`` fit to show the user.
+Invalid arguments and unknown tools are logged as errors, an exception inside a
+tool as an error with its stack trace. A tool that wants to tell
 the user something specific ("there is no order 9999") raises :class:`ToolError`.
 
 A tool that declares a keyword-only parameter ``context`` receives a
@@ -147,8 +148,8 @@ class ToolRegistry:
         start = time.perf_counter()
         try:
             result = tool.function(**args, **extra)
-        except ToolError as exc:
-            log.warning("tool %s refused: %s", name, exc)
+        except ToolError as exc:  # an expected outcome ("no such order"), not a fault
+            log.info("tool %s refused: %s", name, exc)
             return ToolCall(name, args, False, error=str(exc),
                             seconds=time.perf_counter() - start)
         except Exception:  # a tool is user code: any failure becomes a message, not a crash
