@@ -144,28 +144,14 @@ class DialogueManager:
         result, understood = self._understand(message, before, history)
         turn = _Turn(understood, understood.state, result.ranking)
         context = ToolContext(user=user, session_id=session_id, home=home)
-        max_steps = self.domain.spec.policy.max_steps
-        text: str | None = None
-        for step in range(max_steps):
-            features = Features.of(self.domain, understood, turn.state, acted=turn.acted,
-                                   tool_failed=bool(turn.calls and not turn.calls[-1].ok),
-                                   evidence_found=bool(turn.evidence))
-            decision = self.policy.decide(features)
-            action, why = self._guard(decision, turn, last=step == max_steps - 1)
-            record: dict[str, Any] = {"action": action, "why": why, "policy": decision.policy,
-                                      "features": features.to_dict()}
-            turn.steps.append(record)
-            text = self._act(action, decision, record, turn, message, user, context)
-            if action.partition(":")[0] in TERMINAL:
-                break
-        final = turn.steps[-1]
-        generated = text is None
+        text = self._run_steps(turn, message, user, context)
         evidence = list(turn.evidence)
-        if generated:
+        if text is None:  # the model writes the answer: give it everything it should rest on
             evidence += self._provided(message, user, turn.state)
             if (call := turn.last_call) and call.ok:
                 evidence.append(Evidence("tool", f"{call.name} returned: {call.result}",
                                          f"tool:{call.name}"))
+        final = turn.steps[-1]
         trace = {
             "domain": self.domain.name,
             "policy": self.policy.name,
@@ -180,17 +166,35 @@ class DialogueManager:
             "evidence": [e.to_dict() for e in evidence],
             "response": final.get("response", "generated"),
         }
-        adapter = self.adapters.adapter_for(user) if self.adapters else None
         summary = turn.state.summary(self.domain)
         return TurnPlan(
             text=text,
             system="\n\n".join(p for p in (system, summary) if p) or None,
             evidence=evidence,
-            adapter=adapter,
+            adapter=self.adapters.adapter_for(user) if self.adapters else None,
             state=turn.state,
             trace=trace,
             handed_off=turn.state.handed_off and not before.handed_off,
         )
+
+    def _run_steps(self, turn: _Turn, message: str, user: str,
+                   context: ToolContext) -> str | None:
+        """Decide and act until a final action (at most ``max_steps``); its fixed text."""
+        max_steps = self.domain.spec.policy.max_steps
+        text: str | None = None
+        for step in range(max_steps):
+            features = Features.of(self.domain, turn.understood, turn.state, acted=turn.acted,
+                                   tool_failed=bool(turn.calls and not turn.calls[-1].ok),
+                                   evidence_found=bool(turn.evidence))
+            decision = self.policy.decide(features)
+            action, why = self._guard(decision, turn, last=step == max_steps - 1)
+            record: dict[str, Any] = {"action": action, "why": why, "policy": decision.policy,
+                                      "features": features.to_dict()}
+            turn.steps.append(record)
+            text = self._act(action, decision, record, turn, message, user, context)
+            if action.partition(":")[0] in TERMINAL:
+                break
+        return text
 
     # -- understand -----------------------------------------------------------------------
 
