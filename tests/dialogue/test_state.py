@@ -130,3 +130,22 @@ def test_the_state_survives_a_round_trip_through_json(store_domain: Domain) -> N
     assert DialogueState.from_dict(state.to_dict()) == state
     assert DialogueState.from_dict(None) == DialogueState()
     assert "order number: 7342" in state.summary(store_domain)
+
+
+def test_date_slots_read_iso_relative_and_written_dates() -> None:
+    import datetime as dt
+
+    from dialoop.dialogue.domain import DomainSpec, IntentSpec, SlotSpec
+
+    domain = Domain(DomainSpec(name="d", intents={"book": IntentSpec(examples=["book"])},
+                               slots={"day": SlotSpec(type="date")}))
+    today = dt.date.today()
+    assert extract_slots("on 2025-03-14 please", domain, ["day"]) == {"day": "2025-03-14"}
+    assert extract_slots("tomorrow works", domain, ["day"]) == {
+        "day": (today + dt.timedelta(days=1)).isoformat()}
+    assert extract_slots("March 3 would be fine", domain, ["day"]) == {
+        "day": dt.date(today.year, 3, 3).isoformat()}
+    assert extract_slots("the 3rd of March", domain, ["day"]) == {
+        "day": dt.date(today.year, 3, 3).isoformat()}
+    assert extract_slots("whenever suits you", domain, ["day"]) == {}
+    assert extract_slots("may I come by?", domain, ["day"]) == {}

@@ -46,9 +46,11 @@ _NEGATED_AFTER = re.compile(r"^\s*(?:is|was)\s+(?:wrong|incorrect|a typo|not rig
 _AFFIRM = re.compile(r"^\s*(yes|yeah|yep|yup|sure|correct|right|ok(ay)?|please do|go ahead|"
                      r"do it|confirm(ed)?|that'?s (right|correct)|y)\b", re.I)
 _DENY = re.compile(r"^\s*(no|nope|nah|wrong|incorrect|cancel|don'?t|stop|wait|not)\b", re.I)
-_DATE_WORDS = re.compile(r"\b(today|tomorrow|yesterday|\d{4}-\d{2}-\d{2}|"
-                         r"\d{1,2}/\d{1,2}(/\d{2,4})?|"
-                         r"jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)", re.I)
+_MONTH = r"(?:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]*\.?"
+# A month name only counts next to a day number: "may I return it?" names no date.
+_DATE_WORDS = re.compile(rf"\b(today|tomorrow|yesterday|\d{{4}}-\d{{2}}-\d{{2}}|"
+                         rf"\d{{1,2}}/\d{{1,2}}(?:/\d{{2,4}})?|{_MONTH}\s+\d{{1,2}}\b|"
+                         rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH})", re.I)
 _EMAIL_LIKE = re.compile(r"\S+@\S+")
 
 SWITCH_CONFIDENCE = 0.75
