@@ -12,20 +12,38 @@
 Order of writes in a turn: the user's message is committed before generation
 starts; the answer is committed before the reply is reported done. A crash in
 between leaves a user turn without an answer, which the next prompt skips.
+
+Understanding, deciding and acting are the :class:`~dialoop.dialogue.manager.DialogueManager`'s
+job: without a domain it is the general assistant's (every message is answered by
+the model); with one (``open_assistant(domain="examples/store_support/domain.yaml")``)
+it may answer with a question, a template, a tool's result or a hand-off instead.
+The answer's trace holds what it understood, decided and used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from dialoop.config import Settings, load_settings
 from dialoop.dialogue.context import Prompt, build_prompt
+from dialoop.dialogue.domain import Domain, general_domain, load_domain
+from dialoop.dialogue.lookup import EvidenceProvider
+from dialoop.dialogue.manager import AdapterChooser, DialogueManager, TurnPlan
 from dialoop.dialogue.session import ChatSession, Sessions, answered
-from dialoop.engine import Engine, FinishReason, GenerationParams, Message, Usage, open_engine
+from dialoop.engine import (
+    Chunk,
+    Engine,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Usage,
+    open_engine,
+)
 from dialoop.errors import InvalidInputError
 from dialoop.learn.adapters import AdapterStore
 from dialoop.store import Database, open_database
@@ -83,13 +101,21 @@ class ReplyStream:
 class Assistant:
     """Answers messages in stored sessions. Build it with :func:`open_assistant`."""
 
-    def __init__(self, settings: Settings, engine: Engine, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, db: Database,
+        manager: DialogueManager | None = None,
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
         self.sessions = Sessions(db)
         self.adapters = AdapterStore(db, settings.home)
         self._loaded: set[str] = set()  # adapter keys loaded into the engine
+        self.manager = manager or DialogueManager(general_domain(), engine=engine)
+
+    @property
+    def domain(self) -> Domain:
+        return self.manager.domain
 
     # -- sessions -------------------------------------------------------------------
 
@@ -100,7 +126,7 @@ class Assistant:
         return self.sessions.open(
             ref,
             user or self.settings.user,
-            system_prompt=system or self.settings.system_prompt,
+            system_prompt=system or self.settings.system_prompt or self.domain.spec.system_prompt,
             model=self.engine.name,
         )
 
@@ -127,19 +153,20 @@ class Assistant:
         """Answer ``message`` in ``session`` (a session, its name/id, or None for a new one).
 
         ``system`` is the system prompt of a session created here. ``adapter`` is an
-        adapter line (its serving version), ``name@vN``, or ``"none"``; by default the
-        ``adapter`` setting applies.
+        adapter line (its serving version), ``name@vN``, or ``"none"``; it overrides the
+        ``adapter`` setting, which overrides the dialogue manager's per-user choice.
         """
         user = user or self.settings.user
         _check_message(message)
-        engine_adapter = self._engine_adapter(adapter or self.settings.adapter)
+        fixed = adapter or self.settings.adapter
+        fixed_key = self._engine_adapter(fixed)  # a bad reference fails before anything is stored
         if not isinstance(session, ChatSession):
             session = self.session(session, user=user, system=system)
         elif session.user_id != user:
             raise InvalidInputError("That session belongs to another user.")
         params = params or self.default_params()
         return ReplyStream(
-            lambda out: self._respond(out, session, message, params, engine_adapter)
+            lambda out: self._respond(out, session, message, params, fixed is not None, fixed_key)
         )
 
     def ask(self, message: str, **kwargs: Any) -> Reply:
@@ -170,21 +197,35 @@ class Assistant:
         session: ChatSession,
         message: str,
         params: GenerationParams,
+        adapter_fixed: bool,
         adapter: str | None,
     ) -> Iterator[str]:
-        history = [_as_message(t) for t in answered(self.sessions.turns(session))]
+        turns = self.sessions.turns(session)
+        history = [_as_message(t) for t in answered(turns)]
         user_turn = self.sessions.add_turn(session, "user", message)
-        prompt = build_prompt(
-            self.engine,
-            system=session.system_prompt,
-            history=history,
-            message=message,
-            reserve=params.max_tokens,
-        )
+        plan = self.manager.plan(message, user=session.user_id, turns=turns, history=history,
+                                 system=session.system_prompt, session_id=session.id,
+                                 home=self.settings.home)
+        if plan.handed_off:
+            self.sessions.set_status(session, "handoff")
+        if not adapter_fixed:
+            adapter = self._engine_adapter(plan.adapter)
+        if plan.text is not None:  # fixed wording: a question, a template, a tool's message
+            prompt = Prompt([], 0, 0, evidence=plan.evidence)
+            chunks: Iterator[Chunk] = iter([Chunk(plan.text, "stop", Usage(0, 0, 0, 0.0, None))])
+        else:
+            prompt = build_prompt(
+                self.engine,
+                system=plan.system,
+                history=history,
+                message=message,
+                reserve=params.max_tokens,
+                evidence=plan.evidence,
+            )
+            chunks = self.engine.stream(prompt.messages, params, adapter=adapter)
         pieces: list[str] = []
         finish: FinishReason = "cancelled"
         usage: Usage | None = None
-        chunks = self.engine.stream(prompt.messages, params, adapter=adapter)
         try:
             for chunk in chunks:
                 if chunk.text:
@@ -195,10 +236,13 @@ class Assistant:
         except GeneratorExit:
             finish = "cancelled"  # the consumer went away: keep what it was shown
         finally:
-            chunks.close()  # type: ignore[attr-defined]  # stop generating, release the engine now
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()  # stop generating and release the engine now
             if usage is not None or pieces:
                 out.reply = self._store_answer(
-                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params, adapter
+                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params, plan,
+                    adapter,
                 )
 
     def _store_answer(
@@ -210,6 +254,7 @@ class Assistant:
         usage: Usage | None,
         prompt: Prompt,
         params: GenerationParams,
+        plan: TurnPlan,
         adapter: str | None,
     ) -> Reply:
         usage = usage or Usage(prompt.tokens, 0, 0, 0.0, None)
@@ -225,8 +270,8 @@ class Assistant:
             cached_tokens=usage.cached_tokens,
             seconds=usage.seconds,
             first_token_seconds=usage.first_token_seconds,
-            trace={"context": prompt.describe(), "params": dataclasses.asdict(params),
-                   "finish_reason": finish},
+            trace={"dialogue": plan.trace, "context": prompt.describe(),
+                   "params": dataclasses.asdict(params), "finish_reason": finish},
         )
         return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage, prompt)
 
@@ -244,21 +289,41 @@ class Assistant:
 
 
 def open_assistant(
-    settings: Settings | None = None, *, engine: Engine | None = None, **overrides: Any
+    settings: Settings | None = None,
+    *,
+    engine: Engine | None = None,
+    domain: Domain | str | Path | None = None,
+    policy: str | None = None,
+    evidence: Sequence[EvidenceProvider] = (),
+    adapters: AdapterChooser | None = None,
+    **overrides: Any,
 ) -> Assistant:
     """Compose an assistant from settings (loaded from the environment if not given).
 
     ``overrides`` are setting names (``model=…``, ``home=…``); ``engine`` lets a caller
-    share one loaded engine between assistants.
+    share one loaded engine between assistants. ``domain`` is a domain file (or a loaded
+    :class:`Domain`; default: the general assistant) and ``policy`` its policy ("rule" or
+    "learned"; default: the domain's). ``evidence`` providers (e.g. the correction memory)
+    are asked for evidence whenever the model answers; ``adapters`` picks a user's adapter.
     """
     settings = settings or load_settings(**overrides)
+    if domain is not None and not isinstance(domain, Domain):
+        domain = load_domain(domain)  # a bad domain file fails before anything is opened
     db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
     try:
-        engine = engine or open_engine(settings)
+        opened = engine or open_engine(settings)
     except Exception:
         db.close()
         raise
-    return Assistant(settings, engine, db)
+    try:
+        manager = DialogueManager(domain or general_domain(), engine=opened, policy=policy,
+                                  evidence=evidence, adapters=adapters)
+    except Exception:
+        db.close()
+        if engine is None:
+            opened.close()
+        raise
+    return Assistant(settings, opened, db, manager)
 
 
 def _as_message(turn: Any) -> Message:

@@ -8,11 +8,13 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
 from dialoop.assistant import Assistant, Reply, open_assistant
 from dialoop.cli import settings_from
+from dialoop.dialogue.domain import load_domain
 from dialoop.dialogue.session import ChatSession
 from dialoop.errors import DialoopError
 
@@ -38,13 +40,18 @@ def model_options(f: Callable) -> Callable:
               help="Continue (or start) the session with this name or id.")
 @model_options
 @click.option("--user", help="Act as this user (default: the 'user' setting).")
+@click.option("--domain", "domain", metavar="PATH",
+              type=click.Path(dir_okay=False, path_type=Path),
+              help="A domain file (intents, slots, tools); default: a general assistant.")
 @click.pass_context
 def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine: str | None,
-         adapter: str | None, system: str | None, user: str | None) -> None:
+         adapter: str | None, system: str | None, user: str | None,
+         domain: Path | None) -> None:
     """Talk with the assistant. /help lists the commands; Ctrl-C stops an answer."""
     settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
+    loaded = load_domain(domain) if domain else None  # a bad file fails before the model loads
     click.echo(f"Loading {settings.model} model…", err=True)
-    with open_assistant(settings) as bot:
+    with open_assistant(settings, domain=loaded) as bot:
         repl = Repl(bot, bot.session(session_ref, system=system))
         repl.run()
 
@@ -133,7 +140,8 @@ class Repl:
     def run(self) -> None:
         if sys.stdin.isatty():
             import readline  # noqa: F401  (line editing and history for input())
-        click.echo(f"dialoop · {self.bot.engine.name} on {self.bot.engine.kind} · "
+        domain = "" if self.bot.domain.is_general else f" · domain {self.bot.domain.name}"
+        click.echo(f"dialoop · {self.bot.engine.name} on {self.bot.engine.kind}{domain} · "
                    f"session {self.session.label} · /help for commands, /quit to leave")
         while not self.done:
             try:
@@ -199,6 +207,17 @@ def _sessions(repl: Repl, rest: str) -> None:
                    f"{item.session.title or ''}{here}")
 
 
+def _why(repl: Repl, rest: str) -> None:
+    from dialoop.cli.dialogue import format_trace, pick_turn
+
+    if rest and not rest.isdigit():
+        click.echo("Usage: /why [TURN] (a turn id, as /history shows them)")
+        return
+    turns = repl.bot.sessions.turns(repl.session)
+    answer, asked = pick_turn(turns, int(rest) if rest else None)
+    click.echo(format_trace(answer, asked))
+
+
 def _help(repl: Repl, rest: str) -> None:
     for name, command in COMMANDS.items():
         click.echo(f"  /{name + (' ' + command.usage if command.usage else ''):<22} {command.help}")
@@ -214,6 +233,7 @@ COMMANDS: dict[str, SlashCommand] = {
     "new": SlashCommand(_new, "start a new session", "[NAME]"),
     "history": SlashCommand(_history, "show this session's turns"),
     "sessions": SlashCommand(_sessions, "list your sessions"),
+    "why": SlashCommand(_why, "show why the last answer (or turn N) was given", "[TURN]"),
     "help": SlashCommand(_help, "show this help"),
     "quit": SlashCommand(_quit, "leave"),
 }

@@ -115,6 +115,13 @@ class Sessions:
             s.execute(sa.update(ChatSession).where(ChatSession.id == session.id).values(values))
         return turn
 
+    def set_status(self, session: ChatSession, status: str) -> None:
+        """Mark a session: "active", or "handoff" (waiting for a person to take over)."""
+        with self.db.write() as s:
+            s.execute(sa.update(ChatSession).where(ChatSession.id == session.id)
+                      .values(status=status, updated_at=utcnow()))
+        session.status = status
+
     def delete(self, ref: str, user: str) -> ChatSession:
         session = self.get(ref, user)
         with self.db.write() as s:

@@ -1,0 +1,234 @@
+"""``dialoop trace SESSION [TURN]`` (why a turn was answered so) and ``dialoop eval dialogue``."""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from dialoop.assistant import Assistant
+from dialoop.cli import eval_group, settings_from
+from dialoop.config import load_settings
+from dialoop.dialogue.domain import Domain, Script, load_domain, load_scripts
+from dialoop.dialogue.evaluate import DialogueResult, EvalReport, Scoreboard
+from dialoop.dialogue.manager import DialogueManager
+from dialoop.dialogue.session import Sessions, Turn
+from dialoop.engine import Engine, open_engine
+from dialoop.errors import NotFoundError
+from dialoop.store import open_database
+
+__all__ = ["eval_dialogue", "format_trace", "pick_turn", "run_dialogues", "trace"]
+
+TARGETS = {"intent_accuracy": 0.9, "joint_goal_accuracy": 0.8, "task_success": 0.85}
+
+
+# -- dialoop trace ----------------------------------------------------------------------------
+
+
+@click.command()
+@click.argument("session")
+@click.argument("turn", type=int, required=False)
+@click.option("--user", help="Whose session (default: the 'user' setting).")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored trace as JSON.")
+@click.pass_context
+def trace(ctx: click.Context, session: str, turn: int | None, user: str | None,
+          as_json: bool) -> None:
+    """Show why a turn of SESSION was answered as it was (default: the last answer).
+
+    TURN is a turn id, as `dialoop sessions show` lists them (a user turn's id shows the
+    answer to it).
+    """
+    settings = settings_from(ctx, user=user)
+    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
+    try:
+        sessions = Sessions(db)
+        turns = sessions.turns(sessions.get(session, settings.user))
+    finally:
+        db.close()
+    answer, asked = pick_turn(turns, turn)
+    if as_json:
+        click.echo(json.dumps(answer.trace or {}, ensure_ascii=False, indent=2))
+    else:
+        click.echo(format_trace(answer, asked))
+
+
+def pick_turn(turns: Sequence[Turn], turn_id: int | None) -> tuple[Turn, Turn | None]:
+    """The assistant turn ``turn_id`` names (or answers), and the user turn before it."""
+    answers = [i for i, t in enumerate(turns) if t.role == "assistant"
+               and (turn_id is None or t.id == turn_id
+                    or (i > 0 and turns[i - 1].id == turn_id))]
+    if not answers:
+        what = f"turn {turn_id}" if turn_id is not None else "an answered turn"
+        raise NotFoundError(f"This session has no {what}: `dialoop sessions show` lists them.")
+    i = answers[-1]
+    asked = turns[i - 1] if i > 0 and turns[i - 1].role == "user" else None
+    return turns[i], asked
+
+
+def format_trace(answer: Turn, asked: Turn | None = None) -> str:
+    """A turn's trace for people: what was understood, decided, run and used."""
+    trace = answer.trace or {}
+    d = trace.get("dialogue")
+    lines = [f"Turn {answer.id} · {answer.status} · model {answer.model}"
+             + (f" · adapter {answer.adapter}" if answer.adapter else "")]
+    if asked is not None:
+        lines.append(f"  message      {asked.content!r}")
+    if d:
+        lines += _dialogue_lines(d)
+    context = trace.get("context") or {}
+    if context.get("prompt_tokens"):
+        lines.append(f"  prompt       {context['prompt_tokens']} tokens, "
+                     f"{context.get('dropped_messages', 0)} older messages left out")
+    if not d:
+        lines += _evidence_lines(context.get("evidence") or [])
+    lines.append(f"  answer       {answer.content[:300]!r}")
+    return "\n".join(lines)
+
+
+def _dialogue_lines(d: dict[str, Any]) -> list[str]:
+    intent, understood = d["intent"], d["understood"]
+    said = f"{intent['intent']} p={intent['confidence']:.2f} ({intent['source']})"
+    if understood["continued"]:
+        heard = f"{understood['intent']} (carried on the current goal; the classifier said {said})"
+    else:
+        heard = said + (" · out of domain" if understood["out_of_domain"] else "") + (
+            "" if understood["confident"] else " · not confident")
+    lines = [f"  domain       {d['domain']} · {d['policy']} policy",
+             f"  intent       {heard}"]
+    if understood["affirmed"] or understood["denied"]:
+        lines.append(f"  read-back    {'yes' if understood['affirmed'] else 'no'}")
+    lines.append(f"  state before {_state(d['state_before'])}")
+    for u in understood["slot_updates"]:
+        was = f" (was {u['replaces']})" if "replaces" in u else ""
+        lines.append(f"  slot         {u['slot']} = {u['value']!r}{was}")
+    for n, step in enumerate(d["steps"], 1):
+        lines.append(f"  step {n}       {step['action']}: {step['why']}")
+        if "tool" in step:
+            call = step["tool"]
+            outcome = (f"→ {json.dumps(call['result'], ensure_ascii=False)}" if call["ok"]
+                       else f"→ failed: {call['error']}")
+            lines.append(f"               {call['name']}"
+                         f"({json.dumps(call['arguments'], ensure_ascii=False)}) {outcome}")
+        if "evidence" in step:
+            lines.append(f"               found {len(step['evidence'])} facts")
+    lines.append(f"  response     {d['response']}")
+    lines += _evidence_lines(d.get("evidence") or [])
+    lines.append(f"  state after  {_state(d['state_after'])}")
+    return lines
+
+
+def _evidence_lines(evidence: list[dict[str, Any]]) -> list[str]:
+    return [f"  evidence {i:<3} [{e['kind']}] {e['text']}  ({e['source']}, {e['score']})"
+            for i, e in enumerate(evidence, 1)]
+
+
+def _state(state: dict[str, Any]) -> str:
+    parts = [f"intent={state.get('intent')}", f"slots={state.get('slots') or {}}"]
+    for key in ("requested", "confirming", "confirmed"):
+        if state.get(key):
+            parts.append(f"{key}={state[key]}")
+    if state.get("handed_off"):
+        parts.append("handed off")
+    return ", ".join(parts)
+
+
+# -- dialoop eval dialogue ---------------------------------------------------------------------
+
+
+@eval_group.command("dialogue")
+@click.option("--domain", "domain_path", required=True, metavar="PATH",
+              type=click.Path(dir_okay=False, path_type=Path), help="The domain file.")
+@click.option("--tests", "tests_path", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path), help="Scripted test dialogues.")
+@click.option("--policy", type=click.Choice(["rule", "learned", "both"]), default="both",
+              show_default=True, help="Which policy to evaluate.")
+@click.option("--model", metavar="SPEC", help="The model to run (default: the configured one).")
+@click.option("--json", "as_json", is_flag=True, help="Print the reports as JSON.")
+@click.pass_context
+def eval_dialogue(ctx: click.Context, domain_path: Path, tests_path: Path, policy: str,
+                  model: str | None, as_json: bool) -> None:
+    """Run scripted dialogues through the real pipeline and score them.
+
+    Reports intent accuracy, slot F1, joint goal accuracy, action accuracy and task
+    success, and lists what went wrong in each failed dialogue.
+    """
+    settings = settings_from(ctx, model=model)
+    domain = load_domain(domain_path)
+    scripts = load_scripts(tests_path, domain)
+    policies = ["rule", "learned"] if policy == "both" else [policy]
+    engine = open_engine(settings)
+    reports = []
+    try:
+        classifier = None
+        for name in policies:
+            manager = DialogueManager(domain, engine=engine, policy=name, classifier=classifier)
+            classifier = manager.classifier  # trained once, shared by both policies
+            with click.progressbar(length=len(scripts), label=f"{name} policy",
+                                   file=sys.stderr) as bar:
+                reports.append(run_dialogues(domain, scripts, manager, engine,
+                                             progress=lambda _r, bar=bar: bar.update(1)))
+    finally:
+        engine.close()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
+        return
+    for report in reports:
+        click.echo(format_report(report))
+
+
+def run_dialogues(
+    domain: Domain,
+    scripts: Sequence[Script],
+    manager: DialogueManager,
+    engine: Engine,
+    *,
+    progress: Callable[[DialogueResult], None] | None = None,
+) -> EvalReport:
+    """Run each script in a fresh dialoop home (its own database and tool data) and score it."""
+    start = time.perf_counter()
+    board = Scoreboard(domain)
+    for script in scripts:
+        with tempfile.TemporaryDirectory(prefix="dialoop-eval-") as home:
+            settings = load_settings(home=Path(home))
+            db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
+            try:
+                bot = Assistant(settings, engine, db, manager)
+                session = bot.session(None)
+                turns = []
+                for turn in script.turns:
+                    reply = bot.ask(turn.user, session=session)
+                    stored = bot.sessions.turns(session)[-1]
+                    turns.append((reply.text, (stored.trace or {})["dialogue"]))
+            finally:
+                db.close()
+        result = board.add(script, turns)
+        if progress:
+            progress(result)
+    return board.report(manager.policy.name, time.perf_counter() - start)
+
+
+def format_report(report: EvalReport) -> str:
+    r = report.to_dict()
+    lines = [f"{report.policy} policy · {r['dialogues']} dialogues, {r['turns']} turns, "
+             f"{r['seconds']} s"]
+    for key, label in [("intent_accuracy", "intent accuracy"), ("slot_f1", "slot F1"),
+                       ("joint_goal_accuracy", "joint goal accuracy"),
+                       ("action_accuracy", "action accuracy"), ("task_success", "task success")]:
+        target = TARGETS.get(key)
+        mark = "" if target is None else (
+            f"  (target {target:.2f}: {'met' if r[key] >= target else 'NOT met'})")
+        lines.append(f"  {label:<20} {r[key]:.3f}{mark}")
+    failed = [d for d in report.dialogues if d.failures]
+    if failed:
+        lines.append(f"  {len(failed)} dialogues with problems"
+                     f" ({sum(not d.success for d in report.dialogues)} failed their goal):")
+    for d in failed:
+        lines.append(f"  - {d.name}{'' if d.success else ' [FAILED]'}")
+        lines += [f"      {f}" for f in d.failures]
+    return "\n".join(lines)

@@ -1,0 +1,387 @@
+"""The turn pipeline: understand → decide → act, ending in a plan for the response.
+
+    manager = DialogueManager(load_domain("examples/store_support/domain.yaml"), engine=engine)
+    plan = manager.plan("Where is my order?", user="ann", turns=turns, ...)
+    plan.text      # fixed wording (a question, a template), or None: the model writes it
+    plan.evidence  # what the model's answer should rest on
+    plan.trace     # intent and confidence, state before/after, each action and why, tool calls
+
+:class:`~dialoop.assistant.Assistant` owns the rest of the turn (storing the user's
+message first, generating, storing the answer with ``plan.trace``).
+
+Understand: the intent classifier (with its LLM fallback when unsure), slot values
+found in the message, and the state update (:func:`~dialoop.dialogue.state.advance`).
+Decide: the policy picks one action. Act: a look-up or tool call adds to what is
+known and the policy is asked again; answer, clarify and hand_off end the turn.
+``policy.max_steps`` bounds the loop: at the last step the answer is forced.
+
+Guards between decide and act keep any policy safe: a tool whose required
+arguments are missing becomes a question for them; an intent that asks for
+confirmation is never acted on before the user said yes to these values; a tool
+or look-up already run in this turn is not run again.
+
+Seams for other parts: ``evidence`` providers (the correction memory's lessons)
+are asked whenever the model writes an answer; ``lookup`` is the knowledge the
+``look_up`` action queries; ``adapters`` chooses the LoRA adapter per user.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import jinja2
+
+from dialoop.agent.tools import ToolCall, ToolContext
+from dialoop.dialogue.context import Evidence
+from dialoop.dialogue.domain import Domain
+from dialoop.dialogue.intent import IntentClassifier, IntentResult
+from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Lookup
+from dialoop.dialogue.policy import (
+    TERMINAL,
+    Decision,
+    Features,
+    Policy,
+    apply_effect,
+    clarify_target,
+    make_policy,
+)
+from dialoop.dialogue.state import DialogueState, Understanding, advance, extract_slots
+from dialoop.engine import Engine, Message
+from dialoop.engine.embedding import Embedder, default_embedder
+
+__all__ = ["AdapterChooser", "DialogueManager", "TurnPlan", "state_from_turns"]
+
+log = logging.getLogger(__name__)
+
+
+class AdapterChooser(Protocol):
+    def adapter_for(self, user: str) -> str | None:
+        """The name of the LoRA adapter to answer ``user`` with (None: the base model)."""
+        ...
+
+
+@dataclass
+class TurnPlan:
+    """What the response step needs: fixed text, or what to generate from."""
+
+    text: str | None  # fixed wording; None: the model writes the answer
+    system: str | None  # the system prompt to generate with
+    evidence: list[Evidence]
+    adapter: str | None
+    state: DialogueState  # after this turn
+    trace: dict[str, Any]
+    handed_off: bool = False  # this turn handed the session to a person
+
+
+@dataclass
+class _Turn:
+    """Working memory of one turn's act loop."""
+
+    understood: Understanding
+    state: DialogueState
+    ranking: list[tuple[str, float]]  # the classifier's intents, best first
+    steps: list[dict[str, Any]] = field(default_factory=list)
+    evidence: list[Evidence] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    acted: str | None = None
+    looked_up: bool = False
+
+    @property
+    def last_call(self) -> ToolCall | None:
+        """The tool call of the last step, if the last step called a tool."""
+        if self.calls and self.acted == f"call_tool:{self.calls[-1].name}":
+            return self.calls[-1]
+        return None
+
+
+class DialogueManager:
+    """Understands, decides and acts for one domain. Holds no per-session state: one manager
+    serves every session (the state is read back from the session's turns)."""
+
+    def __init__(
+        self,
+        domain: Domain,
+        *,
+        engine: Engine,
+        policy: Policy | str | None = None,
+        embedder: Embedder | None = None,
+        lookup: Lookup | None = None,
+        evidence: Sequence[EvidenceProvider] = (),
+        adapters: AdapterChooser | None = None,
+        classifier: IntentClassifier | None = None,
+    ) -> None:
+        self.domain = domain
+        self.engine = engine
+        self.policy = make_policy(domain, policy) if policy is None or isinstance(policy, str) \
+            else policy
+        self.evidence = list(evidence)
+        self.adapters = adapters
+        self.classifier: IntentClassifier | None = None
+        self.lookup = lookup
+        if not domain.is_general:
+            embedder = embedder or default_embedder()
+            self.classifier = classifier or IntentClassifier(domain, embedder)
+            if lookup is None and domain.spec.knowledge:
+                self.lookup = FactsLookup(domain.resolve(domain.spec.knowledge), embedder)
+
+    def plan(
+        self,
+        message: str,
+        *,
+        user: str,
+        turns: Sequence[Any] = (),
+        history: Sequence[Message] = (),
+        system: str | None = None,
+        session_id: str | None = None,
+        home: Path | None = None,
+    ) -> TurnPlan:
+        """Understand ``message``, decide and act; ``turns`` are the session's earlier turns."""
+        before = state_from_turns(turns, self.domain)
+        result, understood = self._understand(message, before, history)
+        turn = _Turn(understood, understood.state, result.ranking)
+        context = ToolContext(user=user, session_id=session_id, home=home)
+        text = self._run_steps(turn, message, user, context)
+        evidence = list(turn.evidence)
+        if text is None:  # the model writes the answer: give it everything it should rest on
+            evidence += self._provided(message, user, turn.state)
+            if (call := turn.last_call) and call.ok:
+                evidence.append(Evidence("tool", f"{call.name} returned: {call.result}",
+                                         f"tool:{call.name}"))
+        final = turn.steps[-1]
+        trace = {
+            "domain": self.domain.name,
+            "policy": self.policy.name,
+            "intent": result.to_dict(),
+            "understood": understood.to_dict(),
+            "state_before": before.to_dict(),
+            "state_after": turn.state.to_dict(),
+            "steps": turn.steps,
+            "action": final["action"],
+            "why": final["why"],
+            "tool_calls": [c.to_dict() for c in turn.calls],
+            "evidence": [e.to_dict() for e in evidence],
+            "response": final.get("response", "generated"),
+        }
+        summary = turn.state.summary(self.domain)
+        return TurnPlan(
+            text=text,
+            system="\n\n".join(p for p in (system, summary) if p) or None,
+            evidence=evidence,
+            adapter=self.adapters.adapter_for(user) if self.adapters else None,
+            state=turn.state,
+            trace=trace,
+            handed_off=turn.state.handed_off and not before.handed_off,
+        )
+
+    def _run_steps(self, turn: _Turn, message: str, user: str,
+                   context: ToolContext) -> str | None:
+        """Decide and act until a final action (at most ``max_steps``); its fixed text."""
+        max_steps = self.domain.spec.policy.max_steps
+        text: str | None = None
+        for step in range(max_steps):
+            features = Features.of(self.domain, turn.understood, turn.state, acted=turn.acted,
+                                   tool_failed=bool(turn.calls and not turn.calls[-1].ok),
+                                   evidence_found=bool(turn.evidence))
+            decision = self.policy.decide(features)
+            action, why = self._guard(decision, turn, last=step == max_steps - 1)
+            record: dict[str, Any] = {"action": action, "why": why, "policy": decision.policy,
+                                      "features": features.to_dict()}
+            turn.steps.append(record)
+            text = self._act(action, decision, record, turn, message, user, context)
+            if action.partition(":")[0] in TERMINAL:
+                break
+        return text
+
+    # -- understand -----------------------------------------------------------------------
+
+    def _understand(self, message: str, before: DialogueState,
+                    history: Sequence[Message]) -> tuple[IntentResult, Understanding]:
+        if self.classifier is None:  # the general domain: one intent, nothing to fill
+            only = next(iter(self.domain.spec.intents))
+            result = IntentResult(only, 1.0, [(only, 1.0)], source="only intent")
+            return result, advance(before, self.domain, message, intent=only, confidence=1.0,
+                                   out_of_domain=False, found={})
+        result = self.classifier.classify(message)
+        u = self.domain.spec.understanding
+        if result.confidence < u.confidence_threshold and u.llm_fallback and not (
+                before.requested or before.confirming):  # an answer to our question is no intent
+            result = self.classifier.fallback(message, result, self.engine, history)
+        slots = [*self.domain.intent_slots(result.intent), *self.domain.intent_slots(before.intent)]
+        if before.requested:
+            slots.append(before.requested)
+        found = extract_slots(message, self.domain, slots, requested=before.requested,
+                              entities=self._entities)
+        understood = advance(before, self.domain, message, intent=result.intent,
+                             confidence=result.confidence, out_of_domain=result.out_of_domain,
+                             found=found)
+        return result, understood
+
+    def _entities(self, kind: str) -> dict[str, list[str]]:
+        if self.lookup is None:
+            return {}
+        aliases = getattr(self.lookup, "aliases", None)
+        if callable(aliases):
+            return aliases(kind)
+        return {name: [name] for name in self.lookup.entities(kind)}
+
+    # -- decide (guards) ------------------------------------------------------------------
+
+    def _guard(self, decision: Decision, turn: _Turn, *, last: bool) -> tuple[str, str]:
+        """The action to run instead of ``decision`` when that one would be unsafe."""
+        action, why = decision.action, decision.why
+        kind, _, tool = action.partition(":")
+        if kind == "call_tool":
+            if tool not in self.domain.tools:
+                return "answer", f"{why}; but there is no tool {tool!r}: answer instead"
+            missing = self._missing_arguments(tool, turn.state)
+            if missing:
+                return f"clarify:{missing[0]}", f"{why}; but {tool} needs the " \
+                                                f"{self.domain.slot_label(missing[0])}: ask"
+            if turn.state.needs_confirmation(self.domain):
+                return "clarify:confirm", f"{why}; but the customer has not confirmed: ask first"
+            if any(c.name == tool for c in turn.calls):
+                return "answer", f"{why}; but {tool} already ran in this turn: answer"
+        if kind == "look_up" and (turn.looked_up or self.lookup is None):
+            return "answer", f"{why}; but " + (
+                "the facts were already looked up: answer" if turn.looked_up
+                else "this domain has nothing to look up: answer")
+        if last and kind not in TERMINAL:
+            return "answer", f"{why}; but this is the last step allowed in a turn: answer"
+        return action, why
+
+    def _missing_arguments(self, tool: str, state: DialogueState) -> list[str]:
+        schema = self.domain.tools.get(tool).parameters  # type: ignore[union-attr]
+        binding = self.domain.spec.tools[tool].arguments
+        return [slot for param in schema.get("required", [])
+                if (slot := binding.get(param, param)) in self.domain.spec.slots
+                and slot not in state.slots]
+
+    def _arguments(self, tool: str, state: DialogueState) -> dict[str, Any]:
+        schema = self.domain.tools.get(tool).parameters  # type: ignore[union-attr]
+        binding = self.domain.spec.tools[tool].arguments
+        args = {}
+        for param in schema.get("properties", {}):
+            slot = binding.get(param, param)
+            if slot in state.slots:
+                args[param] = state.slots[slot]
+        return args
+
+    # -- act ----------------------------------------------------------------------------
+
+    def _act(self, action: str, decision: Decision, record: dict[str, Any], turn: _Turn,
+             message: str, user: str, context: ToolContext) -> str | None:
+        """Run ``action``; return the fixed reply text of a final action (None: generate)."""
+        kind, _, target = action.partition(":")
+        if kind == "look_up":
+            assert self.lookup is not None
+            found = self.lookup.find(message, user=user, state=turn.state)
+            turn.evidence += found
+            turn.acted, turn.looked_up = "look_up", True
+            record["evidence"] = [e.to_dict() for e in found]
+            return None
+        if kind == "call_tool":
+            call = self.domain.tools.call(target, self._arguments(target, turn.state), context)
+            turn.calls.append(call)
+            turn.acted = action
+            record["tool"] = call.to_dict()
+            apply_effect(self.domain, turn.state, action)
+            return None
+        if kind == "clarify":
+            target = target or clarify_target(self.domain, turn.understood, turn.state)
+            record["action"] = f"clarify:{target}"
+            apply_effect(self.domain, turn.state, record["action"])
+            record["response"] = f"question:{target}"
+            return self._question(target, turn)
+        if kind == "hand_off":
+            apply_effect(self.domain, turn.state, action)
+            name = decision.respond or "hand_off"
+            record["response"] = f"template:{name}" if self.domain.has_template(name) else "fixed"
+            return self._template(name, turn, message) or (
+                "I am passing this conversation to a person; they will reply here.")
+        return self._answer(decision, record, turn, message)
+
+    def _answer(self, decision: Decision, record: dict[str, Any], turn: _Turn,
+                message: str) -> str | None:
+        call = turn.last_call
+        names = [decision.respond]
+        if call is not None:
+            names.append(call.name if call.ok else "tool_failed")
+        if turn.looked_up:
+            names.append("look_up" if turn.evidence else "no_evidence")
+        names.append(turn.understood.intent)
+        for name in names:
+            if name and self.domain.has_template(name):
+                text = self._template(name, turn, message)
+                if text is not None:
+                    record["response"] = f"template:{name}"
+                    return text
+        if call is not None and not call.ok:  # never let the model paper over a failure
+            record["response"] = "fixed"
+            return f"Sorry, I could not do that: {call.error}"
+        record["response"] = "generated"
+        return None
+
+    def _question(self, target: str, turn: _Turn) -> str:
+        domain, state = self.domain, turn.state
+        if target in domain.spec.slots:
+            spec = domain.spec.slots[target]
+            return spec.question or f"What is the {domain.slot_label(target)}?"
+        if target == "confirm":
+            name = f"confirm_{state.intent}"
+            if domain.has_template(name):
+                text = self._template(name, turn, "")
+                if text:
+                    return text
+            values = ", ".join(f"{domain.slot_label(k)} {v}" for k, v in
+                               state.confirmation_values(domain).items())
+            return f"Just to check: {values}. Shall I go ahead? (yes/no)"
+        if target == "change":
+            return "All right, I won't do that. What should I change?"
+        if target == "intent":
+            ood = domain.spec.understanding.out_of_domain_intent
+            options = [n for n, _ in turn.ranking if n != ood][:2]
+            described = " or ".join(domain.spec.intents[n].description or n.replace("_", " ")
+                                    for n in options)
+            return f"Sorry, I am not sure what you need. Is it about {described}?"
+        return "Could you tell me a little more about what you need?"
+
+    def _template(self, name: str, turn: _Turn, message: str) -> str | None:
+        call = turn.last_call
+        try:
+            return self.domain.render(
+                name,
+                slots=turn.state.slots,
+                intent=turn.understood.intent,
+                result=call.result if call and call.ok else None,
+                error=call.error if call and not call.ok else None,
+                evidence=[e.text for e in turn.evidence],
+                message=message,
+            )
+        except jinja2.TemplateError:
+            log.exception("template %r of domain %s failed", name, self.domain.name)
+            return None
+
+    def _provided(self, message: str, user: str, state: DialogueState) -> list[Evidence]:
+        found: list[Evidence] = []
+        for provider in self.evidence:
+            found += provider.find(message, user=user, state=state)
+        return found
+
+
+def state_from_turns(turns: Sequence[Any], domain: Domain) -> DialogueState:
+    """The state after the session's last answered turn (a fresh state if there is none)."""
+    for turn in reversed(turns):
+        trace = getattr(turn, "trace", None) or {}
+        stored = (trace.get("dialogue") or {}).get("state_after")
+        if turn.role == "assistant" and stored is not None:
+            state = DialogueState.from_dict(stored)
+            # A session continued under another domain keeps only what this one knows.
+            state.slots = {k: v for k, v in state.slots.items() if k in domain.spec.slots}
+            if state.intent not in domain.spec.intents:
+                state.intent = None
+            return state
+    return DialogueState()
