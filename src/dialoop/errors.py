@@ -7,6 +7,7 @@ status is the class's ``http_status``.
 
     DialoopError
     ├── ConfigError            a setting or dialoop.toml is invalid
+    │   └── DomainError            a domain or dialogue script file is invalid (file:line)
     ├── InvalidInputError      a request, parameter or argument is invalid
     │   └── ContextOverflowError   the prompt cannot fit the model's context window
     ├── NotFoundError          a session, turn or other named thing does not exist
@@ -15,6 +16,7 @@ status is the class's ``http_status``.
     │   ├── ModelNotFoundError
     │   └── ModelLoadError
     ├── EngineError            generation failed (remote server down, …)
+    ├── ToolError              a tool could not do its job; the message is for the user
     └── StoreError             the database cannot be used
         └── DatabaseLockedError
 """
@@ -26,6 +28,7 @@ __all__ = [
     "ContextOverflowError",
     "DatabaseLockedError",
     "DialoopError",
+    "DomainError",
     "EngineError",
     "InvalidInputError",
     "ModelError",
@@ -34,6 +37,7 @@ __all__ = [
     "NotFoundError",
     "PermissionDeniedError",
     "StoreError",
+    "ToolError",
 ]
 
 
@@ -47,6 +51,10 @@ class ConfigError(DialoopError):
     """A setting is invalid; the message names the setting and the fix."""
 
     http_status = 500
+
+
+class DomainError(ConfigError):
+    """A domain or script file is invalid; the message names the file, line and problem."""
 
 
 class InvalidInputError(DialoopError):
@@ -89,6 +97,12 @@ class EngineError(DialoopError):
     """Generation failed for a reason outside the caller's input."""
 
     http_status = 502
+
+
+class ToolError(DialoopError):
+    """Raised by a tool to tell the user, in one line, why it could not do its job."""
+
+    http_status = 422
 
 
 class StoreError(DialoopError):

@@ -38,19 +38,13 @@ from typing import Any
 
 import jsonschema
 
-from dialoop.errors import ConfigError, DialoopError
+from dialoop.errors import ConfigError, ToolError
 
 __all__ = ["Tool", "ToolCall", "ToolContext", "ToolError", "ToolRegistry", "load_callable"]
 
 log = logging.getLogger(__name__)
 
 MAX_RESULT_CHARS = 4000  # a result is shown to the model and stored in the trace
-
-
-class ToolError(DialoopError):
-    """Raised by a tool to tell the user, in one line, why it could not do its job."""
-
-    http_status = 422
 
 
 @dataclass(frozen=True)

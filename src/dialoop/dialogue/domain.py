@@ -44,7 +44,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialoop.agent.tools import Tool, ToolRegistry, load_callable
-from dialoop.errors import ConfigError
+from dialoop.errors import ConfigError, DomainError
 
 __all__ = [
     "ACTION_KINDS",
@@ -61,10 +61,6 @@ __all__ = [
 
 ACTION_KINDS = ("answer", "clarify", "look_up", "call_tool", "hand_off")
 _ACTION = re.compile(r"^(answer|clarify|look_up|hand_off|call_tool[ :]+(?P<tool>\w+))$")
-
-
-class DomainError(ConfigError):
-    """A domain or script file is invalid; the message names the file, line and problem."""
 
 
 class _Strict(BaseModel):
