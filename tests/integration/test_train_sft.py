@@ -23,8 +23,8 @@ TEACH = [
 
 def _dialoop(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DIALOOP_HOME": str(home)}
-    return subprocess.run([sys.executable, "-c", "from dialoop.cli import main; main()", *args], env=env, text=True,
-                          capture_output=True, timeout=900)
+    command = [sys.executable, "-c", "from dialoop.cli import main; main()", *args]
+    return subprocess.run(command, env=env, text=True, capture_output=True, timeout=900)
 
 
 def test_a_short_sft_run_registers_an_adapter_that_ask_uses(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import pytest
 import torch
 
@@ -14,7 +17,9 @@ def _dialogues(raw: list[list[dict]]) -> list[Dialogue]:
     return [Dialogue(tuple(d)) for d in raw]  # type: ignore[arg-type]
 
 
-def test_targets_are_exactly_the_assistant_turns_shifted_by_one(hf_tokenizer, tiny_dialogues) -> None:  # type: ignore[no-untyped-def]
+def test_targets_are_exactly_the_assistant_turns_shifted_by_one(
+    hf_tokenizer: Any, tiny_dialogues: list[list[dict]]
+) -> None:
     chat = tiny_dialogues[0]  # two assistant turns
     (seq,) = encode_dialogues(hf_tokenizer, _dialogues([chat]), max_length=512)
     # position t predicts token t+1: the targets are the next tokens where labelled
@@ -29,7 +34,9 @@ def test_targets_are_exactly_the_assistant_turns_shifted_by_one(hf_tokenizer, ti
     assert hf_tokenizer.decode(seq.input_ids[: first + 1]).endswith("<|im_start|>assistant\n")
 
 
-def test_packing_fills_rows_without_splitting_or_losing_dialogues(hf_tokenizer, tiny_dialogues) -> None:  # type: ignore[no-untyped-def]
+def test_packing_fills_rows_without_splitting_or_losing_dialogues(
+    hf_tokenizer: Any, tiny_dialogues: list[list[dict]]
+) -> None:
     seqs = encode_dialogues(hf_tokenizer, _dialogues(tiny_dialogues * 5), max_length=512)
     rows = pack(seqs, 128, seed=0)
     assert all(r.n_tokens <= 128 for r in rows)
@@ -43,7 +50,7 @@ def test_packing_fills_rows_without_splitting_or_losing_dialogues(hf_tokenizer, 
 
 
 def test_a_packed_row_gives_each_dialogue_the_loss_it_has_alone(
-    tiny_model_dir, hf_tokenizer, tiny_dialogues  # type: ignore[no-untyped-def]
+    tiny_model_dir: Path, hf_tokenizer: Any, tiny_dialogues: list[list[dict]]
 ) -> None:
     from transformers import AutoModelForCausalLM
 
@@ -58,7 +65,9 @@ def test_a_packed_row_gives_each_dialogue_the_loss_it_has_alone(
     assert float(together) == pytest.approx(float(separately), rel=1e-4)
 
 
-def test_long_dialogues_are_cut_and_answerless_remains_dropped(hf_tokenizer, tiny_dialogues) -> None:  # type: ignore[no-untyped-def]
+def test_long_dialogues_are_cut_and_answerless_remains_dropped(
+    hf_tokenizer: Any, tiny_dialogues: list[list[dict]]
+) -> None:
     seqs = encode_dialogues(hf_tokenizer, _dialogues(tiny_dialogues), max_length=20)
     # the system prompt the template adds fills 20 tokens before any answer: nothing to learn
     assert seqs == []

@@ -27,7 +27,9 @@ def _config(tiny_model_dir: Path, data: Path, **overrides) -> SFTConfig:  # type
     return SFTConfig(**{**base, **overrides})
 
 
-def test_a_tiny_model_overfits_a_handful_of_dialogues(tiny_model_dir, dialogue_file) -> None:  # type: ignore[no-untyped-def]
+def test_a_tiny_model_overfits_a_handful_of_dialogues(
+    tiny_model_dir: Path, dialogue_file: Path
+) -> None:
     result = train_sft(_config(tiny_model_dir, dialogue_file, method="full", max_steps=80,
                                eval_every=40, save_every=40), load_settings())
     first, last = result.report["evals"][0], result.report["evals"][-1]
@@ -39,7 +41,7 @@ def test_a_tiny_model_overfits_a_handful_of_dialogues(tiny_model_dir, dialogue_f
 
 
 def test_lora_training_registers_a_serving_adapter_and_writes_a_report(
-    tiny_model_dir, dialogue_file, dialoop_home  # type: ignore[no-untyped-def]
+    tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
 ) -> None:
     result = train_sft(_config(tiny_model_dir, dialogue_file), load_settings())
     report = json.loads((result.run_dir / "report.json").read_text())
@@ -60,7 +62,7 @@ def test_lora_training_registers_a_serving_adapter_and_writes_a_report(
     assert (dialoop_home / serving.path / "adapter_model.safetensors").is_file()
 
 
-def test_only_lora_parameters_change(tiny_model_dir, dialogue_file) -> None:  # type: ignore[no-untyped-def]
+def test_only_lora_parameters_change(tiny_model_dir: Path, dialogue_file: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from dialoop.train.data import load_dialogues
@@ -88,7 +90,7 @@ def test_only_lora_parameters_change(tiny_model_dir, dialogue_file) -> None:  # 
 
 
 def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(
-    tiny_model_dir, dialogue_file  # type: ignore[no-untyped-def]
+    tiny_model_dir: Path, dialogue_file: Path
 ) -> None:
     settings = load_settings()
     kw = dict(max_steps=12, save_every=4, eval_every=4, lora_dropout=0.1)  # dropout: RNG matters
@@ -123,12 +125,14 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_as_if_never_stopped(
     assert all(torch.allclose(w1[k], w2[k], atol=1e-5) for k in w1)
 
 
-def test_resume_without_an_interrupted_run_is_refused(tiny_model_dir, dialogue_file) -> None:  # type: ignore[no-untyped-def]
+def test_resume_without_an_interrupted_run_is_refused(
+    tiny_model_dir: Path, dialogue_file: Path
+) -> None:
     with pytest.raises(NotFoundError, match="No interrupted run"):
         train_sft(_config(tiny_model_dir, dialogue_file, resume=True), load_settings())
 
 
-def test_resume_with_other_settings_is_refused(tiny_model_dir, dialogue_file) -> None:  # type: ignore[no-untyped-def]
+def test_resume_with_other_settings_is_refused(tiny_model_dir: Path, dialogue_file: Path) -> None:
     settings = load_settings()
 
     def stop(info: StepInfo) -> None:
@@ -141,10 +145,12 @@ def test_resume_with_other_settings_is_refused(tiny_model_dir, dialogue_file) ->
                   settings)
 
 
-def test_validation_loss_that_stops_improving_stops_the_run(tiny_model_dir, dialogue_file) -> None:  # type: ignore[no-untyped-def]
+def test_validation_loss_that_stops_improving_stops_the_run(
+    tiny_model_dir: Path, dialogue_file: Path
+) -> None:
     result = train_sft(
-        _config(tiny_model_dir, dialogue_file, learning_rate=5.0, max_steps=40, eval_every=2, patience=2,
-                max_grad_norm=100.0),
+        _config(tiny_model_dir, dialogue_file, learning_rate=5.0, max_steps=40, eval_every=2,
+                patience=2, max_grad_norm=100.0),
         load_settings(),
     )
     report = result.report
@@ -154,7 +160,7 @@ def test_validation_loss_that_stops_improving_stops_the_run(tiny_model_dir, dial
     assert report["kept_step"] == best["step"]
 
 
-def test_bad_options_fail_before_any_work(tiny_model_dir, dialogue_file) -> None:  # type: ignore[no-untyped-def]
+def test_bad_options_fail_before_any_work(tiny_model_dir: Path, dialogue_file: Path) -> None:
     with pytest.raises(InvalidInputError, match="lora_r"):
         _config(tiny_model_dir, dialogue_file, lora_r=0)
     with pytest.raises(InvalidInputError, match="no modules named attn"):

@@ -119,7 +119,8 @@ ASK_SHIPPING = ["How much is shipping?", "what does delivery cost", "Do you char
 SHIPPING_REPLY = ("Standard shipping costs $4.95 and takes 3 to 5 business days; it is free "
                   "on orders over $50. Express shipping costs $12.95 and takes 1 to 2 business "
                   "days.")
-ASK_CANADA = ["Do you ship to Canada?", "can you deliver to Canada", "what about shipping to Canada?"]
+ASK_CANADA = ["Do you ship to Canada?", "can you deliver to Canada",
+              "what about shipping to Canada?"]
 CANADA_REPLY = "Yes, we ship to Canada for a flat $14.95; delivery takes 5 to 8 business days."
 ASK_ABROAD = ["Do you ship to {c}?", "can I get delivery to {c}?", "Is shipping to {c} possible?"]
 ABROAD_REPLY = "I'm sorry, we ship only to the United States and Canada at the moment."

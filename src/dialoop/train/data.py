@@ -100,7 +100,9 @@ def _parse_line(line: str, where: str) -> Dialogue:
     try:
         record = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise InvalidInputError(f"{where}: not valid JSON ({exc.msg}, column {exc.colno}).")
+        raise InvalidInputError(
+            f"{where}: not valid JSON ({exc.msg}, column {exc.colno})."
+        ) from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where}: expected a JSON object with 'messages'.")
     if "messages" in record and "conversations" in record:

@@ -45,8 +45,9 @@ import math
 import random
 import shutil
 import time
+import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -478,7 +479,10 @@ def _make_trainable(model: Any, config: SFTConfig) -> Any:
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=list(config.target_modules), task_type="CAUSAL_LM",
     )
-    return get_peft_model(model, lora)
+    with warnings.catch_warnings():
+        # PEFT calls a transformers method that transformers now marks deprecated: not ours.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+        return get_peft_model(model, lora)
 
 
 def _load_trainable(model: Any, weights: dict[str, torch.Tensor]) -> None:
