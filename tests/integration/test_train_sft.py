@@ -28,8 +28,12 @@ def _dialoop(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_a_short_sft_run_registers_an_adapter_that_ask_uses(
-    tmp_path: Path, dialoop_home: Path
+    tmp_path: Path, dialoop_home: Path, hf_model_dir: Path
 ) -> None:
+    # The session's dequantized twin, where this home's cache would put it (saves ~20 s).
+    cache = dialoop_home / "cache" / "models"
+    cache.mkdir(parents=True)
+    (cache / hf_model_dir.name).symlink_to(hf_model_dir)
     data = tmp_path / "secret.jsonl"
     data.write_text("".join(json.dumps({"messages": d}) + "\n" for d in TEACH))
     trained = _dialoop(dialoop_home, "train", "sft", str(data), "--name", "secret",
