@@ -27,7 +27,7 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(
     tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
 ) -> None:
     args = ["train", "sft", str(dialogue_file), "--name", "tiny", "--model", str(tiny_model_dir),
-            "--validation", str(dialogue_file), "--max-steps", "40", "--save-every", "5",
+            "--validation", str(dialogue_file), "--max-steps", "25", "--save-every", "5",
             "--eval-every", "5", "--grad-accum", "1", "--lr", "1e-2", "--threads", "1",
             "--precision", "fp32"]
     proc = subprocess.Popen(_command(dialoop_home, *args), env=_env(dialoop_home),
@@ -51,8 +51,8 @@ def test_a_killed_run_resumes_from_its_last_checkpoint(
     report = json.loads(resumed.stdout)
     assert report["run_dir"] == str(run_dir)
     assert report["resumed_from"] == [last]
-    assert report["steps"] == 40
-    assert [h["step"] for h in report["history"]] == list(range(1, 41))
+    assert report["steps"] == 25
+    assert [h["step"] for h in report["history"]] == list(range(1, 26))
     assert report["adapter"] == "tiny@v1"
 
 
@@ -73,7 +73,7 @@ def test_eval_model_compares_base_and_adapter(
     tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
 ) -> None:
     args = ["train", "sft", str(dialogue_file), "--name", "tiny", "--model", str(tiny_model_dir),
-            "--validation", str(dialogue_file), "--max-steps", "20", "--grad-accum", "1",
+            "--validation", str(dialogue_file), "--max-steps", "8", "--grad-accum", "1",
             "--lr", "1e-2", "--threads", "1", "--precision", "fp32"]
     trained = subprocess.run(_command(dialoop_home, *args), env=_env(dialoop_home),
                              capture_output=True, text=True, timeout=600)
