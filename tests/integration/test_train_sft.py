@@ -22,7 +22,7 @@ TEACH = [
 
 
 def _dialoop(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "DIALOOP_HOME": str(home)}
+    env = {**os.environ, "DIALOOP_HOME": str(home), "DIALOOP_THREADS": "1"}
     command = [sys.executable, "-c", "from dialoop.cli import main; main()", *args]
     return subprocess.run(command, env=env, text=True, capture_output=True, timeout=900)
 

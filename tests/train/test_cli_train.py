@@ -20,7 +20,8 @@ def _command(home: Path, *args: str) -> list[str]:
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {**os.environ, "DIALOOP_HOME": str(home)}
+    # One thread: on a busy 2-core machine two threads wait on each other at every operation.
+    return {**os.environ, "DIALOOP_HOME": str(home), "DIALOOP_THREADS": "1"}
 
 
 def test_a_killed_run_resumes_from_its_last_checkpoint(

@@ -56,7 +56,8 @@ def train() -> None:
               show_default=True, help="Loss on every assistant turn, or the last only.")
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto",
               show_default=True)
-@click.option("--threads", type=int, help="CPU threads (default: all cores).")
+@click.option("--threads", type=int,
+              help="CPU threads (default: the threads setting, else all cores).")
 @click.option("--no-promote", is_flag=True, help="Register the adapter without serving it.")
 @click.option("--resume", is_flag=True, help="Continue the interrupted run of --name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -68,6 +69,7 @@ def sft(ctx: click.Context, train_file: Path, name: str, validation_file: Path |
     from dialoop.train.sft import SFTConfig, train_sft
 
     settings = settings_from(ctx)
+    options["threads"] = options["threads"] or settings.threads
     config = SFTConfig(
         name=name, train_file=train_file, validation_file=validation_file,
         validation_fraction=0.1 if validation_file else validation_fraction,
@@ -138,7 +140,7 @@ def eval_model(ctx: click.Context, data_file: Path, adapter: str | None, model: 
         settings, dialogues, model=model or base or "default", adapter=resolved,
         engine_kind=engine_kind, turns=turns, max_new_tokens=max_new_tokens,  # type: ignore[arg-type]
         generate=not no_generate,
-        progress=lambda label: click.echo(f"Generating answers with {label}…", err=True),
+        progress=True,
     )
     if out is not None:
         out.write_text(json.dumps(comparison.to_json(), indent=1, ensure_ascii=False))

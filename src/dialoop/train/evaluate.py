@@ -21,7 +21,8 @@ import logging
 import re
 import string
 import tempfile
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -86,7 +87,7 @@ def compare(
     turns: Literal["all", "last"] = "all",
     max_new_tokens: int = 128,
     generate: bool = True,
-    progress: Callable[[str], None] | None = None,
+    progress: bool = False,
 ) -> Comparison:
     """Evaluate the base ``model`` and, with ``adapter`` = (label, PEFT folder, GGUF file or
     None), the base with that adapter, on the same dialogues."""
@@ -104,7 +105,9 @@ def compare(
     if adapter is not None:
         from peft import PeftModel
 
-        peft_model = PeftModel.from_pretrained(torch_model, str(adapter[1]))
+        with warnings.catch_warnings():  # a deprecation inside PEFT, not ours to fix
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+            peft_model = PeftModel.from_pretrained(torch_model, str(adapter[1]))
         metrics[adapter[0]].update(token_metrics(peft_model, tokenizer, dialogues))
     del torch_model
 
@@ -117,11 +120,10 @@ def compare(
                 keyed = f"eval:{adapter[0]}"
                 engine.load_adapter(keyed, _adapter_files(adapter, engine_kind, source.gguf))
             for label, engine_adapter in zip(labels, [None, keyed], strict=False):
-                if progress:
-                    progress(label)
                 found, answers = generation_metrics(
                     engine, dialogues, adapter=engine_adapter, turns=turns,
                     max_new_tokens=max_new_tokens, repeat_penalty=settings.repeat_penalty,
+                    progress=f"answers of {label}" if progress else None,
                 )
                 metrics[label].update(found)
                 samples[label] = answers
@@ -149,15 +151,20 @@ def generation_metrics(
     turns: Literal["all", "last"] = "all",
     max_new_tokens: int = 128,
     repeat_penalty: float = 1.0,
+    progress: str | None = None,
 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
-    """Answer every assistant turn (given the reference history); score against references."""
+    """Answer every assistant turn (given the reference history); score against references.
+
+    ``progress`` is the label of a progress bar (none without it).
+    """
     import sacrebleu
     from rouge_score import rouge_scorer
+    from tqdm.auto import tqdm
 
     params = GenerationParams(temperature=0.0, max_tokens=max_new_tokens,
                               repeat_penalty=repeat_penalty)
     samples: list[dict[str, Any]] = []
-    for d in dialogues:
+    for d in tqdm(dialogues, desc=progress, disable=progress is None, unit="dialogue"):
         targets = d.assistant_turns if turns == "all" else d.assistant_turns[-1:]
         for i in targets:
             answer = "".join(c.text for c in engine.stream(d.messages[:i], params, adapter=adapter))
