@@ -98,7 +98,10 @@ def _summary(runs: dict[str, list[dict]], args: argparse.Namespace) -> None:
           f"{med('trainer', 'final_loss'):.3f} |")
     print(f"| peak memory (RSS) | {med('dialoop', 'peak_rss_mb'):.0f} MB | "
           f"{med('trainer', 'peak_rss_mb'):.0f} MB |")
-    print(f"\nratio dialoop / Trainer: {d / t:.2f} (target >= 1.0)")
+    pairs = [a["tokens_per_second"] / b["tokens_per_second"]
+             for a, b in zip(runs["dialoop"], runs["trainer"], strict=True)]
+    print(f"\nratio dialoop / Trainer: {d / t:.2f} (target >= 1.0); run by run: "
+          + ", ".join(f"{r:.2f}" for r in pairs))
 
 
 # -- the contenders, each in its own process --------------------------------------------
