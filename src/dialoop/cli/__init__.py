@@ -63,13 +63,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, dialogue, sessions
+    from dialoop.cli import chat, dialogue, sessions, train
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
     cli.add_command(sessions.sessions)
     cli.add_command(sessions.models)
     cli.add_command(dialogue.trace)  # `eval dialogue` registers itself on eval_group
+    cli.add_command(train.train)  # and `eval model`, which attaches itself to eval_group
 
 
 _register()
