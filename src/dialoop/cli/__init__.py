@@ -63,12 +63,14 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, sessions
+    from dialoop.cli import chat, serve, sessions, users
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
     cli.add_command(sessions.sessions)
     cli.add_command(sessions.models)
+    cli.add_command(serve.serve)
+    cli.add_command(users.users)
 
 
 _register()
