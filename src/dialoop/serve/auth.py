@@ -2,7 +2,8 @@
 
 Local mode: a server started without any API key listens on 127.0.0.1 only and
 treats every request as the configured local user, with the admin role (whoever
-can reach a loopback port already runs programs on this machine). As soon as a
+can reach a loopback port already runs programs on this machine); a key sent
+anyway is not looked at. As soon as a
 key exists, keys are required, also by a server started in local mode. A server
 started with keys, or on another address, always requires them, even if every key
 is later revoked.
@@ -38,20 +39,22 @@ class Auth:
     keys_required: bool  # fixed at start: keys were configured, or the host is not loopback
 
     def identify(self, key: str | None) -> Caller:
-        """The caller a request with ``key`` (or none) acts as. Blocking (database, scrypt)."""
-        if key:
-            caller = self.accounts.verify(key)
-            if caller is None:
-                raise NotAuthenticatedError(
-                    "Incorrect or revoked API key: ask an admin for one "
-                    "(`dialoop users add NAME`)."
-                )
-            return caller
-        if self.keys_required or self.accounts.any_active():
+        """The caller a request with ``key`` (or none) acts as. Blocking (database, scrypt).
+
+        In local mode a key is not looked at: OpenAI clients insist on sending one.
+        """
+        if not (self.keys_required or self.accounts.any_active()):
+            return Caller(self.local_user, "admin")
+        if not key:
             raise NotAuthenticatedError(
                 "This server needs an API key: send it as `Authorization: Bearer <key>`."
             )
-        return Caller(self.local_user, "admin")
+        caller = self.accounts.verify(key)
+        if caller is None:
+            raise NotAuthenticatedError(
+                "Incorrect or revoked API key: ask an admin for one (`dialoop users add NAME`)."
+            )
+        return caller
 
     @property
     def mode(self) -> str:
