@@ -73,7 +73,7 @@ class SessionSummaryOut(BaseModel):
 
 class TurnOut(BaseModel):
     id: int
-    session_id: str | None = None
+    session_id: str
     position: int
     role: str
     content: str
@@ -151,17 +151,16 @@ async def list_sessions(
 @router.get("/sessions/{ref}", response_model=SessionOut, tags=["sessions"],
             summary="One of your sessions (by name or id) with all its turns and traces")
 async def get_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
-    assistant: Assistant = request.app.state.assistant
-    return await run_in_threadpool(assistant.sessions.export, ref, caller.user)
+    return await run_in_threadpool(_export, request.app.state.assistant, ref, caller)
 
 
 @router.get("/sessions/{ref}/export", response_model=SessionOut, tags=["sessions"],
             summary="The same, as a JSON file to download")
 async def export_session(request: Request, caller: CallerDep, ref: str) -> JSONResponse:
-    assistant: Assistant = request.app.state.assistant
-    data = await run_in_threadpool(assistant.sessions.export, ref, caller.user)
+    data = await run_in_threadpool(_export, request.app.state.assistant, ref, caller)
     filename = f"dialoop-session-{data['id']}.json"
-    return JSONResponse(data, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return JSONResponse(SessionOut.model_validate(data).model_dump(mode="json"),
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.delete("/sessions/{ref}", response_model=DeletedOut, tags=["sessions"],
@@ -189,6 +188,13 @@ def find_turn(assistant: Assistant, turn_id: int, caller: Caller) -> dict[str, A
     if turn is None:
         raise NotFoundError(f"No turn {turn_id} in your sessions.")
     return {**turn_to_dict(turn), "session_id": turn.session_id}
+
+
+def _export(assistant: Assistant, ref: str, caller: Caller) -> dict[str, Any]:
+    data = assistant.sessions.export(ref, caller.user)
+    for turn in data["turns"]:
+        turn["session_id"] = data["id"]
+    return data
 
 
 def _summary(session: ChatSession, turns: int) -> dict[str, Any]:

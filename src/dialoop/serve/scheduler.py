@@ -15,6 +15,7 @@ still waits for a thread never touches the engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import weakref
@@ -182,10 +183,8 @@ class Scheduler:
                 self._running -= 1
             self._release()
             if lock is not None:  # the turn is stored: the session's next answer may start
-                try:
+                with contextlib.suppress(RuntimeError):  # the event loop is gone
                     gen._loop.call_soon_threadsafe(lock.release)
-                except RuntimeError:
-                    pass
 
     def _release(self) -> None:
         with self._count_lock:
