@@ -451,7 +451,9 @@ const METRICS = [
 // A gate metric of an adapter version, wherever the report keeps it.
 function metric(version, name) {
   const report = version.report || {};
-  for (const v of [version[name], (report.metrics || {})[name], report[name]]) {
+  const gate = version.gate || report.gate || {};
+  for (const v of [version[name], (gate.metrics || {})[name], (report.metrics || {})[name],
+                   report[name]]) {
     if (typeof v === 'number') return v;
   }
   return null;
@@ -468,11 +470,12 @@ function renderAdapters(history) {
     back.addEventListener('click', async () => {
       try {
         await api('/api/learning/rollback', { method: 'POST',
-                                              json: { name: v.name, version: v.version } });
+                                              json: { line: v.line, version: v.version } });
         await loadLearning();
       } catch (err) { showError($('#learning-error'), err); }
     });
-    return el('tr', {}, el('td', {}, `${v.name}@v${v.version}`), el('td', {}, v.status),
+    return el('tr', {}, el('td', {}, v.key || `${v.line}@v${v.version}`),
+      el('td', {}, v.serving ? `${v.status}, serving` : v.status),
       el('td', {}, (v.created_at || '').slice(0, 16).replace('T', ' ')),
       ...METRICS.map(([key]) => el('td', {}, pct(metric(v, key)) ?? '–')), el('td', {}, back));
   }));
