@@ -6,6 +6,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dialoop.assistant import Assistant
@@ -107,14 +108,16 @@ def test_sessions_reopen_and_delete(page) -> None:  # type: ignore[no-untyped-de
     assert page.locator(".msg").count() == 0
 
 
-def test_feedback_learning_and_knowledge_say_unavailable(page) -> None:  # type: ignore[no-untyped-def]
+def test_parts_not_installed_say_unavailable(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    features = httpx.get(f"{server.url}/api/health").json()["features"]
     _ask(page, "Hello!")
-    assert page.is_disabled(".msg.assistant:last-child .up")
-    assert page.is_disabled(".msg.assistant:last-child .correct")
+    assert page.is_disabled(".msg.assistant:last-child .up") == (not features["feedback"])
+    assert page.is_disabled(".msg.assistant:last-child .correct") == (not features["feedback"])
     page.click("text=Learning")
-    assert page.is_visible("#learning-unavailable")
+    assert page.is_visible("#learning-unavailable") == (not features["learning"])
+    assert page.is_visible("#learning-body") == features["learning"]
     page.click("text=Knowledge")
-    assert page.is_visible("#knowledge-unavailable")
+    assert page.is_visible("#knowledge-unavailable") == (not features["knowledge"])
 
 
 def test_phone_width(browser, server: RunningServer) -> None:  # type: ignore[no-untyped-def]

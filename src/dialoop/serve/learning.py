@@ -10,16 +10,20 @@ the global adapter.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 
 from dialoop.errors import PermissionDeniedError
 from dialoop.serve.accounts import Caller
 from dialoop.serve.auth import CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse
+from dialoop.store import Database
 
 __all__ = ["install"]
 
@@ -188,6 +192,28 @@ async def rollback(request: Request, caller: CallerDep, body: RollbackIn) -> dic
     return {"line": body.line, "serving": row.key if row is not None else None}
 
 
+class _LessonCounts(Collector):
+    """``dialoop_lessons{scope,status}``: how many lessons there are, read at each scrape."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def collect(self) -> Iterable[Metric]:
+        import sqlalchemy as sa
+
+        from dialoop.store.models import Lesson  # only in builds with the learning loop
+
+        family = GaugeMetricFamily("dialoop_lessons", "Lessons by scope and status.",
+                                   labels=["scope", "status"])
+        with self._db.read() as s:
+            rows = s.execute(sa.select(Lesson.scope, Lesson.status, sa.func.count())
+                             .group_by(Lesson.scope, Lesson.status)).all()
+        for scope, state, n in rows:
+            family.add_metric([scope, state], n)
+        yield family
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.state.features.update(feedback=True, learning=True)
+    app.state.metrics.register(_LessonCounts(app.state.assistant.db))
