@@ -1,7 +1,9 @@
 """Serving throughput: N concurrent streaming clients against `dialoop serve` over loopback.
 
-For each server configuration (``--engines``: copies of the model answering at once)
-the benchmark starts a real ``dialoop serve`` subprocess, then measures
+For each server configuration (``--configs``: copies of the model answering at once,
+optionally ``x`` threads per copy; by default the serve default ``1`` engine on all
+cores, ``1x1`` one engine on one thread, and ``2`` two one-thread engines) the
+benchmark starts a real ``dialoop serve`` subprocess, then measures
 
 1. one client asking one question after another (``--single-seconds``), and
 2. ``--clients`` clients asking at once for ``--seconds``,
@@ -11,7 +13,7 @@ aggregate tokens/s to the single client's, and errors. Targets (issue 6): 0 erro
 aggregate >= 1.5x a single client.
 
     flock /tmp/dialoop-bench.lock python benchmarks/bench_server.py
-    flock /tmp/dialoop-bench.lock python benchmarks/bench_server.py --engines 2 --seconds 30
+    flock /tmp/dialoop-bench.lock python benchmarks/bench_server.py --configs 2 --seconds 30
 
 Answers are sampled (temperature 0.8, a different seed each request) from a list of
 varied questions, capped at ``--max-tokens``, each in a new session.
@@ -147,12 +149,16 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_server(engines: int, home: str, max_waiting: int) -> tuple[subprocess.Popen, str]:
+def start_server(engines: int, threads: int | None, home: str, max_waiting: int
+                 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
+    env = {**os.environ, "DIALOOP_HOME": home}
+    if threads is not None:  # the pool divides the threads setting among its engines
+        env["DIALOOP_THREADS"] = str(threads * engines)
     process = subprocess.Popen(
         [sys.executable, "-c", "from dialoop.cli import main; main()", "serve", "--port",
          str(port), "--engines", str(engines), "--max-waiting", str(max_waiting)],
-        env={**os.environ, "DIALOOP_HOME": home}, stderr=subprocess.DEVNULL)
+        env=env, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -167,9 +173,9 @@ def start_server(engines: int, home: str, max_waiting: int) -> tuple[subprocess.
     raise SystemExit("the server did not start within 120 s")
 
 
-def measure(engines: int, args: argparse.Namespace) -> tuple[Phase, Phase]:
+def measure(engines: int, threads: int | None, args: argparse.Namespace) -> tuple[Phase, Phase]:
     with tempfile.TemporaryDirectory() as home:
-        process, url = start_server(engines, home, max_waiting=args.clients)
+        process, url = start_server(engines, threads, home, max_waiting=args.clients)
         try:
             asyncio.run(run_phase(url, 1, 5, args.max_tokens, seed=0))  # warm up
             single = asyncio.run(run_phase(url, 1, args.single_seconds, args.max_tokens, 1))
@@ -182,8 +188,9 @@ def measure(engines: int, args: argparse.Namespace) -> tuple[Phase, Phase]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--engines", default="1,2",
-                        help="server configurations to compare, e.g. 1,2 (default)")
+    parser.add_argument("--configs", default="1,1x1,2",
+                        help="server configurations to compare: ENGINES or ENGINESxTHREADS "
+                             "(threads per engine; default: the cores divided among them)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=120.0, help="concurrent phase")
     parser.add_argument("--single-seconds", type=float, default=30.0, help="one-client phase")
@@ -191,30 +198,36 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
-    for engines in [int(e) for e in args.engines.split(",")]:
-        print(f"engines={engines}: 1 client for {args.single_seconds:g} s, then "
+    for config in args.configs.split(","):
+        engines, _, per = config.partition("x")
+        threads = int(per) if per else None
+        print(f"{config}: 1 client for {args.single_seconds:g} s, then "
               f"{args.clients} clients for {args.seconds:g} s …", file=sys.stderr, flush=True)
-        single, many = measure(engines, args)
-        rows.append((engines, single, many))
+        single, many = measure(int(engines), threads, args)
+        rows.append((config, single, many))
+        for name, phase in (("1 client", single), (f"{args.clients} clients", many)):
+            print(f"  {name}: {len(phase.done)} answers, {len(phase.errors)} errors, "
+                  f"{phase.unfinished} cut, {phase.tokens_per_second:.1f} tok/s",
+                  file=sys.stderr, flush=True)
         for error in {r.error for r in many.errors + single.errors}:
             print(f"  error: {error}", file=sys.stderr)
 
     print(f"\n{args.clients} streaming clients over loopback, {args.seconds:g} s, "
           f"max_tokens={args.max_tokens}, {os.cpu_count()} cores")
-    header = (f"{'engines':>7} {'1-client tok/s':>14} {'req/s':>6} {'TTFT p50':>9} "
+    header = (f"{'config':>7} {'1-client tok/s':>14} {'req/s':>6} {'TTFT p50':>9} "
               f"{'TTFT p95':>9} {'agg tok/s':>9} {'agg÷single':>10} {'errors':>6} {'cut':>4}")
     print(header)
     print("-" * len(header))
-    for engines, single, many in rows:
-        ratio = many.tokens_per_second / single.tokens_per_second
-        print(f"{engines:>7} {single.tokens_per_second:>14.1f} {many.requests_per_second:>6.2f} "
+    for config, single, many in rows:
+        ratio = many.tokens_per_second / single.tokens_per_second if single.done else float("nan")
+        print(f"{config:>7} {single.tokens_per_second:>14.1f} {many.requests_per_second:>6.2f} "
               f"{many.ttft(0.5):>8.2f}s {many.ttft(0.95):>8.2f}s "
               f"{many.tokens_per_second:>9.1f} {ratio:>9.2f}x {len(many.errors):>6} "
               f"{many.unfinished:>4}")
     if len(rows) > 1:
-        base = rows[0][1].tokens_per_second
-        for engines, _, many in rows[1:]:
-            print(f"aggregate with {engines} engines ÷ single client on {rows[0][0]} engine(s): "
+        base = rows[0][1].tokens_per_second or float("nan")
+        for config, _, many in rows[1:]:
+            print(f"aggregate of config {config} ÷ single client of config {rows[0][0]}: "
                   f"{many.tokens_per_second / base:.2f}x")
     print("targets: 0 errors; aggregate ≥ 1.5× single client "
           "(cut: requests still unfinished after the grace period, abandoned)")
