@@ -12,6 +12,7 @@ import pytest
 
 from dialoop.assistant import Assistant
 from dialoop.serve import create_app
+from dialoop.serve.accounts import Accounts
 from dialoop.serve.server import RunningServer, background_server
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -135,6 +136,26 @@ def test_phone_width(browser, server: RunningServer) -> None:  # type: ignore[no
     page.click("#toggle-sessions")
     page.wait_for_selector("#new-chat", state="visible")  # …and opens on demand
     context.close()
+
+
+def test_asks_for_a_key_when_the_server_needs_one(  # type: ignore[no-untyped-def]
+    browser, assistant: Assistant
+) -> None:
+    key = Accounts(assistant.db).add_key("ann")[1]
+    with background_server(create_app(assistant, keys_required=True)) as running:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(running.url)
+        page.wait_for_selector("#key-dialog[open]")
+        page.fill("#key-input", "dlp_000000000000_wrong-wrong-wrong-wrong-wrong")
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#key-error:not([hidden])")  # a wrong key is refused, and said
+        page.fill("#key-input", key)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_function("document.querySelector('#who').textContent.includes('ann')")
+        _ask(page, "Hello!")
+        context.close()
+    assert [s.session.user_id for s in assistant.sessions.list("ann")] == ["ann"]
 
 
 @pytest.mark.skipif(importlib.util.find_spec("dialoop.learn.loop") is None,
