@@ -437,7 +437,9 @@ function renderStatus(status) {
     ['Serving adapter', status.adapter || 'none (base model)'],
     ['Lessons active', lessons.active], ['Lessons pending', lessons.pending],
     ['Satisfaction', pct(status.satisfaction)],
-    ['Consolidation', status.running ? 'running' : 'idle'],
+    ['Last consolidation', status.last_run
+      ? `${status.last_run.status}${status.last_run.stage ? `, ${status.last_run.stage}` : ''}`
+      : 'none yet'],
   ].filter(([, v]) => v !== undefined && v !== null);
   $('#learning-status').replaceChildren(
     ...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
@@ -484,7 +486,10 @@ function renderAdapters(history) {
 // Gate metrics and satisfaction over versions, as a small inline SVG line chart.
 function renderChart(history) {
   const holder = $('#learning-chart');
-  const versions = history.filter((v) => METRICS.some(([k]) => metric(v, k) !== null));
+  // One adapter line per chart: the global one if there is one.
+  const line = history.some((v) => v.line === 'global') ? 'global' : (history[0] || {}).line;
+  const versions = history.filter((v) => v.line === line
+                                        && METRICS.some(([k]) => metric(v, k) !== null));
   if (!versions.length) {
     holder.replaceChildren(el('p', { className: 'note' }, 'No gate reports yet.'));
     return;
@@ -506,7 +511,7 @@ function renderChart(history) {
     add('line', { x1: L, x2: W - R, y1: y(tick), y2: y(tick), class: 'axis' });
     add('text', { x: 4, y: y(tick) + 4 }, `${tick * 100}%`);
   }
-  versions.forEach((v, i) => add('text', { x: x(i) - 10, y: H - 8 }, `v${v.version}`));
+  versions.forEach((v, i) => add('text', { x: x(i) - 10, y: H - 8 }, `${line}@v${v.version}`));
   for (const [key, label, color] of METRICS) {
     const points = versions.map((v, i) => [i, metric(v, key)]).filter(([, m]) => m !== null);
     if (!points.length) continue;
