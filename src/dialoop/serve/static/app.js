@@ -494,7 +494,7 @@ function renderChart(history) {
     holder.replaceChildren(el('p', { className: 'note' }, 'No gate reports yet.'));
     return;
   }
-  const W = 640, H = 220, L = 36, R = 12, T = 10, B = 28;
+  const W = 640, H = 220, L = 40, R = 36, T = 10, B = 28;
   const x = (i) => L + (versions.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (versions.length - 1));
   const y = (v) => T + (1 - v) * (H - T - B);
   const ns = 'http://www.w3.org/2000/svg';
@@ -511,7 +511,8 @@ function renderChart(history) {
     add('line', { x1: L, x2: W - R, y1: y(tick), y2: y(tick), class: 'axis' });
     add('text', { x: 4, y: y(tick) + 4 }, `${tick * 100}%`);
   }
-  versions.forEach((v, i) => add('text', { x: x(i) - 10, y: H - 8 }, `${line}@v${v.version}`));
+  versions.forEach((v, i) => add('text', { x: x(i), y: H - 8, 'text-anchor': 'middle' },
+                                 `${line}@v${v.version}`));
   for (const [key, label, color] of METRICS) {
     const points = versions.map((v, i) => [i, metric(v, key)]).filter(([, m]) => m !== null);
     if (!points.length) continue;
