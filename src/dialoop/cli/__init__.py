@@ -63,7 +63,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, dialogue, sessions, train
+    from dialoop.cli import chat, dialogue, serve, sessions, train, users
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
@@ -71,6 +71,8 @@ def _register() -> None:
     cli.add_command(sessions.models)
     cli.add_command(dialogue.trace)  # `eval dialogue` registers itself on eval_group
     cli.add_command(train.train)  # and `eval model`, which attaches itself to eval_group
+    cli.add_command(serve.serve)
+    cli.add_command(users.users)
 
 
 _register()

@@ -96,9 +96,33 @@ def m002_adapters(op: Operations) -> None:
     )
 
 
+def m006_accounts(op: Operations) -> None:
+    op.create_table(
+        "accounts",
+        sa.Column("user_id", sa.String(128), primary_key=True),
+        sa.Column("role", sa.String(16), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column(
+            "user_id",
+            sa.String(128),
+            sa.ForeignKey("accounts.user_id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("secret_hash", sa.String(300), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("revoked_at", UTCDateTime),
+    )
+    op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
+    m006_accounts,
 ]
 
 

@@ -14,8 +14,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 __all__ = [
+    "Account",
     "AdapterHead",
     "AdapterVersion",
+    "ApiKey",
     "Base",
     "ChatSession",
     "Turn",
@@ -138,3 +140,27 @@ class AdapterHead(Base):
     name: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
     version: Mapped[int | None]
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Account(Base):
+    """A user of the server, with a role: ``user`` or ``admin``."""
+
+    __tablename__ = "accounts"
+
+    user_id: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ApiKey(Base):
+    """One API key of an account. Only a salted hash of its secret is stored."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)  # public, part of the key
+    user_id: Mapped[str] = mapped_column(
+        sa.ForeignKey("accounts.user_id", ondelete="CASCADE"), index=True
+    )
+    secret_hash: Mapped[str] = mapped_column(sa.String(300))  # "scrypt$n$r$p$salt$hash"
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]

@@ -1,0 +1,74 @@
+"""``dialoop serve``: the API and the web page, under uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import click
+
+from dialoop import __version__
+from dialoop.assistant import open_assistant
+from dialoop.cli import settings_from
+from dialoop.cli.chat import model_options
+from dialoop.serve.accounts import Accounts
+from dialoop.store import open_database
+
+__all__ = ["serve"]
+
+log = logging.getLogger(__name__)
+
+
+def _default_engines() -> int:
+    """Two copies of the model on a machine with two cores or more (see serve/pool.py)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 2 if (cores or 1) >= 2 else 1
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Without API keys only 127.0.0.1 is allowed.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--domain", type=click.Path(exists=True, dir_okay=False),
+              help="A domain file (intents, slots, tools) for the dialogue manager.")
+@click.option("--engines", type=click.IntRange(1, 16),
+              help="Copies of the model answering at once (default: 2 on 2+ cores).")
+@click.option("--max-waiting", default=32, show_default=True, type=click.IntRange(0, 10_000),
+              help="Answers that may wait for an engine; beyond, requests get a 503.")
+@model_options
+@click.pass_context
+def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines: int | None,
+          max_waiting: int, model: str | None, engine: str | None, adapter: str | None,
+          system: str | None) -> None:
+    """Serve the OpenAI-compatible API, dialoop's API and the web page."""
+    from dialoop.serve import create_app
+    from dialoop.serve.pool import open_engines
+    from dialoop.serve.server import is_loopback, run_server
+
+    settings = settings_from(ctx, model=model, engine=engine, adapter=adapter,
+                             system_prompt=system)
+    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
+    try:
+        have_keys = Accounts(db).any_active()
+    finally:
+        db.close()
+    if not have_keys and not is_loopback(host):
+        click.secho(f"No API key is configured, so the server listens on 127.0.0.1 only "
+                    f"(not {host}). Create one with `dialoop users add NAME` to serve other "
+                    "machines.", err=True, fg="yellow")
+        host = "127.0.0.1"
+    count = engines or (_default_engines() if settings.engine == "llamacpp" else 1)
+    click.echo(f"Loading {settings.model} model ({count} engine{'s' * (count > 1)})…", err=True)
+    pool = open_engines(settings, count)
+    extra = {"domain": domain} if domain else {}  # the dialogue manager's option
+    bot = open_assistant(settings, engine=pool, **extra)
+    try:
+        app = create_app(bot, keys_required=have_keys or not is_loopback(host),
+                         max_waiting=max_waiting)
+        mode = "API keys required" if have_keys else "local mode: no keys, this machine only"
+        click.echo(f"dialoop {__version__} serving {bot.engine.name} at http://{host}:{port} "
+                   f"({mode}). Web page: /  API docs: /docs  Ctrl-C stops.", err=True)
+        run_server(app, host, port, log_level="info" if log.isEnabledFor(logging.INFO)
+                   else "warning")
+    finally:
+        bot.close()

@@ -1,0 +1,203 @@
+"""The native API, part one: health, metrics, the caller, sessions and turns with traces.
+
+Everything here acts for the caller only: another user's session or turn does not
+exist as far as the caller can tell (404, the same as a wrong id).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import sqlalchemy as sa
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, Field
+
+from dialoop import __version__
+from dialoop.assistant import Assistant
+from dialoop.dialogue.session import turn_to_dict
+from dialoop.errors import NotFoundError
+from dialoop.serve.accounts import Caller
+from dialoop.serve.auth import Auth, CallerDep, require_admin
+from dialoop.serve.httperrors import ErrorResponse
+from dialoop.serve.metrics import CONTENT_TYPE, Metrics
+from dialoop.serve.scheduler import Scheduler
+from dialoop.store.models import ChatSession, Turn
+
+__all__ = ["router"]
+
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    "4XX": {"model": ErrorResponse, "description": "Invalid request, bad key, not allowed, "
+            "or not found (for you)."},
+}
+router = APIRouter(prefix="/api", responses=_ERRORS)
+
+
+# -- models ----------------------------------------------------------------------------------
+
+class AnswersOut(BaseModel):
+    running: int
+    waiting: int
+    capacity: int
+
+
+class HealthOut(BaseModel):
+    status: str
+    version: str
+    model: str
+    engine: str
+    engines: int = Field(description="Answers that can be generated at once.")
+    answers: AnswersOut
+    auth: str = Field(description="'keys' (API keys required) or 'local' (127.0.0.1, no keys).")
+    features: dict[str, bool] = Field(description="Which parts of the native API are on.")
+
+
+class MeOut(BaseModel):
+    user: str
+    role: str
+    auth: str
+
+
+class SessionSummaryOut(BaseModel):
+    id: str
+    name: str | None
+    title: str | None
+    label: str
+    status: str
+    turns: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class TurnOut(BaseModel):
+    id: int
+    session_id: str
+    position: int
+    role: str
+    content: str
+    status: str
+    created_at: datetime
+    model: str | None
+    adapter: str | None
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    cached_tokens: int | None
+    seconds: float | None
+    trace: dict[str, Any] | None = Field(
+        description="What shaped the answer: context, evidence, parameters, dialogue steps.")
+
+
+class SessionOut(BaseModel):
+    id: str
+    name: str | None
+    title: str | None
+    user: str
+    system_prompt: str | None
+    model: str | None
+    created_at: datetime
+    turns: list[TurnOut]
+
+
+class DeletedOut(BaseModel):
+    deleted: str
+
+
+# -- health, metrics, caller ---------------------------------------------------------------------
+
+@router.get("/health", response_model=HealthOut, tags=["server"],
+            summary="Whether the server is up, and what it runs (no key needed)")
+async def health(request: Request) -> dict[str, Any]:
+    state = request.app.state
+    assistant: Assistant = state.assistant
+    scheduler: Scheduler = state.scheduler
+    auth: Auth = state.auth
+    return {
+        "status": "ok", "version": __version__, "model": assistant.engine.name,
+        "engine": assistant.engine.kind, "engines": scheduler.slots,
+        "answers": {"running": scheduler.running, "waiting": scheduler.waiting,
+                    "capacity": scheduler.capacity},
+        "auth": await run_in_threadpool(lambda: auth.mode),
+        "features": state.features,
+    }
+
+
+@router.get("/metrics", tags=["server"], dependencies=[Depends(require_admin)],
+            summary="Prometheus metrics (text format; admin)",
+            responses={200: {"content": {CONTENT_TYPE: {}}, "description": "Metrics."}})
+async def metrics(request: Request) -> Response:
+    registry: Metrics = request.app.state.metrics
+    return Response(await run_in_threadpool(registry.render), media_type=CONTENT_TYPE)
+
+
+@router.get("/me", response_model=MeOut, tags=["server"], summary="Who the key belongs to")
+async def me(request: Request, caller: CallerDep) -> dict[str, Any]:
+    return {"user": caller.user, "role": caller.role, "auth": request.app.state.auth.mode}
+
+
+# -- sessions and turns -----------------------------------------------------------------------
+
+@router.get("/sessions", response_model=list[SessionSummaryOut], tags=["sessions"],
+            summary="Your sessions, most recently used first")
+async def list_sessions(
+    request: Request, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+) -> list[dict[str, Any]]:
+    assistant: Assistant = request.app.state.assistant
+    items = await run_in_threadpool(assistant.sessions.list, caller.user, limit=limit)
+    return [_summary(i.session, i.turns) for i in items]
+
+
+@router.get("/sessions/{ref}", response_model=SessionOut, tags=["sessions"],
+            summary="One of your sessions (by name or id) with all its turns and traces")
+async def get_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
+    return await run_in_threadpool(_export, request.app.state.assistant, ref, caller)
+
+
+@router.get("/sessions/{ref}/export", response_model=SessionOut, tags=["sessions"],
+            summary="The same, as a JSON file to download")
+async def export_session(request: Request, caller: CallerDep, ref: str) -> JSONResponse:
+    data = await run_in_threadpool(_export, request.app.state.assistant, ref, caller)
+    filename = f"dialoop-session-{data['id']}.json"
+    return JSONResponse(SessionOut.model_validate(data).model_dump(mode="json"),
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.delete("/sessions/{ref}", response_model=DeletedOut, tags=["sessions"],
+               summary="Delete one of your sessions and all its turns")
+async def delete_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
+    assistant: Assistant = request.app.state.assistant
+    session = await run_in_threadpool(assistant.sessions.delete, ref, caller.user)
+    return {"deleted": session.id}
+
+
+@router.get("/turns/{turn_id}", response_model=TurnOut, tags=["sessions"],
+            summary="One turn of yours, with its trace (why it was answered so)")
+async def get_turn(request: Request, caller: CallerDep, turn_id: int) -> dict[str, Any]:
+    assistant: Assistant = request.app.state.assistant
+    return await run_in_threadpool(find_turn, assistant, turn_id, caller)
+
+
+def find_turn(assistant: Assistant, turn_id: int, caller: Caller) -> dict[str, Any]:
+    """The turn ``turn_id`` if it is in one of the caller's sessions."""
+    with assistant.db.read() as s:
+        turn = s.scalar(
+            sa.select(Turn).join(ChatSession, ChatSession.id == Turn.session_id)
+            .where(Turn.id == turn_id, ChatSession.user_id == caller.user)
+        )
+    if turn is None:
+        raise NotFoundError(f"No turn {turn_id} in your sessions.")
+    return {**turn_to_dict(turn), "session_id": turn.session_id}
+
+
+def _export(assistant: Assistant, ref: str, caller: Caller) -> dict[str, Any]:
+    data = assistant.sessions.export(ref, caller.user)
+    for turn in data["turns"]:
+        turn["session_id"] = data["id"]
+    return data
+
+
+def _summary(session: ChatSession, turns: int) -> dict[str, Any]:
+    return {"id": session.id, "name": session.name, "title": session.title,
+            "label": session.label, "status": session.status, "turns": turns,
+            "created_at": session.created_at, "updated_at": session.updated_at}

@@ -1,0 +1,96 @@
+"""``create_app``: the server, composed from small parts around one assistant.
+
+    from dialoop import open_assistant
+    from dialoop.serve import create_app
+
+    app = create_app(open_assistant())   # any ASGI server; `dialoop serve` runs uvicorn
+
+Parts: the OpenAI-compatible routes (:mod:`.openai`), the native API (:mod:`.api`),
+API keys (:mod:`.auth`), the answer scheduler (:mod:`.scheduler`), metrics
+(:mod:`.metrics`), the body size limit (:mod:`.limits`) and the web page (:mod:`.web`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
+
+from dialoop import __version__
+from dialoop.assistant import Assistant
+from dialoop.serve import api, learning, openai, web
+from dialoop.serve.accounts import Accounts
+from dialoop.serve.auth import Auth
+from dialoop.serve.httperrors import install_error_handlers
+from dialoop.serve.limits import BodyLimit
+from dialoop.serve.metrics import Metrics, MetricsMiddleware
+from dialoop.serve.pool import EnginePool
+from dialoop.serve.scheduler import Generation, Scheduler
+
+__all__ = ["DEFAULT_MAX_BODY", "create_app"]
+
+DEFAULT_MAX_BODY = 4 * 2**20  # an OpenAI request carries the whole conversation
+_DESCRIPTION = """\
+dialoop's server: an OpenAI-compatible API under `/v1` and dialoop's own API under `/api`
+(sessions, turns and their traces, health, metrics). Send an API key as
+`Authorization: Bearer dlp_…` unless the server runs in local mode. Every error has the shape
+`{"error": {"message", "type", "param", "code"}}`.
+"""
+
+
+def create_app(
+    assistant: Assistant,
+    *,
+    accounts: Accounts | None = None,
+    keys_required: bool = False,
+    max_waiting: int = 32,
+    max_body_bytes: int = DEFAULT_MAX_BODY,
+) -> FastAPI:
+    """The ASGI app serving ``assistant``.
+
+    ``keys_required`` forces API keys even when none exists yet (set it whenever the
+    server listens beyond loopback). Up to ``max_waiting`` answers queue for the
+    engine(s); more get a 503. The caller keeps ownership of ``assistant``.
+    """
+    slots = assistant.engine.size if isinstance(assistant.engine, EnginePool) else 1
+    scheduler = Scheduler(slots, max_waiting)
+    metrics = Metrics(scheduler, assistant.adapters.heads)
+    scheduler.on_finish.append(lambda gen: _observe(metrics, gen))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(scheduler.shutdown)  # answers stop and are stored
+
+    app = FastAPIOffline(
+        title="dialoop", version=__version__, description=_DESCRIPTION, lifespan=lifespan,
+        static_url="/static-docs",
+    )
+    app.state.assistant = assistant
+    app.state.scheduler = scheduler
+    app.state.metrics = metrics
+    app.state.auth = Auth(accounts or Accounts(assistant.db), assistant.settings.user,
+                          keys_required)
+    app.state.started = int(time.time())
+    # Which optional parts of the native API are on (the web page asks /api/health).
+    app.state.features = {"chat": True, "sessions": True, "feedback": False,
+                          "learning": False, "knowledge": False}
+
+    install_error_handlers(app)
+    app.include_router(openai.router)
+    app.include_router(api.router)
+    if hasattr(assistant, "learning"):  # the learning loop (issue 3) is part of this build
+        learning.install(app)
+    web.install(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def _observe(metrics: Metrics, gen: Generation) -> None:
+    if gen.reply is not None:
+        metrics.observe_reply(gen.reply)

@@ -1,0 +1,132 @@
+"""Several copies of one llama.cpp model, so that the server answers several people at once.
+
+One llama.cpp context decodes one sequence at a time, and a 135M model cannot keep
+two cores busy with one sequence: most of each token's time is per-token overhead,
+not arithmetic. Two contexts with one thread each decode two sequences in nearly
+the time one takes (see ``benchmarks/bench_server.py``). A pool is also more robust
+on a busy machine: llama.cpp's threads of one context wait for each other at every
+layer, so one descheduled thread stalls the whole token.
+
+The pool is itself an :class:`~dialoop.engine.Engine`: the assistant does not know it
+is talking to several. A request goes to a free copy, preferring the one whose last
+prompt shares the longest prefix with it (its KV cache can be reused); adapters are
+loaded into every copy.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from dialoop.config import Settings
+from dialoop.engine import Chunk, Engine, GenerationParams, Message, open_engine
+from dialoop.engine.llamacpp import default_threads
+from dialoop.errors import ConfigError
+
+__all__ = ["EnginePool", "open_engines"]
+
+
+class EnginePool:
+    """``size`` engines of the same model behind the Engine protocol."""
+
+    def __init__(self, engines: Sequence[Engine]) -> None:
+        if not engines:
+            raise ValueError("an engine pool needs at least one engine")
+        self._engines = list(engines)
+        first = self._engines[0]
+        self.kind = first.kind
+        self.name = first.name
+        self.context_window = min(e.context_window for e in self._engines)
+        self._free = set(range(len(self._engines)))
+        self._last_prompt = [""] * len(self._engines)
+        self._cond = threading.Condition()
+
+    @property
+    def size(self) -> int:
+        return len(self._engines)
+
+    @property
+    def busy(self) -> int:
+        with self._cond:
+            return len(self._engines) - len(self._free)
+
+    def render(self, messages: Sequence[Message]) -> str:
+        return self._engines[0].render(messages)
+
+    def count_tokens(self, text: str) -> int:
+        return self._engines[0].count_tokens(text)
+
+    def stream(
+        self, messages: Sequence[Message], params: GenerationParams, *, adapter: str | None = None
+    ) -> Iterator[Chunk]:
+        return self._stream(messages, self.render(messages), params, adapter)
+
+    def _stream(
+        self, messages: Sequence[Message], text: str, params: GenerationParams,
+        adapter: str | None,
+    ) -> Iterator[Chunk]:
+        i = self._acquire(text)
+        try:
+            yield from self._engines[i].stream(messages, params, adapter=adapter)
+        finally:
+            self._release(i, text)
+
+    def _acquire(self, text: str) -> int:
+        with self._cond:
+            self._cond.wait_for(lambda: bool(self._free))
+            best = max(self._free, key=lambda i: len(os.path.commonprefix(
+                [self._last_prompt[i], text])))
+            self._free.remove(best)
+            return best
+
+    def _release(self, i: int, text: str) -> None:
+        with self._cond:
+            self._last_prompt[i] = text
+            self._free.add(i)
+            self._cond.notify()
+
+    def cancel(self) -> None:
+        for engine in self._engines:
+            engine.cancel()
+
+    def load_adapter(self, name: str, path: Path) -> None:
+        for engine in self._engines:
+            engine.load_adapter(name, path)
+
+    def unload_adapter(self, name: str) -> None:
+        for engine in self._engines:
+            engine.unload_adapter(name)
+
+    def close(self) -> None:
+        for engine in self._engines:
+            engine.close()
+
+
+def open_engines(settings: Settings, count: int) -> Engine:
+    """The engine ``settings`` ask for, or a pool of ``count`` sharing the cores.
+
+    Each copy gets ``threads // count`` threads (at least one).
+    """
+    if count < 1:
+        raise ConfigError(f"--engines must be at least 1, got {count}.")
+    if count == 1:
+        return open_engine(settings)
+    if settings.engine != "llamacpp":
+        raise ConfigError(
+            f"Several engines need the llamacpp engine, not {settings.engine}: "
+            "use --engines 1."
+        )
+    threads = max(1, (settings.threads or default_threads()) // count)
+    each = settings.model_copy(update={"threads": threads})
+    engines: list[Engine] = []
+    try:
+        for _ in range(count):
+            engines.append(open_engine(each))
+    except Exception:
+        for engine in engines:
+            engine.close()
+        raise
+    return EnginePool(engines)
+

@@ -1,0 +1,587 @@
+// dialoop web page. Plain JavaScript, no build step, no dependencies: it talks to the same
+// HTTP API as any client (/v1 to chat, /api for the rest). Text from the server is always
+// put in the page with textContent, never as HTML.
+'use strict';
+
+const state = {
+  key: localStorage.getItem('dialoop-key') || '',
+  session: null,        // id of the session being shown
+  features: {},         // from /api/health: which parts of the API this server has
+  me: null,             // {user, role, auth}
+  controller: null,     // AbortController of the answer being streamed
+};
+
+const $ = (sel, root = document) => root.querySelector(sel);
+const el = (tag, props = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'dataset') Object.assign(node.dataset, v);
+    else if (k in node) node[k] = v;
+    else node.setAttribute(k, v);
+  }
+  for (const child of children) if (child != null) node.append(child);
+  return node;
+};
+
+// -- API ---------------------------------------------------------------------------------
+
+class ApiError extends Error {
+  constructor(status, message, code) { super(message); this.status = status; this.code = code; }
+}
+
+async function api(path, { method = 'GET', json, headers = {}, signal } = {}) {
+  const h = { ...headers };
+  if (state.key) h.Authorization = `Bearer ${state.key}`;
+  let body;
+  if (json !== undefined) { h['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
+  const res = await fetch(path, { method, headers: h, body, signal });
+  if (!res.ok) {
+    let message = `${res.status} ${res.statusText}`, code = null;
+    try { const e = (await res.json()).error; message = e.message; code = e.code; } catch (_) {}
+    if (res.status === 401) askForKey(message);
+    throw new ApiError(res.status, message, code);
+  }
+  return res;
+}
+const getJSON = async (path) => (await api(path)).json();
+
+function showError(node, err) {
+  node.textContent = err ? (err.message || String(err)) : '';
+  node.hidden = !err;
+}
+
+// -- start -----------------------------------------------------------------------------------
+
+async function start() {
+  bindTabs();
+  bindChat();
+  bindKeyDialog();
+  bindLearning();
+  bindKnowledge();
+  try {
+    state.features = (await getJSON('/api/health')).features || {};
+  } catch (err) { showError($('#chat-error'), err); }
+  await whoAmI();
+  showView(location.hash.slice(1) || 'chat');
+}
+
+async function whoAmI() {
+  try {
+    state.me = await getJSON('/api/me');
+    $('#who').textContent = state.me.auth === 'local'
+      ? `${state.me.user} · local mode` : `${state.me.user} · ${state.me.role}`;
+    await loadSessions();
+  } catch (err) {
+    if (err.status !== 401) showError($('#chat-error'), err);
+  }
+}
+
+function bindTabs() {
+  for (const tab of document.querySelectorAll('.tabs button')) {
+    tab.addEventListener('click', () => { location.hash = tab.dataset.view; });
+  }
+  window.addEventListener('hashchange', () => showView(location.hash.slice(1)));
+  $('#toggle-sessions').addEventListener('click', () => {
+    const open = $('#sessions').classList.toggle('open');
+    $('#toggle-sessions').setAttribute('aria-expanded', String(open));
+  });
+}
+
+function showView(name) {
+  if (!['chat', 'learning', 'knowledge'].includes(name)) name = 'chat';
+  for (const view of document.querySelectorAll('.view')) view.hidden = view.dataset.view !== name;
+  for (const tab of document.querySelectorAll('.tabs button')) {
+    tab.setAttribute('aria-selected', String(tab.dataset.view === name));
+  }
+  $('#toggle-sessions').hidden = name !== 'chat';
+  if (name === 'learning') loadLearning();
+  if (name === 'knowledge') showKnowledge();
+}
+
+// -- API key -----------------------------------------------------------------------------------
+
+function askForKey(message) {
+  const dialog = $('#key-dialog');
+  if (state.key) showError($('#key-error'), new Error(message));
+  if (!dialog.open) dialog.showModal();
+}
+
+function bindKeyDialog() {
+  $('#key-form').addEventListener('submit', async () => {
+    state.key = $('#key-input').value.trim();
+    localStorage.setItem('dialoop-key', state.key);
+    showError($('#key-error'), null);
+    await whoAmI();
+  });
+}
+
+// -- chat ----------------------------------------------------------------------------------------
+
+function bindChat() {
+  const input = $('#input');
+  $('#composer').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const text = input.value.trim();
+    if (!text || state.controller) return;
+    input.value = '';
+    send(text);
+  });
+  input.addEventListener('keydown', (event) => {
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      $('#composer').requestSubmit();
+    }
+  });
+  $('#stop').addEventListener('click', () => state.controller && state.controller.abort());
+  $('#new-chat').addEventListener('click', () => {
+    state.session = null;
+    clearMessages();
+    markCurrentSession();
+    $('#sessions').classList.remove('open');
+    input.focus();
+  });
+}
+
+function clearMessages() {
+  $('#messages').replaceChildren($('#chat-empty') || el('p', { className: 'empty' }));
+  $('#chat-empty').hidden = false;
+}
+
+function addMessage(role, text, turn = null) {
+  $('#chat-empty').hidden = true;
+  const node = el('div', { className: `msg ${role}` }, el('div', { className: 'text' }, text));
+  if (turn) node.dataset.turnId = turn.id;
+  $('#messages').append(node);
+  if (role === 'assistant' && turn) addActions(node, turn);
+  node.scrollIntoView({ block: 'end' });
+  return node;
+}
+
+function setBusy(busy) {
+  $('#send').hidden = busy;
+  $('#stop').hidden = !busy;
+}
+
+// Stream one answer from the OpenAI-compatible endpoint; the server keeps the history.
+async function send(text) {
+  showError($('#chat-error'), null);
+  addMessage('user', text);
+  const bubble = addMessage('assistant', '');
+  bubble.classList.add('streaming');
+  const out = $('.text', bubble);
+  const controller = new AbortController();
+  state.controller = controller;
+  setBusy(true);
+  let info = null, stopped = false, failed = null;
+  try {
+    const headers = { Accept: 'text/event-stream' };
+    if (state.session) headers['X-Dialoop-Session'] = state.session;
+    const res = await api('/v1/chat/completions', {
+      method: 'POST', headers, signal: controller.signal,
+      json: { model: 'default', stream: true, stream_options: { include_usage: true },
+              messages: [{ role: 'user', content: text }] },
+    });
+    state.session = res.headers.get('X-Dialoop-Session-Id') || state.session;
+    for await (const event of sseEvents(res)) {
+      if (event.error) throw new ApiError(500, event.error.message, event.error.code);
+      const piece = event.choices && event.choices[0] && event.choices[0].delta.content;
+      if (piece) { out.textContent += piece; bubble.scrollIntoView({ block: 'end' }); }
+      if (event.dialoop) info = event.dialoop;
+    }
+  } catch (err) {
+    if (err.name === 'AbortError') stopped = true; else failed = err;
+  } finally {
+    state.controller = null;
+    setBusy(false);
+    bubble.classList.remove('streaming');
+  }
+  if (info) {
+    bubble.dataset.turnId = info.turn_id;
+    addActions(bubble, { id: info.turn_id, content: out.textContent });
+  } else if (stopped) {
+    bubble.append(el('div', { className: 'note' }, '(stopped)'));
+  }
+  if (failed) {
+    if (!out.textContent) bubble.remove();
+    showError($('#chat-error'), failed);
+  }
+  await loadSessions();
+  if (stopped && state.session) setTimeout(() => openSession(state.session), 500);
+}
+
+// Server-sent events from a fetch response: yields each `data:` payload, parsed.
+async function* sseEvents(res) {
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    let cut;
+    while ((cut = buffer.indexOf('\n\n')) >= 0) {
+      const block = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 2);
+      const data = block.split('\n').filter((l) => l.startsWith('data:'))
+        .map((l) => l.slice(5).trimStart()).join('\n');
+      if (!data) continue;
+      if (data === '[DONE]') return;
+      yield JSON.parse(data);
+    }
+  }
+}
+
+// Thumbs, "correct this answer" and "why" under an answer.
+function addActions(bubble, turn) {
+  const feedback = Boolean(state.features.feedback);
+  const off = 'Feedback needs the learning loop, which this server does not have yet.';
+  const note = el('div', { className: 'note', hidden: true });
+  const up = el('button', { className: 'up', type: 'button', title: feedback ? 'Good answer' : off,
+                            disabled: !feedback, ariaLabel: 'Good answer' }, thumb(false));
+  const down = el('button', { className: 'down', type: 'button',
+                              title: feedback ? 'Bad answer' : off, disabled: !feedback,
+                              ariaLabel: 'Bad answer' }, thumb(true));
+  const correct = el('button', { className: 'correct', type: 'button', disabled: !feedback,
+                                 title: feedback ? 'Give the answer it should have given' : off },
+                     'Correct');
+  const why = el('button', { className: 'why', type: 'button', title: 'What shaped this answer' },
+                 'Why?');
+  const rate = async (value, button) => {
+    try {
+      await api(`/api/turns/${turn.id}/rating`, { method: 'POST', json: { value } });
+      for (const b of [up, down]) b.setAttribute('aria-pressed', String(b === button));
+      say(note, value > 0 ? 'Thanks: noted as a good answer.' : 'Noted as a bad answer. ' +
+          'Correct it to teach the right one.');
+    } catch (err) { say(note, err.message, true); }
+  };
+  up.addEventListener('click', () => rate(1, up));
+  down.addEventListener('click', () => rate(-1, down));
+  correct.addEventListener('click', () => openCorrection(bubble, turn, note));
+  why.addEventListener('click', () => showWhy(turn.id));
+  const actions = el('div', { className: 'actions' }, up, down, correct, why);
+  if (!feedback) actions.append(el('span', { className: 'note' }, 'feedback unavailable'));
+  bubble.append(actions, note);
+}
+
+// A thumb icon drawn inline (emoji fonts are not everywhere).
+function thumb(down) {
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', '0 0 24 24');
+  svg.setAttribute('class', 'thumb');
+  if (down) svg.setAttribute('transform', 'rotate(180)');
+  const path = document.createElementNS(ns, 'path');
+  path.setAttribute('d', 'M2 10h4v11H2zM8 21h9.2a2 2 0 0 0 2-1.6l1.6-7A2 2 0 0 0 18.8 10H14l.9-4.6' +
+                         'A1.7 1.7 0 0 0 13.2 3.5L8 10z');
+  svg.append(path);
+  return svg;
+}
+
+function say(note, text, bad = false) {
+  note.textContent = text;
+  note.classList.toggle('bad', bad);
+  note.hidden = false;
+}
+
+function openCorrection(bubble, turn, note) {
+  if ($('.correct-form', bubble)) return;
+  const area = el('textarea', { rows: 3, ariaLabel: 'Corrected answer',
+                                value: $('.text', bubble).textContent });
+  const save = el('button', { className: 'primary', type: 'submit' }, 'Save correction');
+  const cancel = el('button', { type: 'button' }, 'Cancel');
+  const form = el('form', { className: 'correct-form' }, area, el('div', {}, save, cancel));
+  cancel.addEventListener('click', () => form.remove());
+  form.addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const answer = area.value.trim();
+    if (!answer) return;
+    save.disabled = true;
+    try {
+      await api(`/api/turns/${turn.id}/correction`, { method: 'POST', json: { answer } });
+      form.remove();
+      say(note, 'Correction saved: the next answer to this question will use it.');
+    } catch (err) { save.disabled = false; say(note, err.message, true); }
+  });
+  bubble.append(form);
+  area.focus();
+}
+
+// -- sessions ---------------------------------------------------------------------------------------
+
+async function loadSessions() {
+  let sessions;
+  try { sessions = await getJSON('/api/sessions'); } catch (err) { return; }
+  const list = $('#session-list');
+  list.replaceChildren(...sessions.map((s) => {
+    const open = el('button', { className: 'open', type: 'button', title: s.title || s.label },
+                    s.title || s.label);
+    open.addEventListener('click', () => { openSession(s.id); $('#sessions').classList.remove('open'); });
+    const del = el('button', { className: 'delete', type: 'button', ariaLabel: 'Delete session',
+                               title: 'Delete this session' }, '✕');
+    del.addEventListener('click', () => deleteSession(s));
+    return el('li', { dataset: { id: s.id } }, open, del);
+  }));
+  markCurrentSession();
+}
+
+function markCurrentSession() {
+  for (const li of document.querySelectorAll('#session-list li')) {
+    li.classList.toggle('current', li.dataset.id === state.session);
+  }
+}
+
+async function openSession(id) {
+  try {
+    const session = await getJSON(`/api/sessions/${encodeURIComponent(id)}`);
+    state.session = session.id;
+    clearMessages();
+    for (const turn of session.turns) {
+      const node = addMessage(turn.role, turn.content, turn);
+      if (turn.status === 'cancelled') node.append(el('div', { className: 'note' }, '(stopped)'));
+    }
+    markCurrentSession();
+  } catch (err) { showError($('#chat-error'), err); }
+}
+
+async function deleteSession(s) {
+  if (!confirm(`Delete the session "${s.title || s.label}" and all its turns?`)) return;
+  try {
+    await api(`/api/sessions/${encodeURIComponent(s.id)}`, { method: 'DELETE' });
+    if (state.session === s.id) { state.session = null; clearMessages(); }
+    await loadSessions();
+  } catch (err) { showError($('#chat-error'), err); }
+}
+
+// -- why: a turn's trace ----------------------------------------------------------------------------
+
+async function showWhy(turnId) {
+  const body = $('#why-body');
+  body.replaceChildren(el('p', {}, 'Loading…'));
+  $('#why-dialog').showModal();
+  try {
+    const turn = await getJSON(`/api/turns/${turnId}`);
+    body.replaceChildren(...renderTrace(turn));
+  } catch (err) { body.replaceChildren(el('p', { className: 'error' }, err.message)); }
+}
+
+function renderTrace(turn) {
+  const trace = turn.trace || {};
+  const context = trace.context || {};
+  const facts = [
+    ['Model', turn.model], ['Adapter', turn.adapter || 'none (base model)'],
+    ['Finish', trace.finish_reason || turn.status],
+    ['Tokens', `${turn.prompt_tokens ?? '?'} prompt (${turn.cached_tokens ?? 0} reused) + ` +
+               `${turn.completion_tokens ?? '?'} answer`],
+    ['Time', turn.seconds != null ? `${turn.seconds.toFixed(2)} s` : null],
+    ['Older messages left out', context.dropped_messages],
+    ['Cut to fit', (context.truncated || []).join(', ') || null],
+  ].filter(([, v]) => v !== null && v !== undefined && v !== '');
+  const parts = [el('dl', { className: 'facts' },
+    ...facts.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]))];
+  const evidence = context.evidence || [];
+  parts.push(el('h2', {}, 'Evidence used'));
+  parts.push(evidence.length
+    ? el('ol', {}, ...evidence.map((e) => el('li', {}, `${e.text} `,
+        el('small', {}, `(${e.kind}, ${e.source}, score ${e.score})`))))
+    : el('p', {}, 'None: the answer comes from the model alone.'));
+  if (trace.dialogue) {
+    parts.push(el('h2', {}, 'Understanding and decision'));
+    parts.push(el('pre', {}, JSON.stringify(trace.dialogue, null, 2)));
+  }
+  parts.push(el('details', {}, el('summary', {}, 'Full trace'),
+                el('pre', {}, JSON.stringify(trace, null, 2))));
+  return parts;
+}
+
+// -- learning ---------------------------------------------------------------------------------------
+
+function bindLearning() {
+  $('#learning-run').addEventListener('click', async () => {
+    try {
+      await api('/api/learning/run', { method: 'POST' });
+      await loadLearning();
+    } catch (err) { showError($('#learning-error'), err); }
+  });
+  $('#teach').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    try {
+      await api('/api/lessons', { method: 'POST', json: {
+        question: form.question.value.trim(), answer: form.answer.value.trim() } });
+      form.reset();
+      await loadLearning();
+    } catch (err) { showError($('#learning-error'), err); }
+  });
+}
+
+async function loadLearning() {
+  const on = Boolean(state.features.learning);
+  $('#learning-unavailable').hidden = on;
+  $('#learning-body').hidden = !on;
+  if (!on) return;
+  showError($('#learning-error'), null);
+  try {
+    const [status, history, lessons] = await Promise.all([
+      getJSON('/api/learning/status'), getJSON('/api/learning/history'),
+      getJSON('/api/lessons')]);
+    renderStatus(status);
+    renderAdapters(history);
+    renderChart(history);
+    renderLessons(lessons);
+  } catch (err) { showError($('#learning-error'), err); }
+}
+
+function renderStatus(status) {
+  const lessons = status.lessons || {};
+  const rows = [
+    ['Serving adapter', status.adapter || 'none (base model)'],
+    ['Lessons active', lessons.active], ['Lessons pending', lessons.pending],
+    ['Satisfaction', pct(status.satisfaction)],
+    ['Last consolidation', status.last_run
+      ? `${status.last_run.status}${status.last_run.stage ? `, ${status.last_run.stage}` : ''}`
+      : 'none yet'],
+  ].filter(([, v]) => v !== undefined && v !== null);
+  $('#learning-status').replaceChildren(
+    ...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+}
+
+const METRICS = [
+  ['reliability', 'Reliability', '#2f6fde'], ['generalization', 'Generalization', '#8e44ad'],
+  ['locality', 'Locality', '#1e8e3e'], ['satisfaction', 'Satisfaction', '#e67e22'],
+];
+
+// A gate metric of an adapter version, wherever the report keeps it.
+function metric(version, name) {
+  const report = version.report || {};
+  const gate = version.gate || report.gate || {};
+  for (const v of [version[name], (gate.metrics || {})[name], (report.metrics || {})[name],
+                   report[name]]) {
+    if (typeof v === 'number') return v;
+  }
+  return null;
+}
+
+const pct = (v) => (typeof v === 'number' ? `${Math.round(v * 100)}%` : null);
+
+function renderAdapters(history) {
+  const admin = state.me && state.me.role === 'admin';
+  $('#adapter-table tbody').replaceChildren(...history.map((v) => {
+    const back = el('button', { type: 'button', disabled: !admin || v.status !== 'promoted',
+                                title: admin ? 'Serve this version again' : 'Admins only' },
+                    'Roll back to');
+    back.addEventListener('click', async () => {
+      try {
+        await api('/api/learning/rollback', { method: 'POST',
+                                              json: { line: v.line, version: v.version } });
+        await loadLearning();
+      } catch (err) { showError($('#learning-error'), err); }
+    });
+    return el('tr', {}, el('td', {}, v.key || `${v.line}@v${v.version}`),
+      el('td', {}, v.serving ? `${v.status}, serving` : v.status),
+      el('td', {}, (v.created_at || '').slice(0, 16).replace('T', ' ')),
+      ...METRICS.map(([key]) => el('td', {}, pct(metric(v, key)) ?? '–')), el('td', {}, back));
+  }));
+}
+
+// Gate metrics and satisfaction over versions, as a small inline SVG line chart.
+function renderChart(history) {
+  const holder = $('#learning-chart');
+  // One adapter line per chart: the global one if there is one.
+  const line = history.some((v) => v.line === 'global') ? 'global' : (history[0] || {}).line;
+  const versions = history.filter((v) => v.line === line
+                                        && METRICS.some(([k]) => metric(v, k) !== null));
+  if (!versions.length) {
+    holder.replaceChildren(el('p', { className: 'note' }, 'No gate reports yet.'));
+    return;
+  }
+  const W = 640, H = 220, L = 40, R = 36, T = 10, B = 28;
+  const x = (i) => L + (versions.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (versions.length - 1));
+  const y = (v) => T + (1 - v) * (H - T - B);
+  const ns = 'http://www.w3.org/2000/svg';
+  const svg = document.createElementNS(ns, 'svg');
+  svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
+  const add = (tag, attrs, text) => {
+    const n = document.createElementNS(ns, tag);
+    for (const [k, v] of Object.entries(attrs)) n.setAttribute(k, v);
+    if (text != null) n.textContent = text;
+    svg.append(n);
+    return n;
+  };
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    add('line', { x1: L, x2: W - R, y1: y(tick), y2: y(tick), class: 'axis' });
+    add('text', { x: 4, y: y(tick) + 4 }, `${tick * 100}%`);
+  }
+  versions.forEach((v, i) => add('text', { x: x(i), y: H - 8, 'text-anchor': 'middle' },
+                                 `${line}@v${v.version}`));
+  for (const [key, label, color] of METRICS) {
+    const points = versions.map((v, i) => [i, metric(v, key)]).filter(([, m]) => m !== null);
+    if (!points.length) continue;
+    add('polyline', { points: points.map(([i, m]) => `${x(i)},${y(m)}`).join(' '), fill: 'none',
+                      stroke: color, 'stroke-width': 2 });
+    for (const [i, m] of points) {
+      add('circle', { cx: x(i), cy: y(m), r: 3, fill: color }).append(
+        Object.assign(document.createElementNS(ns, 'title'),
+                      { textContent: `${label} v${versions[i].version}: ${pct(m)}` }));
+    }
+  }
+  const legend = el('div', { className: 'legend' },
+    ...METRICS.map(([, label, color]) => el('span', { style: `color:${color}` }, label)));
+  holder.replaceChildren(svg, legend);
+}
+
+function renderLessons(lessons) {
+  const admin = state.me && state.me.role === 'admin';
+  $('#lesson-table tbody').replaceChildren(...lessons.map((l) => {
+    const promote = el('button', { type: 'button', disabled: !admin || l.scope === 'global',
+                                   title: admin ? 'Apply to everyone' : 'Admins only' },
+                       'Make global');
+    promote.addEventListener('click', () => lessonAction(`/api/lessons/${l.id}/promote`, 'POST'));
+    const forget = el('button', { type: 'button', title: 'Remove this lesson' }, 'Forget');
+    forget.addEventListener('click', () => lessonAction(`/api/lessons/${l.id}`, 'DELETE'));
+    return el('tr', {}, el('td', {}, l.question), el('td', {}, l.answer), el('td', {}, l.scope),
+      el('td', {}, (l.created_at || '').slice(0, 16).replace('T', ' ')),
+      el('td', {}, promote, ' ', forget));
+  }));
+}
+
+async function lessonAction(path, method) {
+  try { await api(path, { method }); await loadLearning(); }
+  catch (err) { showError($('#learning-error'), err); }
+}
+
+// -- knowledge ----------------------------------------------------------------------------------------
+
+function showKnowledge() {
+  const on = Boolean(state.features.knowledge);
+  $('#knowledge-unavailable').hidden = on;
+  $('#knowledge-body').hidden = !on;
+}
+
+function bindKnowledge() {
+  $('#entity-search').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    showError($('#knowledge-error'), null);
+    const q = event.target.q.value.trim();
+    try {
+      const entities = await getJSON(`/api/knowledge/entities?search=${encodeURIComponent(q)}`);
+      $('#entity-list').replaceChildren(...(entities.length ? entities.map((e) => {
+        const b = el('button', { type: 'button' }, e.type ? `${e.name} (${e.type})` : e.name);
+        b.addEventListener('click', () => showEntity(e.name));
+        return el('li', {}, b);
+      }) : [el('li', { className: 'note' }, 'No entity matches.')]));
+    } catch (err) { showError($('#knowledge-error'), err); }
+  });
+}
+
+async function showEntity(name) {
+  try {
+    const entity = await getJSON(`/api/knowledge/entities/${encodeURIComponent(name)}`);
+    $('#entity-name').textContent = entity.name;
+    $('#triple-table').hidden = false;
+    $('#triple-table tbody').replaceChildren(...(entity.triples || []).map((t) => el('tr', {},
+      el('td', {}, t.subject), el('td', {}, t.relation), el('td', {}, String(t.object)),
+      el('td', {}, t.source || ''))));
+  } catch (err) { showError($('#knowledge-error'), err); }
+}
+
+start();

@@ -1,0 +1,172 @@
+"""The web page in a real browser (Debian's Chromium, headless) against a real server."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dialoop.assistant import Assistant
+from dialoop.serve import create_app
+from dialoop.serve.accounts import Accounts
+from dialoop.serve.server import RunningServer, background_server
+
+CHROMIUM = Path("/usr/bin/chromium")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not CHROMIUM.exists() or shutil.which("chromium") is None,
+                       reason="needs Debian's Chromium at /usr/bin/chromium "
+                              "(apt-get install -y chromium)"),
+]
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+        "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    playwright = pytest.importorskip("playwright.sync_api")
+    with playwright.sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def server(assistant: Assistant) -> Iterator[RunningServer]:
+    with background_server(create_app(assistant)) as running:
+        yield running
+
+
+@pytest.fixture
+def page(browser, server: RunningServer):  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("requestfailed", lambda r: errors.append(f"{r.url} failed"))
+    page.goto(server.url)
+    yield page
+    context.close()
+    assert not errors
+
+
+def _ask(page, text: str) -> None:  # type: ignore[no-untyped-def]
+    page.fill("#input", text)
+    page.press("#input", "Enter")
+    page.wait_for_selector(".msg.assistant:last-child .actions", timeout=120_000)
+
+
+def test_chat_streams_the_answer(page, assistant: Assistant) -> None:  # type: ignore[no-untyped-def]
+    # Record every length the answer's text goes through while it is written.
+    page.evaluate("""() => {
+        window.lengths = [];
+        new MutationObserver(() => {
+            const last = document.querySelector('.msg.assistant:last-child .text');
+            if (last) window.lengths.push(last.textContent.length);
+        }).observe(document.querySelector('#messages'),
+                   {childList: true, subtree: true, characterData: true});
+    }""")
+    _ask(page, "What is the capital of Japan?")
+    shown = page.inner_text(".msg.assistant:last-child .text")
+    assert "Tokyo" in shown
+    lengths = [n for n in page.evaluate("window.lengths") if n]
+    assert len(set(lengths)) > 3  # it grew piece by piece
+    # What the page shows is what was stored, and the session appears in the list.
+    sessions = assistant.sessions.list("local")
+    assert len(sessions) == 1
+    turns = assistant.sessions.turns(sessions[0].session)
+    assert turns[-1].content == shown
+    assert page.get_attribute(".msg.assistant:last-child", "data-turn-id") == str(turns[-1].id)
+    page.wait_for_selector("#session-list li.current")
+    assert page.inner_text("#session-list li.current") .startswith("What is the capital")
+    # The next message continues the same session.
+    _ask(page, "And of France?")
+    assert len(assistant.sessions.list("local")) == 1
+    assert len(assistant.sessions.turns(sessions[0].session)) == 4
+
+
+def test_why_shows_the_trace(page) -> None:  # type: ignore[no-untyped-def]
+    _ask(page, "Hello!")
+    page.click(".msg.assistant:last-child .why")
+    page.wait_for_selector("#why-body dl")
+    text = page.inner_text("#why-body")
+    assert "SmolLM2" in text and "prompt" in text and "Evidence used" in text
+
+
+def test_sessions_reopen_and_delete(page) -> None:  # type: ignore[no-untyped-def]
+    _ask(page, "Name a fruit.")
+    page.click("#new-chat")
+    assert page.locator(".msg").count() == 0
+    page.click("#session-list li .open")
+    page.wait_for_selector(".msg.user")
+    assert page.inner_text(".msg.user") == "Name a fruit."
+    page.on("dialog", lambda d: d.accept())
+    page.click("#session-list li .delete")
+    page.wait_for_function("document.querySelectorAll('#session-list li').length === 0")
+    assert page.locator(".msg").count() == 0
+
+
+def test_parts_not_installed_say_unavailable(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    features = httpx.get(f"{server.url}/api/health").json()["features"]
+    _ask(page, "Hello!")
+    assert page.is_disabled(".msg.assistant:last-child .up") == (not features["feedback"])
+    assert page.is_disabled(".msg.assistant:last-child .correct") == (not features["feedback"])
+    page.click("text=Learning")
+    assert page.is_visible("#learning-unavailable") == (not features["learning"])
+    assert page.is_visible("#learning-body") == features["learning"]
+    page.click("text=Knowledge")
+    assert page.is_visible("#knowledge-unavailable") == (not features["knowledge"])
+
+
+def test_phone_width(browser, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
+    page = context.new_page()
+    page.goto(server.url)
+    _ask(page, "Hello!")
+    for view in ("chat", "learning", "knowledge"):
+        page.goto(f"{server.url}/#{view}")
+        overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, view
+    page.goto(f"{server.url}/#chat")
+    assert not page.is_visible("#new-chat")  # the session list folds away…
+    page.click("#toggle-sessions")
+    page.wait_for_selector("#new-chat", state="visible")  # …and opens on demand
+    context.close()
+
+
+def test_asks_for_a_key_when_the_server_needs_one(  # type: ignore[no-untyped-def]
+    browser, assistant: Assistant
+) -> None:
+    key = Accounts(assistant.db).add_key("ann")[1]
+    with background_server(create_app(assistant, keys_required=True)) as running:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(running.url)
+        page.wait_for_selector("#key-dialog[open]")
+        page.fill("#key-input", "dlp_000000000000_wrong-wrong-wrong-wrong-wrong")
+        page.click("#key-form button[type=submit]")
+        page.wait_for_selector("#key-error:not([hidden])")  # a wrong key is refused, and said
+        page.fill("#key-input", key)
+        page.click("#key-form button[type=submit]")
+        page.wait_for_function("document.querySelector('#who').textContent.includes('ann')")
+        _ask(page, "Hello!")
+        context.close()
+    assert [s.session.user_id for s in assistant.sessions.list("ann")] == ["ann"]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("dialoop.learn.loop") is None,
+                    reason="needs the learning loop (issue 3)")
+def test_correct_then_ask_again(page) -> None:  # type: ignore[no-untyped-def]
+    question = "Who founded Zorblax Industries?"
+    _ask(page, question)
+    page.click(".msg.assistant:last-child .correct")
+    page.fill(".correct-form textarea", "Zorblax Industries was founded by Mira Quell.")
+    page.click(".correct-form button[type=submit]")
+    page.wait_for_selector(".msg.assistant:last-child .note:has-text('Correction saved')")
+    page.click("#new-chat")
+    _ask(page, question)
+    assert "Mira Quell" in page.inner_text(".msg.assistant:last-child .text")
