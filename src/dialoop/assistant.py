@@ -257,7 +257,9 @@ class Assistant:
         plan: TurnPlan,
         adapter: str | None,
     ) -> Reply:
-        usage = usage or Usage(prompt.tokens, 0, 0, 0.0, None)
+        if usage is None:  # stopped before the engine's last chunk: count what was shown
+            usage = Usage(prompt.tokens, self.engine.count_tokens(text) if text else 0, 0,
+                          0.0, None)
         turn = self.sessions.add_turn(
             session,
             "assistant",

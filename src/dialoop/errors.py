@@ -10,8 +10,10 @@ status is the class's ``http_status``.
     │   └── DomainError            a domain or dialogue script file is invalid (file:line)
     ├── InvalidInputError      a request, parameter or argument is invalid
     │   └── ContextOverflowError   the prompt cannot fit the model's context window
+    ├── NotAuthenticatedError  the request has no valid API key
     ├── NotFoundError          a session, turn or other named thing does not exist
     ├── PermissionDeniedError  the caller may not do this
+    ├── ServerBusyError        too many requests are waiting for the engine
     ├── ModelError             the model cannot be found, downloaded or loaded
     │   ├── ModelNotFoundError
     │   └── ModelLoadError
@@ -34,8 +36,10 @@ __all__ = [
     "ModelError",
     "ModelLoadError",
     "ModelNotFoundError",
+    "NotAuthenticatedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "ServerBusyError",
     "StoreError",
     "ToolError",
 ]
@@ -71,6 +75,18 @@ class NotFoundError(DialoopError):
     """The named session, turn, lesson or adapter does not exist (for this user)."""
 
     http_status = 404
+
+
+class NotAuthenticatedError(DialoopError):
+    """The request has no valid API key."""
+
+    http_status = 401
+
+
+class ServerBusyError(DialoopError):
+    """Too many requests are waiting for the engine; try again shortly."""
+
+    http_status = 503
 
 
 class PermissionDeniedError(DialoopError):

@@ -18,16 +18,10 @@ from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from dialoop.errors import DialoopError, PermissionDeniedError
+from dialoop.errors import NotAuthenticatedError, PermissionDeniedError
 from dialoop.serve.accounts import Accounts, Caller
 
 __all__ = ["Auth", "CallerDep", "NotAuthenticatedError", "current_caller", "require_admin"]
-
-
-class NotAuthenticatedError(DialoopError):
-    """The request has no valid API key."""
-
-    http_status = 401
 
 
 @dataclass(frozen=True)

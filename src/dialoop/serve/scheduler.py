@@ -24,19 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dialoop.assistant import Reply, ReplyStream
-from dialoop.errors import DialoopError
+from dialoop.errors import DialoopError, ServerBusyError
 
 __all__ = ["Generation", "Scheduler", "ServerBusyError"]
 
 log = logging.getLogger(__name__)
 
 _END = object()
-
-
-class ServerBusyError(DialoopError):
-    """Too many requests are waiting for the engine; try again shortly."""
-
-    http_status = 503
 
 
 class Generation:
