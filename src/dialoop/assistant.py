@@ -27,6 +27,7 @@ from dialoop.dialogue.context import Prompt, build_prompt
 from dialoop.dialogue.session import ChatSession, Sessions, answered
 from dialoop.engine import Engine, FinishReason, GenerationParams, Message, Usage, open_engine
 from dialoop.errors import InvalidInputError
+from dialoop.knowledge import NOTHING, KnowledgeBase, Lookup
 from dialoop.store import Database, open_database
 
 __all__ = ["Assistant", "Reply", "ReplyStream", "open_assistant"]
@@ -82,11 +83,13 @@ class ReplyStream:
 class Assistant:
     """Answers messages in stored sessions. Build it with :func:`open_assistant`."""
 
-    def __init__(self, settings: Settings, engine: Engine, db: Database) -> None:
+    def __init__(self, settings: Settings, engine: Engine, db: Database,
+                 knowledge: KnowledgeBase | None = None) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
         self.sessions = Sessions(db)
+        self.knowledge = knowledge or KnowledgeBase(db, settings)
 
     # -- sessions -------------------------------------------------------------------
 
@@ -150,18 +153,23 @@ class Assistant:
     ) -> Iterator[str]:
         history = [_as_message(t) for t in answered(self.sessions.turns(session))]
         user_turn = self.sessions.add_turn(session, "user", message)
+        lookup = self._look_up(message, session.user_id)
         prompt = build_prompt(
             self.engine,
             system=session.system_prompt,
             history=history,
             message=message,
             reserve=params.max_tokens,
+            evidence=lookup.evidence,
         )
         pieces: list[str] = []
         finish: FinishReason = "cancelled"
         usage: Usage | None = None
         try:
-            for chunk in self.engine.stream(prompt.messages, params):
+            # The knowledge's own answer (or its "I don't know") is given as is.
+            chunks = (self.engine.stream(prompt.messages, params) if lookup.reply is None
+                      else lookup.as_chunks(prompt.tokens))
+            for chunk in chunks:
                 if chunk.text:
                     pieces.append(chunk.text)
                     yield chunk.text
@@ -172,8 +180,13 @@ class Assistant:
         finally:
             if usage is not None or pieces:
                 out.reply = self._store_answer(
-                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params
+                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params,
+                    lookup,
                 )
+
+    def _look_up(self, message: str, user: str) -> Lookup:
+        """What the knowledge graph and documents say (the dialogue manager's look_up)."""
+        return self.knowledge.lookup(message, user=user) if self.settings.knowledge else NOTHING
 
     def _store_answer(
         self,
@@ -184,6 +197,7 @@ class Assistant:
         usage: Usage | None,
         prompt: Prompt,
         params: GenerationParams,
+        lookup: Lookup = NOTHING,
     ) -> Reply:
         usage = usage or Usage(prompt.tokens, 0, 0, 0.0, None)
         turn = self.sessions.add_turn(
@@ -198,7 +212,7 @@ class Assistant:
             seconds=usage.seconds,
             first_token_seconds=usage.first_token_seconds,
             trace={"context": prompt.describe(), "params": dataclasses.asdict(params),
-                   "finish_reason": finish},
+                   "finish_reason": finish, "knowledge": lookup.describe()},
         )
         return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage, prompt)
 

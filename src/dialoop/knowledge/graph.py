@@ -708,10 +708,12 @@ def export_records(graph: Graph, user: str) -> Iterator[Record]:
             elif kind == ALIAS or (kind == LABEL and name != label):
                 aliases.append(name)
         for label, aliases, key in names.values():
-            yield EntitySpec(key, label, None, tuple(dict.fromkeys(a for a in aliases if a != label)))
+            others = tuple(dict.fromkeys(a for a in aliases if a != label))
+            yield EntitySpec(key, label, None, others)
         subj, obj = aliased(KgNode), aliased(KgNode)
         rows = s.execute(
-            sa.select(subj.key, KgRelation.key, obj.kind, obj.key, obj.value, obj.datatype, obj.unit)
+            sa.select(subj.key, KgRelation.key, obj.kind, obj.key, obj.value, obj.datatype,
+                      obj.unit)
             .select_from(KgTriple)
             .join(subj, subj.id == KgTriple.subject_id)
             .join(obj, obj.id == KgTriple.object_id)

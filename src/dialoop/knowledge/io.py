@@ -134,8 +134,8 @@ def _read_csv(text: str) -> Iterator[Record]:
                                     f"{len(header)}.")
         cells = dict(zip(header, row, strict=True))
         yield _fact(cells["subject"], cells["relation"], cells["object"],
-                    cells.get("datatype", "").strip() or None, cells.get("unit", "").strip() or None,
-                    line)
+                    cells.get("datatype", "").strip() or None,
+                    cells.get("unit", "").strip() or None, line)
 
 
 def _fact(subject: str, relation: str, obj: str, datatype: str | None, unit: str | None,

@@ -15,20 +15,21 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from dialoop.config import Settings
 from dialoop.dialogue.context import Evidence
+from dialoop.engine import Chunk, Usage
 from dialoop.engine.embedding import Embedder, default_embedder
+from dialoop.errors import InvalidInputError
 from dialoop.knowledge.documents import Documents
 from dialoop.knowledge.graph import GLOBAL, Graph, LoadResult, Term, TripleView
-from dialoop.knowledge.io import FORMATS, read_records
 from dialoop.knowledge.linking import Linker, RelationMatcher
 from dialoop.knowledge.reasoning import Answer, Reasoner
 
-__all__ = ["KnowledgeBase", "Lookup", "fuse"]
+__all__ = ["NOTHING", "KnowledgeBase", "Lookup", "fuse"]
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +50,12 @@ class Lookup:
 
     def describe(self) -> dict[str, object]:
         return {"found": self.found, "declined": self.declined, "answer": self.answer,
-                "values": self.values, "evidence": [e.to_dict() for e in self.evidence],
-                **self.details}
+                "direct": self.reply is not None, "values": self.values, **self.details}
+
+    def as_chunks(self, prompt_tokens: int) -> Iterator[Chunk]:
+        """``reply`` as the one chunk of a finished answer (nothing was generated)."""
+        assert self.reply is not None
+        yield Chunk(self.reply, "stop", Usage(prompt_tokens, 0, 0, 0.0, None))
 
 
 NOTHING = Lookup(False, False, None, None)
@@ -84,6 +89,10 @@ class KnowledgeBase:
         self.matcher = RelationMatcher(self.graph, _LazyEmbedder(self))
         self.reasoner = Reasoner(self.graph, self.linker, self.matcher)
         self._empty_lock = threading.Lock()
+
+    def db_read(self):  # type: ignore[no-untyped-def]
+        """A read transaction on the knowledge's database."""
+        return self.graph.db.read()
 
     def _lazy_embedder(self) -> Embedder:
         if self._embedder is None:
@@ -139,10 +148,10 @@ class KnowledgeBase:
         if fmt is None and path.suffix.lower() in DOCUMENT_SUFFIXES:
             added = self.documents.ingest(path, user=user, scope=scope)
             return LoadResult(added, 0 if added else 1, 0)
+        from dialoop.knowledge.io import FORMATS, read_records  # rdflib: only when importing
+
         if fmt is None and path.suffix.lower() not in FORMATS:
             known = ", ".join(sorted({*FORMATS, *DOCUMENT_SUFFIXES}))
-            from dialoop.errors import InvalidInputError
-
             raise InvalidInputError(f"Cannot import {path.name}: use one of {known}.")
         records = read_records(path, fmt)
         return self.graph.load(records, scope=scope, source=path.name, added_by=user)

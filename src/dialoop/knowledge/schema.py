@@ -1,4 +1,4 @@
-"""The knowledge tables, as SQLAlchemy ORM classes on the shared :class:`~dialoop.store.models.Base`.
+"""The knowledge tables: ORM classes on the shared :class:`~dialoop.store.models.Base`.
 
 The graph is stored RDF-style: every subject and object is a row of ``kg_nodes``
 (an entity, or a literal value), so a triple is three integers plus its scope and

@@ -19,16 +19,17 @@ __all__ = ["QUESTION_WORDS", "STOPWORDS", "Token", "norm", "stem", "tokenize"]
 _WORD = re.compile(r"[^\W_]+(?:[.'’\-][^\W_]+)*", re.UNICODE)
 
 # Function words: never a relation mention on their own, never the start of a name match.
-STOPWORDS = frozenset("""
+_STOP_TEXT = """
 a an the of in on at to for from by with about as into onto over under and or nor but not no
 is are was were be been being am do does did done has have had having will would shall should
 can could may might must it its it's this that these those there here he she they them his her
 their hers theirs him we us our you your yours i me my mine what which who whom whose when where
 why how any some all each every much many more most less least than then so too very just also
 s please tell me give show list name find know let
-""".split())
+"""
+STOPWORDS = frozenset(_STOP_TEXT.split())
 
-QUESTION_WORDS = frozenset("what which who whom whose when where why how".split())
+QUESTION_WORDS = frozenset(["what", "which", "who", "whom", "whose", "when", "where", "why", "how"])
 
 
 @dataclass(frozen=True)
