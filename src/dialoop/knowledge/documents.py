@@ -33,6 +33,7 @@ from dialoop.store import Database
 __all__ = ["Documents", "Passage", "split_passages"]
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 MAX_WORDS = 120
 RELEVANT_COSINE = 0.4  # below this a passage is not taken as answering the question

@@ -41,6 +41,8 @@ __all__ = [
     "bridge_relations",
     "SetQuery",
     "class_nodes",
+    "described",
+    "sole_subject",
     "numeric_relations",
     "select_set",
     "walk",
@@ -659,8 +661,14 @@ class Graph:
                 KgTriple.relation_id == type_id, visible(KgTriple.scope, user))))
 
 
+_MONEY = {"EUR", "USD", "GBP", "CHF"}
+
+
 def _node(row: KgNode) -> Node:
-    label = row.value if row.kind == "entity" or not row.unit else f"{row.value} {row.unit}"
+    label = row.value
+    if row.kind == "literal" and row.unit:
+        value = f"{row.number:.2f}" if row.unit in _MONEY and row.number is not None else row.value
+        label = f"{value} {row.unit}"
     return Node(row.id, row.kind, row.key, label, row.datatype, row.number)
 
 
@@ -913,3 +921,23 @@ def numeric_relations(graph: Graph, classes: Sequence[int], user: str) -> set[in
             m.relation_id == type_id, m.object_id.in_(classes), visible(m.scope, user))
     with graph.db.read() as s:
         return set(s.scalars(stmt))
+
+
+def described(graph: Graph, node_ids: Sequence[int], user: str) -> bool:
+    """Whether the graph states anything about these nodes beyond their type: if it
+    does not ("France" only as a country the store ships to), a question about them
+    is not a question about the knowledge."""
+    type_id = graph.relation_id(TYPE)
+    with graph.db.read() as s:
+        return s.scalar(sa.select(KgTriple.id).where(
+            KgTriple.subject_id.in_(list(node_ids)), KgTriple.relation_id != (type_id or -1),
+            visible(KgTriple.scope, user)).limit(1)) is not None
+
+
+def sole_subject(graph: Graph, relation_id: int, user: str) -> int | None:
+    """The one entity that has ``relation_id`` facts, if exactly one does ("the return
+    window" when only the return policy has one)."""
+    with graph.db.read() as s:
+        subjects = s.scalars(sa.select(KgTriple.subject_id).distinct().where(
+            KgTriple.relation_id == relation_id, visible(KgTriple.scope, user)).limit(2)).all()
+    return subjects[0] if len(subjects) == 1 else None

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 from dialoop.knowledge.graph import TYPE, Hop, Node, TripleView
 
-__all__ = ["DECLINE_MARK", "count", "describe", "members", "path", "superlative", "unknown",
-           "unknown_entity"]
+__all__ = ["DECLINE_MARK", "confirm", "count", "describe", "members", "path", "superlative",
+           "unknown", "unknown_entity"]
 
 DECLINE_MARK = "I don't know"
 _NOT_IN = "it is not in my knowledge base."
@@ -32,6 +32,8 @@ def path(signature: Sequence[tuple[int, bool]], chosen: Sequence[tuple[int, Sequ
     """The answer of a path query: a sentence for one forward hop, else values + the chain."""
     values = list(dict.fromkeys(_value(ends[e]) for e, _ in chosen))
     first = triples[chosen[0][1][0].triple_id]
+    if len(signature) == 1 and not signature[0][1] and ends[chosen[0][0]].datatype == "boolean":
+        return f"{first.subject.label}: {first.relation} — {_join(values)}."
     if len(signature) == 1 and not signature[0][1]:
         verb = "is" if len(values) == 1 else "are"
         return f"The {first.relation} of {first.subject.label} {verb} {_join(values)}."
@@ -89,3 +91,8 @@ def unknown(words: Sequence[str], about: str | None) -> str:
 
 def unknown_entity(name: str) -> str:
     return f"{DECLINE_MARK} anything about {name}: {_NOT_IN}"
+
+
+def confirm(triples: Sequence[TripleView]) -> str:
+    """A yes/no question the graph confirms ("Do you ship to Austria?")."""
+    return "Yes: " + "; ".join(t.text for t in triples[:3]) + "."

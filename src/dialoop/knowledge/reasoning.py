@@ -32,7 +32,9 @@ from dialoop.knowledge.graph import (
     TripleView,
     bridge_relations,
     class_nodes,
+    described,
     numeric_relations,
+    sole_subject,
     select_set,
     walk,
 )
@@ -96,6 +98,7 @@ class Analysis:
     residual: list[str] = field(default_factory=list)  # content words nothing explained
     question: bool = False  # phrased as a question or request
     expects: str | None = None  # "entity" | "value": what kind of answer the wh-word wants
+    yes_no: bool = False  # "Do you ship to Austria?"
     asks_unknown: bool = False  # "the <unexplained word> of …": a relation the graph lacks
     unknown_names: list[str] = field(default_factory=list)  # capitalized words nothing links
 
@@ -137,7 +140,10 @@ def analyse(question: str, user: str, graph: Graph, linker: Linker,
     classes = class_nodes(graph, [x.node_id for x in links], user)
     anchors = [x for x in links if x.node_id not in classes]
     class_links = [x for x in links if x.node_id in classes]
-    anchored = {i for x in anchors for i in range(x.start, x.end)}
+    # A one-word alias that is also a relation word ("shipping" / "ship to") stays
+    # available to the relation matcher as well.
+    anchored = {i for x in anchors for i in range(x.start, x.end)
+                if not (x.method == "alias" and i in relation_words)}
     numbers = {i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+", t.lower)}
     free = set(range(len(tokens))) - anchored - numbers
     extra: list[Token] = []
@@ -172,7 +178,7 @@ def analyse(question: str, user: str, graph: Graph, linker: Linker,
         bool(_COUNT.search(lowered)), order, residual,
         question.rstrip().endswith("?") or first in QUESTION_WORDS or first in _AUX
         or first in ("tell", "list", "name", "show", "give"),
-        _expected_answer(tokens), asks_unknown, unknown_names,
+        _expected_answer(tokens), first in _AUX, asks_unknown, unknown_names,
     )
 
 
@@ -234,10 +240,13 @@ class Reasoner:
             result = self._set(a, user)
         elif a.anchors:
             result = self._path(a, user)
+            if result.status == "unknown" and not described(
+                    self.graph, [x.node_id for x in a.anchors], user):
+                result = Answer("unrelated", "")  # it names something the graph only mentions
         elif a.classes and a.question:
             result = self._set(a, user)
         else:
-            result = self._unanchored(a)
+            result = self._unanchored(a, user)
         result.analysis = a
         return result
 
@@ -292,6 +301,9 @@ class Reasoner:
         if a.count and not (numeric and len(values) == 1):  # "how many live in X": a number
             return Answer("answered", phrasing.count(len(values), values), "count",
                           [str(len(values))], triples, hops=len(signature))
+        if a.yes_no and not all(ends[e].datatype == "boolean" for e, _ in chosen):
+            return Answer("answered", phrasing.confirm(triples), "path", ["yes"], triples,
+                          hops=len(signature))
         text = phrasing.path(signature, chosen, {t.id: t for t in triples}, ends)
         return Answer("answered", text, "path", values, triples, hops=len(signature))
 
@@ -358,9 +370,16 @@ class Reasoner:
 
     # -- questions that name nothing in the graph --------------------------------------------
 
-    def _unanchored(self, a: Analysis) -> Answer:
-        """Unknown if it asks for a relation the graph has, about an unknown proper name."""
+    def _unanchored(self, a: Analysis, user: str) -> Answer:
+        """A relation only one entity has answers for it ("what are your opening hours?");
+        else unknown if it asks for a relation the graph has about an unknown proper name."""
         strong = [m for m in a.relations if m.lexical]
+        if strong and not a.unknown_names:
+            subject = sole_subject(self.graph, strong[0].relation_id, user)
+            if subject is not None:
+                label = self.graph.nodes([subject])[subject].label
+                a.anchors = [Link(subject, label, "", -1, -1, "relation", 1.0)]
+                return self._path(a, user)
         names = _proper_names(list(a.tokens))
         if strong and names and a.question:
             return Answer("unknown", phrasing.unknown_entity(" ".join(names[0])))
