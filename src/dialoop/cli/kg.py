@@ -151,7 +151,7 @@ def _find_entity(kb: KnowledgeBase, entity: str, user: str) -> tuple[list[int], 
             raise NotFoundError(f"No entity {entity!r} in the knowledge graph: "
                                 "`dialoop kg stats` shows what is there.")
         names = s.execute(sa.select(KgName.name, KgName.kind).where(
-            KgName.node_id.in_(ids), visible(KgName.scope, user)).distinct()).tuples().all()
+            KgName.node_id.in_(ids), visible(KgName.scope, user)).distinct()).all()
     return ids, [list(n) for n in names]
 
 
@@ -188,7 +188,7 @@ def stats(ctx: click.Context, user: str | None, as_json: bool) -> None:
             top = s.execute(sa.select(KgRelation.label, sa.func.count()).join(
                 KgTriple, KgTriple.relation_id == KgRelation.id).where(
                 visible(KgTriple.scope, u)).group_by(KgRelation.label)
-                .order_by(sa.func.count().desc()).limit(10)).tuples().all()
+                .order_by(sa.func.count().desc()).limit(10)).all()
     if as_json:
         click.echo(json.dumps({**figures, "top_relations": dict(top)}, indent=2))
         return

@@ -582,7 +582,7 @@ class Graph:
                 out += s.execute(
                     sa.select(KgName.node_id, KgName.norm, KgName.name, KgName.kind)
                     .where(KgName.norm.in_(chunk), visible(KgName.scope, user))
-                ).tuples().all()
+                ).all()
         return out
 
     def names(self, user: str, *, scope_only: bool = False) -> list[tuple[int, str, str]]:
@@ -590,7 +590,7 @@ class Graph:
         cond = KgName.scope == user if scope_only else visible(KgName.scope, user)
         with self.db.read() as s:
             return s.execute(sa.select(KgName.node_id, KgName.name, KgName.kind).where(cond)
-                             ).tuples().all()
+                             ).all()
 
     def name_version(self) -> tuple[int, int]:
         """Changes whenever names are added or removed (for caches)."""
@@ -699,9 +699,11 @@ def export_records(graph: Graph, user: str) -> Iterator[Record]:
     Relations first, then entities with their labels and aliases, then facts.
     """
     with graph.db.read() as s:
-        for key, label, aliases in s.execute(
+        used = sa.select(KgTriple.id).where(KgTriple.relation_id == KgRelation.id,
+                                            visible(KgTriple.scope, user)).exists()
+        for key, label, aliases in s.execute(  # only relations this user has facts of
             sa.select(KgRelation.key, KgRelation.label, KgRelation.aliases)
-            .where(KgRelation.key != TYPE).order_by(KgRelation.id)
+            .where(KgRelation.key != TYPE, used).order_by(KgRelation.id)
         ):
             yield RelationSpec(key, label, tuple(aliases or ()))
         names: dict[int, tuple[str, list[str], str]] = {}
