@@ -302,6 +302,9 @@ class Reasoner:
             return Answer("answered", phrasing.count(len(values), values), "count",
                           [str(len(values))], triples, hops=len(signature))
         if a.yes_no and not all(ends[e].datatype == "boolean" for e, _ in chosen):
+            if a.residual or not all(candidates[rid].lexical for rid, _ in signature):
+                # "Can I return a candle?" is not confirmed by a fact about returns in general
+                return Answer("unknown", phrasing.unknown(a.residual, anchor_label))
             return Answer("answered", phrasing.confirm(triples), "path", ["yes"], triples,
                           hops=len(signature))
         text = phrasing.path(signature, chosen, {t.id: t for t in triples}, ends)
