@@ -41,10 +41,11 @@ ex:lumina rdfs:label "Lumina" ; ex:founded "1999-03-01"^^xsd:date .
 ex:madeBy rdfs:label "made by" .
 """
 
-NTRIPLES = """<http://example.org/aurora> <http://www.w3.org/2000/01/rdf-schema#label> "Aurora Lamp" .
-<http://example.org/aurora> <http://example.org/price> "19.99"^^<http://www.w3.org/2001/XMLSchema#decimal> .
-<http://example.org/aurora> <http://example.org/madeBy> <http://example.org/lumina> .
-"""
+_EX, _RDFS, _XSD = ("http://example.org/", "http://www.w3.org/2000/01/rdf-schema#",
+                    "http://www.w3.org/2001/XMLSchema#")
+NTRIPLES = (f'<{_EX}aurora> <{_RDFS}label> "Aurora Lamp" .\n'
+            f'<{_EX}aurora> <{_EX}price> "19.99"^^<{_XSD}decimal> .\n'
+            f"<{_EX}aurora> <{_EX}madeBy> <{_EX}lumina> .\n")
 
 JSONLD = """{"@context": {"ex": "http://example.org/",
               "label": "http://www.w3.org/2000/01/rdf-schema#label"},

@@ -176,11 +176,10 @@ def _read_jsonl(text: str) -> Iterator[Record]:
 
 
 def _json_record(obj: dict[str, Any], line: int) -> Record:
-    if len(obj) == 3 and all(type(obj.get(k)) is str for k in ("subject", "relation", "object")):
-        # The common case, on a fast path (keys are checked again when loaded).
-        if obj["subject"].strip() and obj["relation"].strip() and obj["object"].strip():
-            return Fact(obj["subject"].strip(), obj["relation"].strip(), obj["object"].strip(),
-                        line)
+    # The common case, on a fast path (keys are checked again when loaded).
+    if len(obj) == 3 and all(type(obj.get(k)) is str and obj[k].strip()
+                             for k in ("subject", "relation", "object")):
+        return Fact(obj["subject"].strip(), obj["relation"].strip(), obj["object"].strip(), line)
     def text(name: str, required: bool = True) -> str | None:
         value = obj.get(name)
         if value is None and not required:

@@ -34,8 +34,8 @@ from dialoop.knowledge.graph import (
     class_nodes,
     described,
     numeric_relations,
-    sole_subject,
     select_set,
+    sole_subject,
     walk,
 )
 from dialoop.knowledge.linking import Link, Linker, RelationMatcher, RelationMention, select_links
