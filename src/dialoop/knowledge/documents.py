@@ -30,7 +30,7 @@ from dialoop.knowledge.graph import visible
 from dialoop.knowledge.schema import KgChunk, KgDocument
 from dialoop.store import Database
 
-__all__ = ["Documents", "Passage", "split_passages"]
+__all__ = ["Documents", "Passage", "read_text_file", "split_passages"]
 
 log = logging.getLogger(__name__)
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
@@ -87,6 +87,18 @@ def _pieces(paragraph: str) -> list[str]:
     return out
 
 
+def read_text_file(path: Path) -> str:
+    """A UTF-8 file's text, or an InvalidInputError that says why not."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InvalidInputError(f"No file {path}.") from None
+    except UnicodeDecodeError as exc:
+        raise InvalidInputError(f"{path.name} is not UTF-8 text: {exc.reason}.") from None
+    except OSError as exc:
+        raise InvalidInputError(f"Cannot read {path}: {exc.strerror}.") from None
+
+
 def _html_to_markdown(html: str) -> str:
     from bs4 import BeautifulSoup
 
@@ -139,12 +151,7 @@ class Documents:
 
     def ingest(self, path: Path, *, user: str, scope: str) -> int:
         """Store the passages of ``path``; returns how many (0: this content is already in)."""
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise InvalidInputError(f"No file {path}.") from None
-        except UnicodeDecodeError as exc:
-            raise InvalidInputError(f"{path.name} is not UTF-8 text: {exc.reason}.") from None
+        raw = read_text_file(path)
         suffix = path.suffix.lower()
         if suffix in (".html", ".htm"):
             text, markdown = _html_to_markdown(raw), True

@@ -35,6 +35,7 @@ import rdflib
 from rdflib.namespace import FOAF, RDF, RDFS, SDO, SKOS, XSD
 
 from dialoop.errors import InvalidInputError
+from dialoop.knowledge.documents import read_text_file
 from dialoop.knowledge.graph import (
     ALIAS,
     LABEL,
@@ -89,14 +90,7 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 def read_records(path: Path, fmt: str | None = None) -> list[Record]:
     """Every record of the file, checked; a bad line raises InvalidInputError naming it."""
     fmt = detect_format(path, fmt)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError(f"No file {path}.") from None
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(f"{path.name} is not UTF-8 text: {exc.reason}.") from None
-    except OSError as exc:
-        raise InvalidInputError(f"Cannot read {path}: {exc.strerror}.") from None
+    text = read_text_file(path)
     try:
         if fmt == "csv":
             return list(_read_csv(text))
@@ -384,19 +378,12 @@ def _iri(key: str, ns: rdflib.Namespace) -> rdflib.URIRef:
 
 
 def _add_rdf(g: rdflib.Graph, r: Record) -> int:
-    if isinstance(r, RelationSpec):
-        p = _iri(r.key, RELATION_NS)
+    if isinstance(r, RelationSpec | EntitySpec):
+        node = _iri(r.key, RELATION_NS if isinstance(r, RelationSpec) else ENTITY_NS)
         if r.label:
-            g.add((p, RDFS.label, rdflib.Literal(r.label)))
+            g.add((node, RDFS.label, rdflib.Literal(r.label)))
         for alias in r.aliases:
-            g.add((p, SKOS.altLabel, rdflib.Literal(alias)))
-        return 0
-    if isinstance(r, EntitySpec):
-        s = _iri(r.key, ENTITY_NS)
-        if r.label:
-            g.add((s, RDFS.label, rdflib.Literal(r.label)))
-        for alias in r.aliases:
-            g.add((s, SKOS.altLabel, rdflib.Literal(alias)))
+            g.add((node, SKOS.altLabel, rdflib.Literal(alias)))
         return 0
     s = _iri(r.subject, ENTITY_NS)
     p = RDF.type if r.relation == TYPE else _iri(r.relation, RELATION_NS)

@@ -14,6 +14,7 @@ in its prompt: graph triples and document passages fused by reciprocal rank.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from dialoop.knowledge.graph import GLOBAL, Graph, LoadResult, Term, TripleView
 from dialoop.knowledge.linking import Linker, RelationMatcher
 from dialoop.knowledge.reasoning import Answer, Reasoner
 
-__all__ = ["NOTHING", "KnowledgeBase", "Lookup", "fuse"]
+__all__ = ["NOTHING", "KnowledgeBase", "Lookup", "fuse", "parse_fact"]
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,18 @@ class KnowledgeBase:
         return self.graph.add_fact(subject, relation, obj, user=user, scope=scope,
                                    source=source, lesson_id=lesson_id)
 
+    def learn_correction(self, text: str, *, user: str, lesson_id: int | None = None
+                         ) -> TripleView | None:
+        """Store a correction that states a plain fact as a triple, scoped to ``user``.
+
+        Understood: "S | R | O", "The R of S is O", "S's R is O". Anything else returns
+        None (the learning loop keeps it as a correction memory instead).
+        """
+        fact = parse_fact(text)
+        if fact is None:
+            return None
+        return self.add_fact(*fact, user=user, source="lesson", lesson_id=lesson_id)
+
     def forget(self, *, user: str, lesson_id: int | None = None,
                triple_ids: Sequence[int] = ()) -> int:
         """Remove ``user``'s facts taught in a lesson (or by id); returns how many."""
@@ -168,6 +181,26 @@ class _LazyEmbedder:
 
     def embed(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
         return self._kb._lazy_embedder().embed(texts)
+
+
+_FACT_PATTERNS = [
+    re.compile(r"^\s*(?P<s>[^|]+?)\s*\|\s*(?P<r>[^|]+?)\s*\|\s*(?P<o>[^|]+?)\s*$"),
+    re.compile(r"^\s*the (?P<r>.+?) of (?P<s>.+?) (?:is|are|was|were) (?P<o>.+?)[.!]?\s*$", re.I),
+    re.compile(r"^\s*(?P<s>.+?)['’]s (?P<r>.+?) (?:is|are|was|were) (?P<o>.+?)[.!]?\s*$", re.I),
+]
+
+
+def parse_fact(text: str) -> tuple[str, str, str] | None:
+    """(subject, relation, object) if ``text`` states one plain fact, else None."""
+    if len(text) > 300 or "\n" in text.strip():
+        return None
+    for pattern in _FACT_PATTERNS:
+        m = pattern.match(text)
+        if m and all(len(m.group(g).split()) <= 8 for g in ("s", "r")):
+            s, r, o = (m.group(g).strip() for g in ("s", "r", "o"))
+            s = re.sub(r"^the ", "", s, flags=re.I) if pattern is not _FACT_PATTERNS[0] else s
+            return s, r, o
+    return None
 
 
 def _triple_evidence(t: TripleView) -> Evidence:
