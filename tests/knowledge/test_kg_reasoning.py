@@ -11,6 +11,7 @@ from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.evaluate import Question, is_correct
 from dialoop.knowledge.graph import walk
 from dialoop.knowledge.linking import select_links
+from dialoop.knowledge.lookup import parse_fact
 from dialoop.knowledge.words import tokenize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -143,3 +144,21 @@ def test_the_whole_kgqa_set_meets_its_targets(kgqa: KnowledgeBase) -> None:
     assert len(lines) >= 100
     assert accuracy["1-hop"] >= 0.95 and accuracy["2-hop"] >= 0.85
     assert accuracy["unanswerable"] >= 0.9 and accuracy["constraint"] >= 0.85
+
+
+@pytest.mark.parametrize(("text", "fact"), [
+    ("Aurora Lamp | price | 18 EUR", ("Aurora Lamp", "price", "18 EUR")),
+    ("The price of the Aurora Lamp is 18 EUR.", ("Aurora Lamp", "price", "18 EUR")),
+    ("Mara Quell's favourite colour is teal", ("Mara Quell", "favourite colour", "teal")),
+    ("Please be more polite and greet people first.", None),
+])
+def test_plain_fact_corrections_are_recognized(text: str, fact: tuple | None) -> None:
+    assert parse_fact(text) == fact
+
+
+def test_a_correction_becomes_a_scoped_triple(kgqa: KnowledgeBase) -> None:
+    t = kgqa.learn_correction("The mayor of Quillon is Juno Harrow.", user="ann", lesson_id=7)
+    assert t is not None and (t.scope, t.source, t.lesson_id) == ("ann", "lesson", 7)
+    assert "Juno Harrow" in kgqa.ask("Who is the mayor of Quillon?", user="ann").values
+    assert kgqa.ask("Who is the mayor of Quillon?", user="bob").values == ["Sela Brin"]
+    kgqa.forget(user="ann", lesson_id=7)
