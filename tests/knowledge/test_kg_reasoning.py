@@ -162,3 +162,13 @@ def test_a_correction_becomes_a_scoped_triple(kgqa: KnowledgeBase) -> None:
     assert "Juno Harrow" in kgqa.ask("Who is the mayor of Quillon?", user="ann").values
     assert kgqa.ask("Who is the mayor of Quillon?", user="bob").values == ["Sela Brin"]
     kgqa.forget(user="ann", lesson_id=7)
+
+
+def test_the_dialogue_managers_lookup_seam(kb: KnowledgeBase) -> None:
+    """find / entities / aliases: what the dialogue manager's look_up action calls."""
+    kb.import_file(EXAMPLES / "store_support" / "knowledge.jsonl", user="op")
+    products = kb.aliases("product")
+    assert products["Aurora Kettle"] == ["Aurora Kettle", "kettle", "aurora"]
+    assert sorted(kb.entities("Products")) == sorted(products) and len(products) == 5
+    evidence = kb.find("How much is the Aurora kettle?", user="u")
+    assert evidence[0].kind == "triple" and "49.00 USD" in evidence[0].text

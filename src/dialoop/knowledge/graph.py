@@ -671,6 +671,28 @@ class Graph:
             for t in (rows[i] for i in ids if i in rows)
         ]
 
+    def members_with_names(self, kind: str) -> dict[str, list[str]]:
+        """Global members of the class labelled ``kind`` (any case, singular or plural):
+        label -> [label, *aliases]."""
+        type_id = self.relation_id(TYPE)
+        if type_id is None:
+            return {}
+        cls, member, names = aliased(KgName), aliased(KgTriple), aliased(KgName)
+        with self.db.read() as s:
+            rows = s.execute(
+                sa.select(member.subject_id, names.name, names.kind)
+                .join(cls, sa.and_(cls.node_id == member.object_id, cls.norm == norm(kind),
+                                   cls.scope == GLOBAL))
+                .join(names, sa.and_(names.node_id == member.subject_id, names.scope == GLOBAL))
+                .where(member.relation_id == type_id, member.scope == GLOBAL)
+                .order_by(member.subject_id, names.kind.desc(), names.id)).all()
+        by_node: dict[int, list[str]] = {}
+        for node_id, name, _ in rows:
+            by_node.setdefault(node_id, [])
+            if name not in by_node[node_id]:
+                by_node[node_id].append(name)
+        return {names[0]: names for names in by_node.values()}
+
     def types_of(self, node_ids: Iterable[int], user: str) -> dict[int, set[int]]:
         """The classes of each node (objects of its visible ``type`` triples)."""
         type_id = self.relation_id(TYPE)

@@ -125,6 +125,20 @@ class KnowledgeBase:
             return Lookup(False, True, reply, result.text, [], [], details)
         return Lookup(False, False, None, None, [], [], details)
 
+    # -- the dialogue manager's lookup seam (find / entities / aliases) -----------------
+
+    def find(self, message: str, *, user: str, state: object = None) -> list[Evidence]:
+        """Evidence for ``message`` (graph triples and passages), best first."""
+        return self.lookup(message, user=user).evidence
+
+    def entities(self, kind: str) -> list[str]:
+        """Labels of the global entities whose type is ``kind`` ("product" → Product)."""
+        return list(self.aliases(kind))
+
+    def aliases(self, kind: str) -> dict[str, list[str]]:
+        """Each global entity of type ``kind`` with its label and aliases."""
+        return self.graph.members_with_names(kind)
+
     def ask(self, question: str, *, user: str) -> Answer:
         """The graph's structured answer (no documents, no settings applied)."""
         return self.reasoner.answer(question, user=user)
