@@ -172,3 +172,15 @@ def test_the_dialogue_managers_lookup_seam(kb: KnowledgeBase) -> None:
     assert sorted(kb.entities("Products")) == sorted(products) and len(products) == 5
     evidence = kb.find("How much is the Aurora kettle?", user="u")
     assert evidence[0].kind == "triple" and "49.00 USD" in evidence[0].text
+
+
+@pytest.mark.parametrize(("gold", "reply", "right"), [
+    ("24", "The price of Halo Desk Lamp is 24.00 EUR. [triple:218]", True),
+    ("24", "The price is 24,000 EUR.", False),
+    ("24", "It came out in 2024.", False),
+    ("24", "I don't know: my knowledge base has no price for it, maybe 24.", False),
+    ("Tacoma", "Lindhaven (Dune — author — X; X — birthplace — Tacoma).", False),
+    ("310000", "About 310,000 people live there.", True),
+])
+def test_exact_match_scoring(gold: str, reply: str, right: bool) -> None:
+    assert is_correct(Question("1-hop", "?", (gold,)), reply) is right

@@ -6,9 +6,10 @@ A dataset is a folder with ``graph.jsonl`` (or any importable graph file named
 the right reply is to decline.
 
 Scoring: an answer is right when every gold answer appears in the reply as whole
-words (case, thousands separators and anything in parentheses or brackets — the
-template's reasoning chain and citations — ignored), and the reply does not
-decline. An unanswerable question is right when the reply declines.
+words, a number as the same value (24 = 24.00; case, thousands separators and
+anything in parentheses or brackets — the template's reasoning chain and
+citations — ignored), and the reply does not decline. An unanswerable question is
+right when the reply declines.
 
 Modes: ``template`` (the graph answers, a template words it), ``model`` (the graph
 answers, the model words it from the facts), ``none`` (the model alone).
@@ -98,8 +99,15 @@ def is_correct(q: Question, reply: str) -> bool:
     if is_decline(reply):
         return False
     text = _clean(reply)
-    return all(re.search(rf"(?<![\w.]){re.escape(_clean(a))}(?![\w]|\.\d)", text)
-               for a in q.answers)
+    numbers = {float(n) for n in re.findall(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])", text)}
+    return all(_mentions(text, numbers, _clean(a)) for a in q.answers)
+
+
+def _mentions(text: str, numbers: set[float], gold: str) -> bool:
+    """Whether ``gold`` appears as whole words, or (a number) with the same value: 24 = 24.00."""
+    if re.fullmatch(r"\d+(?:\.\d+)?", gold):
+        return float(gold) in numbers
+    return re.search(rf"(?<![\w.]){re.escape(gold)}(?![\w]|\.\d)", text) is not None
 
 
 def evaluate(
