@@ -31,7 +31,7 @@ import rdflib
 
 from dialoop.config import load_settings
 from dialoop.knowledge import GLOBAL, KnowledgeBase
-from dialoop.knowledge.graph import walk
+from dialoop.knowledge.traversal import walk
 from dialoop.store import open_database
 
 log = logging.getLogger("bench_knowledge")

@@ -9,9 +9,9 @@ import pytest
 
 from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.evaluate import Question, is_correct
-from dialoop.knowledge.graph import walk
 from dialoop.knowledge.linking import select_links
 from dialoop.knowledge.lookup import parse_fact
+from dialoop.knowledge.traversal import walk
 from dialoop.knowledge.words import tokenize
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import numpy as np
+from sqlalchemy import orm
 
 from dialoop.config import Settings
 from dialoop.dialogue.context import Evidence
@@ -29,6 +32,7 @@ from dialoop.knowledge.documents import Documents
 from dialoop.knowledge.graph import GLOBAL, Graph, LoadResult, Term, TripleView
 from dialoop.knowledge.linking import Linker, RelationMatcher
 from dialoop.knowledge.reasoning import Answer, Reasoner
+from dialoop.store import Database
 
 __all__ = ["NOTHING", "KnowledgeBase", "Lookup", "fuse", "parse_fact"]
 
@@ -80,18 +84,17 @@ def fuse(*ranked: Sequence[Evidence], k: int = 60, limit: int | None = None) -> 
 class KnowledgeBase:
     """The graph, the documents, and how a question is looked up in them."""
 
-    def __init__(self, db: object, settings: Settings, *,
+    def __init__(self, db: Database, settings: Settings, *,
                  embedder: Embedder | None = None) -> None:
         self.settings = settings
         self._embedder = embedder
-        self.graph = Graph(db)  # type: ignore[arg-type]
-        self.documents = Documents(db, self._lazy_embedder)  # type: ignore[arg-type]
+        self.graph = Graph(db)
+        self.documents = Documents(db, self._lazy_embedder)
         self.linker = Linker(self.graph, _LazyEmbedder(self))
         self.matcher = RelationMatcher(self.graph, _LazyEmbedder(self))
         self.reasoner = Reasoner(self.graph, self.linker, self.matcher)
-        self._empty_lock = threading.Lock()
 
-    def db_read(self):  # type: ignore[no-untyped-def]
+    def db_read(self) -> AbstractContextManager[orm.Session]:
         """A read transaction on the knowledge's database."""
         return self.graph.db.read()
 
@@ -193,7 +196,7 @@ class _LazyEmbedder:
     def __init__(self, kb: KnowledgeBase) -> None:
         self._kb = kb
 
-    def embed(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
         return self._kb._lazy_embedder().embed(texts)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from dialoop.knowledge.graph import TYPE, Hop, Node, TripleView
+from dialoop.knowledge.graph import TYPE, Node, TripleView
+from dialoop.knowledge.traversal import Hop
 
 __all__ = ["DECLINE_MARK", "confirm", "count", "describe", "members", "path", "superlative",
            "unknown", "unknown_entity"]

@@ -23,13 +23,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dialoop.knowledge import phrasing
-from dialoop.knowledge.graph import (
-    TYPE,
-    Graph,
+from dialoop.knowledge.graph import TYPE, Graph, TripleView
+from dialoop.knowledge.linking import Link, Linker, RelationMatcher, RelationMention, select_links
+from dialoop.knowledge.traversal import (
     Hop,
     Path,
     SetQuery,
-    TripleView,
     bridge_relations,
     class_nodes,
     described,
@@ -38,7 +37,6 @@ from dialoop.knowledge.graph import (
     sole_subject,
     walk,
 )
-from dialoop.knowledge.linking import Link, Linker, RelationMatcher, RelationMention, select_links
 from dialoop.knowledge.words import QUESTION_WORDS, Token, stem, tokenize
 
 __all__ = ["Analysis", "Answer", "Reasoner", "analyse"]
