@@ -45,6 +45,7 @@ from dialoop.engine import (
     open_engine,
 )
 from dialoop.errors import InvalidInputError
+from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.adapters import AdapterStore
 from dialoop.store import Database, open_database
 
@@ -103,7 +104,7 @@ class Assistant:
 
     def __init__(
         self, settings: Settings, engine: Engine, db: Database,
-        manager: DialogueManager | None = None,
+        manager: DialogueManager | None = None, knowledge: KnowledgeBase | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -111,7 +112,10 @@ class Assistant:
         self.sessions = Sessions(db)
         self.adapters = AdapterStore(db, settings.home)
         self._loaded: set[str] = set()  # adapter keys loaded into the engine
-        self.manager = manager or DialogueManager(general_domain(), engine=engine)
+        self.knowledge = knowledge or KnowledgeBase(db, settings)
+        self.manager = manager or DialogueManager(
+            general_domain(), engine=engine,
+            grounding=self.knowledge if settings.knowledge else None)
 
     @property
     def domain(self) -> Domain:
@@ -318,14 +322,16 @@ def open_assistant(
         db.close()
         raise
     try:
+        knowledge = KnowledgeBase(db, settings)
         manager = DialogueManager(domain or general_domain(), engine=opened, policy=policy,
-                                  evidence=evidence, adapters=adapters)
+                                  evidence=evidence, adapters=adapters,
+                                  grounding=knowledge if settings.knowledge else None)
     except Exception:
         db.close()
         if engine is None:
             opened.close()
         raise
-    return Assistant(settings, opened, db, manager)
+    return Assistant(settings, opened, db, manager, knowledge)
 
 
 def _as_message(turn: Any) -> Message:

@@ -71,6 +71,14 @@ class Settings(BaseSettings):
     repeat_penalty: float = Field(1.1, gt=0, le=2)
     seed: int | None = Field(None, ge=0)
 
+    # knowledge (graph + documents): see docs/knowledge.md
+    knowledge: bool = True
+    """Look questions up in the knowledge graph and documents before answering."""
+    knowledge_decline: bool = True
+    """Say "I don't know" when a question is about the knowledge but it has no answer."""
+    knowledge_answer: Literal["template", "model"] = "template"
+    """Who words a graph answer: a fixed template (exact) or the model (from the facts)."""
+
     @model_validator(mode="after")
     def _remote_needs_url(self) -> Settings:
         if self.engine == "remote" and not self.remote_url:

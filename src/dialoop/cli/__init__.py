@@ -63,7 +63,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, dialogue, serve, sessions, train, users
+    from dialoop.cli import chat, dialogue, kg, serve, sessions, train, users
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
@@ -73,6 +73,7 @@ def _register() -> None:
     cli.add_command(train.train)  # and `eval model`, which attaches itself to eval_group
     cli.add_command(serve.serve)
     cli.add_command(users.users)
+    kg.register(cli, eval_group)
 
 
 _register()

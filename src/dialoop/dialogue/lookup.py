@@ -5,6 +5,9 @@
   provider it was given whenever the model writes an answer.
 - :class:`Lookup`: the knowledge the ``look_up`` action queries; it also names
   the entities of a knowledge type, which ``entity`` slots are filled from.
+- :class:`Grounding`: knowledge that can answer a question outright, or decline
+  it honestly, before the model is asked (the knowledge graph). The general
+  assistant consults it on every message.
 
 :class:`FactsLookup` is the small stand-in used until the knowledge graph lands:
 subject–predicate–object facts from a YAML file, ranked by embedding similarity
@@ -36,7 +39,7 @@ from dialoop.engine.embedding import Embedder
 if TYPE_CHECKING:
     from dialoop.dialogue.state import DialogueState
 
-__all__ = ["EvidenceProvider", "FactsLookup", "Lookup"]
+__all__ = ["EvidenceProvider", "FactsLookup", "Grounded", "Grounding", "Lookup"]
 
 
 @runtime_checkable
@@ -50,6 +53,24 @@ class EvidenceProvider(Protocol):
 class Lookup(EvidenceProvider, Protocol):
     def entities(self, kind: str) -> Sequence[str]:
         """The names of the entities of knowledge type ``kind``, e.g. ``"product"``."""
+        ...
+
+
+class Grounded(Protocol):
+    """What grounding knowledge says about a message."""
+
+    reply: str | None  # say this instead of generating: a grounded answer or "I don't know …"
+    evidence: list[Evidence]  # otherwise, what the model's answer should rest on
+
+    def describe(self) -> dict[str, Any]:
+        """For the turn's trace."""
+        ...
+
+
+@runtime_checkable
+class Grounding(Protocol):
+    def lookup(self, question: str, *, user: str) -> Grounded:
+        """What the knowledge says about ``question`` for ``user``."""
         ...
 
 

@@ -22,7 +22,9 @@ or look-up already run in this turn is not run again.
 
 Seams for other parts: ``evidence`` providers (the correction memory's lessons)
 are asked whenever the model writes an answer; ``lookup`` is the knowledge the
-``look_up`` action queries; ``adapters`` chooses the LoRA adapter per user.
+``look_up`` action queries; ``grounding`` (the knowledge graph) may answer or
+decline a general assistant's question before the model does; ``adapters``
+chooses the LoRA adapter per user.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from dialoop.agent.tools import ToolCall, ToolContext
 from dialoop.dialogue.context import Evidence
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.intent import IntentClassifier, IntentResult
-from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Lookup
+from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Grounding, Lookup
 from dialoop.dialogue.policy import (
     TERMINAL,
     Decision,
@@ -113,8 +115,10 @@ class DialogueManager:
         evidence: Sequence[EvidenceProvider] = (),
         adapters: AdapterChooser | None = None,
         classifier: IntentClassifier | None = None,
+        grounding: Grounding | None = None,
     ) -> None:
         self.domain = domain
+        self.grounding = grounding
         self.engine = engine
         self.policy = make_policy(domain, policy) if policy is None or isinstance(policy, str) \
             else policy
@@ -145,6 +149,13 @@ class DialogueManager:
         turn = _Turn(understood, understood.state, result.ranking)
         context = ToolContext(user=user, session_id=session_id, home=home)
         text = self._run_steps(turn, message, user, context)
+        grounded = None
+        if text is None and self.grounding is not None and self.domain.is_general:
+            grounded = self.grounding.lookup(message, user=user)
+            turn.evidence += grounded.evidence
+            if grounded.reply is not None:  # the knowledge answers, or honestly declines
+                text = grounded.reply
+                turn.steps[-1]["response"] = "knowledge"
         evidence = list(turn.evidence)
         if text is None:  # the model writes the answer: give it everything it should rest on
             evidence += self._provided(message, user, turn.state)
@@ -165,6 +176,7 @@ class DialogueManager:
             "tool_calls": [c.to_dict() for c in turn.calls],
             "evidence": [e.to_dict() for e in evidence],
             "response": final.get("response", "generated"),
+            "knowledge": grounded.describe() if grounded is not None else None,
         }
         summary = turn.state.summary(self.domain)
         return TurnPlan(

@@ -96,6 +96,83 @@ def m002_adapters(op: Operations) -> None:
     )
 
 
+def m004_knowledge(op: Operations) -> None:
+    """The knowledge graph (nodes, names, relations, triples) and the document store."""
+    op.create_table(
+        "kg_nodes",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("key", sa.String(512), nullable=False),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.Column("datatype", sa.String(64)),
+        sa.Column("unit", sa.String(32)),
+        sa.Column("number", sa.Float),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("kind", "key", name="uq_kg_nodes_kind_key"),
+    )
+    op.create_table(
+        "kg_names",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("node_id", sa.Integer, sa.ForeignKey("kg_nodes.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("name", sa.String(255), nullable=False),
+        sa.Column("norm", sa.String(255), nullable=False),
+        sa.Column("kind", sa.String(8), nullable=False),
+        sa.Column("scope", sa.String(128), nullable=False),
+        sa.Column("source", sa.String(512), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("node_id", "norm", "scope", name="uq_kg_names_node_norm_scope"),
+    )
+    op.create_index("ix_kg_names_norm", "kg_names", ["norm"])
+    op.create_table(
+        "kg_relations",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(512), nullable=False, unique=True),
+        sa.Column("label", sa.String(255), nullable=False),
+        sa.Column("aliases", sa.JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_table(
+        "kg_triples",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("subject_id", sa.Integer, sa.ForeignKey("kg_nodes.id"), nullable=False),
+        sa.Column("relation_id", sa.Integer, sa.ForeignKey("kg_relations.id"), nullable=False),
+        sa.Column("object_id", sa.Integer, sa.ForeignKey("kg_nodes.id"), nullable=False),
+        sa.Column("scope", sa.String(128), nullable=False),
+        sa.Column("source", sa.String(512), nullable=False),
+        sa.Column("added_by", sa.String(128), nullable=False),
+        sa.Column("lesson_id", sa.Integer),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("subject_id", "relation_id", "object_id", "scope",
+                            name="uq_kg_triples_fact"),
+    )
+    op.create_index("ix_kg_triples_object", "kg_triples", ["object_id", "relation_id"])
+    op.create_index("ix_kg_triples_lesson", "kg_triples", ["lesson_id"])
+    op.create_table(
+        "kg_documents",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("scope", sa.String(128), nullable=False),
+        sa.Column("source", sa.String(512), nullable=False),
+        sa.Column("title", sa.String(255), nullable=False),
+        sa.Column("digest", sa.String(64), nullable=False),
+        sa.Column("added_by", sa.String(128), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("meta", sa.JSON, nullable=False),
+        sa.UniqueConstraint("scope", "digest", name="uq_kg_documents_scope_digest"),
+    )
+    op.create_table(
+        "kg_chunks",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("document_id", sa.Integer,
+                  sa.ForeignKey("kg_documents.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("position", sa.Integer, nullable=False),
+        sa.Column("heading", sa.String(255)),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("embedding", sa.LargeBinary, nullable=False),
+    )
+    op.create_index("ix_kg_chunks_document_id", "kg_chunks", ["document_id"])
+
+
 def m006_accounts(op: Operations) -> None:
     op.create_table(
         "accounts",
@@ -117,11 +194,10 @@ def m006_accounts(op: Operations) -> None:
         sa.Column("revoked_at", UTCDateTime),
     )
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
-
-
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
+    m004_knowledge,
     m006_accounts,
 ]
 

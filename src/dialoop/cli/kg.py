@@ -1,0 +1,290 @@
+"""``dialoop kg import|add|query|show|stats|export``, ``dialoop eval kg`` and ``/fact`` in chat.
+
+None of the ``kg`` commands loads the chat model: the graph answers on its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+
+from dialoop.cli import settings_from
+from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
+from dialoop.config import Settings
+from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.knowledge.graph import TripleView, visible
+from dialoop.knowledge.schema import KgChunk, KgDocument, KgName, KgNode, KgRelation, KgTriple
+from dialoop.knowledge.words import norm
+from dialoop.store import open_database
+
+__all__ = ["eval_kg", "kg", "register"]
+
+EXPORT_FORMATS = {"jsonl": "jsonl", "csv": "csv", "ttl": "turtle", "turtle": "turtle",
+                  "nt": "nt", "jsonld": "json-ld", "json-ld": "json-ld"}
+
+
+@contextmanager
+def _knowledge(ctx: click.Context, user: str | None) -> Iterator[tuple[KnowledgeBase, Settings]]:
+    settings = settings_from(ctx, user=user)
+    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
+    try:
+        yield KnowledgeBase(db, settings), settings
+    finally:
+        db.close()
+
+
+user_option = click.option("--user", help="Act as this user (default: the 'user' setting).")
+
+
+@click.group()
+def kg() -> None:
+    """The knowledge graph and documents: import, add, query, show, stats, export."""
+
+
+@kg.command("import")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "turtle", "nt", "json-ld"]),
+              help="Graph format (default: from the file name).")
+@click.option("--private", is_flag=True, help="Only the acting user sees it (default: everyone).")
+@user_option
+@click.pass_context
+def import_(ctx: click.Context, files: tuple[Path, ...], fmt: str | None, private: bool,
+            user: str | None) -> None:
+    """Import graph files (.csv .jsonl .ttl .nt .jsonld) or documents (.md .txt .html).
+
+    Each file is imported whole or not at all; importing it again adds nothing.
+    """
+    with _knowledge(ctx, user) as (kb, settings):
+        for path in files:
+            scope = settings.user if private else GLOBAL
+            result = kb.import_file(path, user=settings.user, scope=scope, fmt=fmt)
+            if path.suffix.lower() in (".md", ".markdown", ".txt", ".html", ".htm"):
+                click.echo(f"{path.name}: {result.added} passages"
+                           + (" (already imported)" if not result.added else ""))
+            else:
+                click.echo(f"{path.name}: {result.added} triples added, {result.existing} "
+                           f"already present, {result.names} names")
+
+
+@kg.command()
+@click.argument("subject")
+@click.argument("relation")
+@click.argument("obj", metavar="OBJECT")
+@click.option("--global", "is_global", is_flag=True, help="Everyone sees it (default: only you).")
+@user_option
+@click.pass_context
+def add(ctx: click.Context, subject: str, relation: str, obj: str, is_global: bool,
+        user: str | None) -> None:
+    """Add one fact: SUBJECT RELATION OBJECT (a number, date or true/false is a value)."""
+    with _knowledge(ctx, user) as (kb, settings):
+        t = kb.add_fact(subject, relation, obj, user=settings.user,
+                        scope=GLOBAL if is_global else None, source="cli")
+    click.echo(f"Added {t.citation}: {t.text}" if t else f"Added name {obj!r} for {subject}.")
+
+
+@kg.command()
+@click.argument("question")
+@user_option
+@click.option("--json", "as_json", is_flag=True, help="Print the full result as JSON.")
+@click.option("--explain", is_flag=True, help="Show the links, relations and triples used.")
+@click.pass_context
+def query(ctx: click.Context, question: str, user: str | None, as_json: bool,
+          explain: bool) -> None:
+    """Answer a natural-language QUESTION from the graph and documents (no model)."""
+    with _knowledge(ctx, user) as (kb, settings):
+        found = kb.lookup(question, user=settings.user)
+    if as_json:
+        click.echo(json.dumps({**found.describe(),
+                               "evidence": [e.to_dict() for e in found.evidence]},
+                              ensure_ascii=False, indent=2))
+        return
+    if found.answer:
+        click.echo(found.answer)
+    elif found.evidence:
+        click.echo("No graph answer; the most relevant passages:")
+    else:
+        click.echo("Nothing in the knowledge base is about that.")
+    for i, e in enumerate(found.evidence, 1):
+        click.echo(f"  [{i}] {e.source}  {e.text[:160]}")
+    if explain:
+        click.echo(json.dumps(found.details.get("graph", {}), ensure_ascii=False, indent=2))
+
+
+@kg.command()
+@click.argument("entity")
+@user_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def show(ctx: click.Context, entity: str, user: str | None, as_json: bool) -> None:
+    """Show an ENTITY (its label, key or alias): its names and every fact about it."""
+    with _knowledge(ctx, user) as (kb, settings):
+        node_ids, names = _find_entity(kb, entity, settings.user)
+        triples = kb.graph.edges(node_ids, settings.user, limit=500)
+    if as_json:
+        click.echo(json.dumps({"names": names, "triples": [_triple_dict(t) for t in triples]},
+                              ensure_ascii=False, indent=2))
+        return
+    click.echo("names: " + ", ".join(f"{n} ({k})" for n, k in names))
+    for t in triples:
+        scope = "global" if t.scope == GLOBAL else f"user {t.scope}"
+        click.echo(f"  [{t.citation}] {t.text}   · {t.source}, {scope}, "
+                   f"{t.created_at:%Y-%m-%d}" + (f", lesson {t.lesson_id}" if t.lesson_id else ""))
+
+
+def _find_entity(kb: KnowledgeBase, entity: str, user: str) -> tuple[list[int], list]:
+    with kb.db_read() as s:
+        ids = list(s.scalars(sa.select(KgName.node_id).distinct().where(
+            KgName.norm == norm(entity), visible(KgName.scope, user))))
+        if not ids:
+            ids = list(s.scalars(sa.select(KgNode.id).join(KgName, KgName.node_id == KgNode.id)
+                                 .where(KgNode.key == entity, visible(KgName.scope, user))
+                                 .distinct()))
+        if not ids:
+            raise NotFoundError(f"No entity {entity!r} in the knowledge graph: "
+                                "`dialoop kg stats` shows what is there.")
+        names = s.execute(sa.select(KgName.name, KgName.kind).where(
+            KgName.node_id.in_(ids), visible(KgName.scope, user)).distinct()).all()
+    return ids, [list(n) for n in names]
+
+
+def _triple_dict(t: TripleView) -> dict[str, object]:
+    return {"id": t.citation, "subject": t.subject.label, "relation": t.relation,
+            "object": t.object.label, "scope": "global" if t.scope == GLOBAL else t.scope,
+            "source": t.source, "added_by": t.added_by, "lesson_id": t.lesson_id,
+            "created_at": t.created_at.isoformat()}
+
+
+@kg.command()
+@user_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def stats(ctx: click.Context, user: str | None, as_json: bool) -> None:
+    """Count the facts, entities, relations and documents you see."""
+    with _knowledge(ctx, user) as (kb, settings):
+        u = settings.user
+        with kb.db_read() as s:
+            def count(q: sa.Select) -> int:
+                return s.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
+
+            figures = {
+                "triples (global)": count(sa.select(KgTriple.id).where(KgTriple.scope == GLOBAL)),
+                "triples (yours)": count(sa.select(KgTriple.id).where(KgTriple.scope == u)),
+                "entities": count(sa.select(KgName.node_id).distinct()
+                                  .where(visible(KgName.scope, u))),
+                "relations": count(sa.select(KgTriple.relation_id).distinct()
+                                   .where(visible(KgTriple.scope, u))),
+                "documents": count(sa.select(KgDocument.id).where(visible(KgDocument.scope, u))),
+                "passages": count(sa.select(KgChunk.id).join(KgDocument).where(
+                    visible(KgDocument.scope, u))),
+            }
+            top = s.execute(sa.select(KgRelation.label, sa.func.count()).join(
+                KgTriple, KgTriple.relation_id == KgRelation.id).where(
+                visible(KgTriple.scope, u)).group_by(KgRelation.label)
+                .order_by(sa.func.count().desc()).limit(10)).all()
+    if as_json:
+        click.echo(json.dumps({**figures, "top_relations": dict(top)}, indent=2))
+        return
+    for name, value in figures.items():
+        click.echo(f"{name:<18} {value:>10,}")
+    if top:
+        click.echo("top relations:    " + ", ".join(f"{r} ({n:,})" for r, n in top))
+
+
+@kg.command()
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write here (format from the name) instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(sorted(EXPORT_FORMATS)),
+              help="jsonl (default), csv, ttl, nt or jsonld.")
+@user_option
+@click.pass_context
+def export(ctx: click.Context, output: Path | None, fmt: str | None, user: str | None) -> None:
+    """Export every fact you see (global and yours) in a format `kg import` reads back."""
+    from dialoop.knowledge.graph import export_records
+    from dialoop.knowledge.io import write_records
+
+    if fmt is None:
+        fmt = output.suffix.lstrip(".").lower() if output and output.suffix else "jsonl"
+        if fmt not in EXPORT_FORMATS:
+            raise InvalidInputError(f"Cannot export to {output}: name it .jsonl, .csv, .ttl, "
+                                    ".nt or .jsonld, or pass --format.")
+    with _knowledge(ctx, user) as (kb, settings):
+        records = export_records(kb.graph, settings.user)
+        if output:
+            with output.open("w", encoding="utf-8", newline="") as out:
+                n = write_records(records, out, EXPORT_FORMATS[fmt])
+            click.echo(f"Wrote {n:,} triples to {output}", err=True)
+        else:
+            write_records(records, sys.stdout, EXPORT_FORMATS[fmt])
+
+
+@click.command("kg")
+@click.option("--dataset", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("examples/kgqa"), show_default=True,
+              help="Folder with graph.jsonl and questions.jsonl.")
+@click.option("--mode", "modes", multiple=True, type=click.Choice(["template", "model", "none"]),
+              help="template: graph + template; model: graph + model wording; none: model "
+                   "alone (default: all three).")
+@click.option("--limit", type=int, help="Only the first N questions.")
+@click.option("--model", metavar="SPEC", help="The model (default: the bundled one).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (with every failure).")
+@click.pass_context
+def eval_kg(ctx: click.Context, dataset: Path, modes: tuple[str, ...], limit: int | None,
+            model: str | None, as_json: bool) -> None:
+    """Exact-match accuracy on a KG QA set, per question type, with and without knowledge."""
+    from dialoop.engine import open_engine
+    from dialoop.knowledge.evaluate import MODES, evaluate
+
+    settings = settings_from(ctx, model=model)
+    modes = modes or MODES
+    engine = open_engine(settings)
+    try:
+        with click.progressbar(length=0, label="eval kg", file=sys.stderr) as bar:
+            def progress(mode: str, done: int, total: int) -> None:
+                bar.length = total
+                bar.label = f"eval kg [{mode}]"
+                bar.update(done - bar.pos)
+
+            reports = evaluate(dataset, settings, engine, modes=modes, limit=limit,
+                               progress=progress)
+    finally:
+        engine.close()
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in reports], ensure_ascii=False, indent=2))
+        return
+    types = sorted({t for r in reports for t in r.by_type})
+    click.echo(f"{'mode':<10}" + "".join(f"{t:>14}" for t in [*types, "all"])
+               + f"{'false declines':>16}{'seconds':>9}")
+    for r in reports:
+        acc = r.accuracy()
+        click.echo(f"{r.mode:<10}" + "".join(
+            f"{acc[t]:>8.3f} ({len(r.by_type[t]):>3})" for t in types)
+            + f"{acc['all']:>14.3f}{r.false_declines:>16}{r.seconds:>9.0f}")
+
+
+def _fact(repl: Repl, rest: str) -> None:
+    parts = [p.strip() for p in rest.split("|")]
+    if len(parts) != 3 or not all(parts):
+        click.echo("Usage: /fact SUBJECT | RELATION | OBJECT   e.g. /fact Aurora Lamp | price | "
+                   "18 EUR")
+        return
+    t = repl.bot.knowledge.add_fact(*parts, user=repl.session.user_id, source="chat")
+    if t is None:
+        click.echo(f"Noted: {parts[0]} is also called {parts[2]} (only for you).")
+    else:
+        click.echo(f"Noted {t.citation}: {t.text} (only for you).")
+
+
+def register(cli: click.Group, eval_group: click.Group) -> None:
+    """Attach ``kg``, ``eval kg`` and the ``/fact`` chat command."""
+    cli.add_command(kg)
+    eval_group.add_command(eval_kg)
+    COMMANDS["fact"] = SlashCommand(_fact, "teach a fact (only you see it)",
+                                    "SUBJECT | RELATION | OBJECT")

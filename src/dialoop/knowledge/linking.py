@@ -1,0 +1,330 @@
+"""From a question to the graph: which entities it names, which relations it asks about.
+
+Entities are found four ways, each with a score in [0, 1]:
+
+- ``exact``: an n-gram of the question equals an entity's label (after stemming:
+  "the Aurora lamps" finds "Aurora Lamp"), 1.0; ``alias``: equals an alias, 0.95.
+  Both are one indexed SQL lookup, so they cost the same at a million triples.
+- ``fuzzy``: a run of content words is close to a name (rapidfuzz ratio ≥ 88, so
+  "Frank Herbet" finds "Frank Herbert"), 0.9 × ratio.
+- ``embedding``: only when nothing else matched, a run of words whose MiniLM vector
+  is close (cosine ≥ 0.8) to a name's, 0.9 × cosine. Names are embedded once per
+  graph version, and only while there are at most ``max_embedded_names``.
+
+Relations are found by their label and aliases (every stemmed word present, 1.0;
+some of them, less) and by the cosine between the question and the phrase.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from rapidfuzz import fuzz, process
+
+from dialoop.engine.embedding import Embedder
+from dialoop.knowledge.graph import Graph
+from dialoop.knowledge.words import QUESTION_WORDS, Token, tokenize
+
+__all__ = ["Link", "Linker", "RelationMatcher", "RelationMention", "select_links"]
+
+log = logging.getLogger(__name__)
+
+MAX_NGRAM = 6
+_METHOD_RANK = {"exact": 0, "alias": 0, "fuzzy": 1, "embedding": 2}
+
+
+@dataclass(frozen=True)
+class Link:
+    """An entity the question names."""
+
+    node_id: int
+    name: str  # the name that matched
+    mention: str  # the words of the question
+    start: int  # token span [start, end)
+    end: int
+    method: str  # "exact" | "alias" | "fuzzy" | "embedding"
+    score: float
+
+    def to_dict(self) -> dict[str, object]:
+        return {"node": self.node_id, "name": self.name, "mention": self.mention,
+                "method": self.method, "score": round(self.score, 3)}
+
+
+@dataclass(frozen=True)
+class RelationMention:
+    """A relation the question seems to ask about."""
+
+    relation_id: int
+    key: str
+    label: str
+    score: float
+    lexical: bool  # all words of one of its phrases are in the question
+    positions: frozenset[int]  # tokens that matched (empty for an embedding match)
+
+    def to_dict(self) -> dict[str, object]:
+        return {"relation": self.key, "score": round(self.score, 3), "lexical": self.lexical}
+
+
+def _content(tok: Token) -> bool:
+    return not tok.stop and tok.lower not in QUESTION_WORDS
+
+
+class _NameCache:
+    """Names (and their vectors) per user, rebuilt when the graph's names change."""
+
+    def __init__(self, size: int = 16) -> None:
+        self._items: OrderedDict[str, tuple[tuple[int, int], list[tuple[int, str]], list[str],
+                                            np.ndarray | None]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, graph: Graph, user: str) -> tuple[list[tuple[int, str]], list[str], str]:
+        version = graph.name_version()
+        with self._lock:
+            item = self._items.get(user)
+            if item is None or item[0] != version:
+                names = [(nid, name) for nid, name, _ in graph.names(user)]
+                item = (version, names, [n.lower() for _, n in names], None)
+                self._items[user] = item
+                if len(self._items) > self._size:
+                    self._items.popitem(last=False)
+            self._items.move_to_end(user)
+            return item[1], item[2], user
+
+    def vectors(self, user: str, embedder: Embedder) -> np.ndarray:
+        with self._lock:
+            version, names, lowers, vectors = self._items[user]
+        if vectors is None:
+            vectors = embedder.embed([n for _, n in names])
+            with self._lock:
+                if user in self._items and self._items[user][0] == version:
+                    self._items[user] = (version, names, lowers, vectors)
+        return vectors
+
+
+class Linker:
+    """Finds the entities a question names."""
+
+    def __init__(
+        self,
+        graph: Graph,
+        embedder: Embedder | None = None,
+        *,
+        fuzzy_cutoff: float = 88.0,
+        embedding_cutoff: float = 0.8,
+        max_embedded_names: int = 20_000,
+    ) -> None:
+        self.graph = graph
+        self.embedder = embedder
+        self.fuzzy_cutoff = fuzzy_cutoff
+        self.embedding_cutoff = embedding_cutoff
+        self.max_embedded_names = max_embedded_names
+        self._names = _NameCache()
+
+    def link(self, question: str | Sequence[Token], user: str,
+             *, skip: frozenset[int] = frozenset()) -> list[Link]:
+        """Every candidate link, best first (they may overlap: see :func:`select_links`).
+
+        ``skip``: token positions that must not be part of a name (e.g. relation words).
+        """
+        tokens = tokenize(question) if isinstance(question, str) else list(question)
+        links = self._exact(tokens, user)
+        covered = {i for link in select_links(links) for i in range(link.start, link.end)}
+        runs = _runs(tokens, covered | skip)
+        if runs:
+            links += self._fuzzy(tokens, runs, user)
+        if not links and runs and self.embedder is not None:
+            links += self._embedding(tokens, runs, user)
+        return sorted(links, key=lambda x: (_METHOD_RANK[x.method], x.start - x.end, -x.score))
+
+    def _exact(self, tokens: Sequence[Token], user: str) -> list[Link]:
+        grams: dict[str, list[tuple[int, int]]] = {}
+        for i in range(len(tokens)):
+            for j in range(i + 1, min(i + MAX_NGRAM, len(tokens)) + 1):
+                if all(t.stop or t.lower in QUESTION_WORDS for t in tokens[i:j]):
+                    continue
+                grams.setdefault(" ".join(t.stem for t in tokens[i:j]), []).append((i, j))
+        links = []
+        for node_id, n, name, kind in self.graph.names_matching(grams, user):
+            for i, j in grams[n]:
+                links.append(Link(node_id, name, _mention(tokens, i, j), i, j,
+                                  "exact" if kind == "label" else "alias",
+                                  1.0 if kind == "label" else 0.95))
+        return _dedupe(links)
+
+    def _fuzzy(self, tokens: Sequence[Token], runs: list[tuple[int, int]], user: str
+               ) -> list[Link]:
+        names, lowers, _ = self._names.get(self.graph, user)
+        if not names:
+            return []
+        links = []
+        for i, j in _spans(runs, max_len=4):
+            text = " ".join(t.lower for t in tokens[i:j])
+            if len(text) < 5:
+                continue
+            for _, score, idx in process.extract(text, lowers, scorer=fuzz.ratio,
+                                                 score_cutoff=self.fuzzy_cutoff, limit=3):
+                node_id, name = names[idx]
+                links.append(Link(node_id, name, _mention(tokens, i, j), i, j, "fuzzy",
+                                  0.9 * score / 100))
+        return _dedupe(links)
+
+    def _embedding(self, tokens: Sequence[Token], runs: list[tuple[int, int]], user: str
+                   ) -> list[Link]:
+        assert self.embedder is not None
+        names, _, _ = self._names.get(self.graph, user)
+        if not names:
+            return []
+        if len(names) > self.max_embedded_names:
+            log.debug("%d names: too many to embed, skipping embedding links", len(names))
+            return []
+        vectors = self._names.vectors(user, self.embedder)  # (N, dim)
+        spans = [(i, j) for i, j in runs if j - i <= 5]
+        if not spans:
+            return []
+        queries = self.embedder.embed([_mention(tokens, i, j) for i, j in spans])  # (S, dim)
+        sims = queries @ vectors.T  # (S, N): cosines, the vectors are normalized
+        links = []
+        for row, (i, j) in enumerate(spans):
+            best = int(np.argmax(sims[row]))
+            if sims[row, best] >= self.embedding_cutoff:
+                node_id, name = names[best]
+                links.append(Link(node_id, name, _mention(tokens, i, j), i, j, "embedding",
+                                  0.9 * float(sims[row, best])))
+        return links
+
+
+def select_links(links: Sequence[Link]) -> list[Link]:
+    """Non-overlapping spans, best first; every link of a chosen span is kept (ambiguity)."""
+    chosen: list[Link] = []
+    taken: set[int] = set()
+    spans: set[tuple[int, int]] = set()
+    for link in sorted(links, key=lambda x: (_METHOD_RANK[x.method], x.start - x.end,
+                                             -x.score)):
+        span = (link.start, link.end)
+        if span in spans:
+            if link.score >= max(c.score for c in chosen if (c.start, c.end) == span) - 0.06:
+                chosen.append(link)
+            continue
+        if taken.isdisjoint(range(link.start, link.end)):
+            chosen.append(link)
+            spans.add(span)
+            taken.update(range(link.start, link.end))
+    return chosen
+
+
+class RelationMatcher:
+    """Scores the graph's relations against a question."""
+
+    def __init__(self, graph: Graph, embedder: Embedder | None = None,
+                 *, embedding_floor: float = 0.45) -> None:
+        self.graph = graph
+        self.embedder = embedder
+        self.embedding_floor = embedding_floor
+        self._phrases: list[tuple[int, str, str, str, tuple[str, ...]]] = []
+        self._vectors: np.ndarray | None = None
+        self._version: object = None
+        self._lock = threading.Lock()
+
+    def vocabulary(self) -> set[str]:
+        """Every stem that appears in some relation phrase."""
+        self._refresh()
+        return {s for *_, stems in self._phrases for s in stems}
+
+    def match(self, tokens: Sequence[Token], free: set[int]) -> list[RelationMention]:
+        """Relations mentioned by the tokens at positions ``free``, best first."""
+        self._refresh()
+        by_stem: dict[str, list[int]] = {}
+        for i in free:
+            by_stem.setdefault(tokens[i].stem, []).append(i)
+        best: dict[int, RelationMention] = {}
+        for rid, key, label, _, stems in self._phrases:
+            hits = [s for s in stems if s in by_stem]
+            if not hits:
+                continue
+            fraction = len(hits) / len(stems)
+            lexical = fraction == 1.0
+            score = 1.0 if lexical else 0.6 * fraction
+            positions = frozenset(i for s in hits for i in by_stem[s])
+            old = best.get(rid)
+            if old is None or (score, len(positions)) > (old.score, len(old.positions)):
+                best[rid] = RelationMention(rid, key, label, score, lexical, positions)
+        # Words no relation name explains may still mean one ("whose wife" ~ spouse): ask
+        # the embedder about them only (a MiniLM call costs more than all the SQL).
+        explained = {i for m in best.values() if m.lexical for i in m.positions}
+        unexplained = [i for i in sorted(free) if i not in explained and _content(tokens[i])]
+        if self.embedder is not None and self._phrases and unexplained:
+            text = " ".join(tokens[i].text for i in sorted(free) if _content(tokens[i]))
+            self._add_embedding_matches(text, best)
+        return sorted(best.values(), key=lambda m: -m.score)
+
+    def _add_embedding_matches(self, text: str, best: dict[int, RelationMention]) -> None:
+        assert self.embedder is not None
+        with self._lock:
+            if self._vectors is None:
+                self._vectors = self.embedder.embed([p[3] for p in self._phrases])  # (P, dim)
+            vectors, phrases = self._vectors, self._phrases
+        sims = vectors @ self.embedder.embed([text])[0]  # (P,)
+        for (rid, key, label, _, _), sim in zip(phrases, sims.tolist(), strict=True):
+            old = best.get(rid, _NONE)
+            if sim >= self.embedding_floor and not old.lexical and sim > old.score:
+                best[rid] = RelationMention(rid, key, label, sim, False, frozenset())
+
+    def _refresh(self) -> None:
+        relations = self.graph.relations()
+        version = tuple((r[0], r[2], tuple(r[3])) for r in relations)
+        with self._lock:
+            if version == self._version:
+                return
+            phrases = []
+            for rid, key, label, aliases in relations:
+                texts = {label, *aliases}
+                if "://" not in key:
+                    texts.add(key.replace("_", " "))
+                for text in texts:
+                    toks = tokenize(text)
+                    stems = tuple(t.stem for t in toks if _content(t)) or tuple(
+                        t.stem for t in toks)
+                    if stems:
+                        phrases.append((rid, key, label, text, stems))
+            self._phrases, self._vectors, self._version = phrases, None, version
+
+
+_NONE = RelationMention(0, "", "", 0.0, False, frozenset())
+
+
+def _mention(tokens: Sequence[Token], i: int, j: int) -> str:
+    return " ".join(t.text for t in tokens[i:j])
+
+
+def _dedupe(links: list[Link]) -> list[Link]:
+    best: dict[tuple[int, int, int], Link] = {}
+    for link in links:
+        k = (link.node_id, link.start, link.end)
+        if k not in best or link.score > best[k].score:
+            best[k] = link
+    return list(best.values())
+
+
+def _runs(tokens: Sequence[Token], skip: set[int]) -> list[tuple[int, int]]:
+    """Maximal runs of content words not in ``skip`` (candidates for fuzzy/embedding links)."""
+    runs, start = [], None
+    for i, tok in enumerate([*tokens, None]):
+        ok = tok is not None and i not in skip and _content(tok) and not tok.lower.isdigit()
+        if ok and start is None:
+            start = i
+        elif not ok and start is not None:
+            runs.append((start, i))
+            start = None
+    return runs
+
+
+def _spans(runs: list[tuple[int, int]], max_len: int) -> list[tuple[int, int]]:
+    return [(i, j) for a, b in runs for i in range(a, b)
+            for j in range(i + 1, min(b, i + max_len) + 1)]
+
