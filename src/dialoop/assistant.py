@@ -25,10 +25,23 @@ from typing import Any
 from dialoop.config import Settings, load_settings
 from dialoop.dialogue.context import Prompt, build_prompt
 from dialoop.dialogue.session import ChatSession, Sessions, answered
-from dialoop.engine import Engine, FinishReason, GenerationParams, Message, Usage, open_engine
+from dialoop.engine import (
+    Chunk,
+    Engine,
+    FinishReason,
+    GenerationParams,
+    Message,
+    Usage,
+    open_engine,
+)
+from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.errors import InvalidInputError
 from dialoop.learn.adapters import AdapterStore
+from dialoop.learn.feedback import FeedbackReceipt, Scope
+from dialoop.learn.loop import LearningLoop
+from dialoop.learn.memory import LessonMatch
 from dialoop.store import Database, open_database
+from dialoop.store.models import AdapterVersion, LearnRun, Lesson
 
 __all__ = ["Assistant", "Reply", "ReplyStream", "open_assistant"]
 
@@ -49,10 +62,14 @@ class Reply:
     finish_reason: FinishReason
     usage: Usage
     prompt: Prompt
+    adapter: str | None = None  # the adapter version that answered (None: the base model)
+    learning: dict[str, Any] = dataclasses.field(default_factory=dict)  # lessons applied
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.text,
+            "adapter": self.adapter,
+            "lessons": self.learning.get("lessons", []),
             "session": self.session,
             "session_id": self.session_id,
             "turn_id": self.turn_id,
@@ -83,12 +100,15 @@ class ReplyStream:
 class Assistant:
     """Answers messages in stored sessions. Build it with :func:`open_assistant`."""
 
-    def __init__(self, settings: Settings, engine: Engine, db: Database) -> None:
+    def __init__(
+        self, settings: Settings, engine: Engine, db: Database, embedder: Embedder | None = None
+    ) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
         self.sessions = Sessions(db)
         self.adapters = AdapterStore(db, settings.home)
+        self.learning = LearningLoop(settings, db, self.adapters, embedder or default_embedder())
         self._loaded: set[str] = set()  # adapter keys loaded into the engine
 
     # -- sessions -------------------------------------------------------------------
@@ -123,23 +143,28 @@ class Assistant:
         params: GenerationParams | None = None,
         system: str | None = None,
         adapter: str | None = None,
+        memory: bool | None = None,
     ) -> ReplyStream:
         """Answer ``message`` in ``session`` (a session, its name/id, or None for a new one).
 
         ``system`` is the system prompt of a session created here. ``adapter`` is an
         adapter line (its serving version), ``name@vN``, or ``"none"``; by default the
-        ``adapter`` setting applies.
+        ``adapter`` setting applies, else the user's personal adapter, else the global
+        one. ``memory=False`` answers without the correction memory.
         """
+        if isinstance(session, ChatSession) and user is None:
+            user = session.user_id
         user = user or self.settings.user
         _check_message(message)
-        engine_adapter = self._engine_adapter(adapter or self.settings.adapter)
+        engine_adapter = self._serving_adapter(user, adapter or self.settings.adapter)
         if not isinstance(session, ChatSession):
             session = self.session(session, user=user, system=system)
         elif session.user_id != user:
             raise InvalidInputError("That session belongs to another user.")
         params = params or self.default_params()
+        use_memory = self.settings.learn_memory if memory is None else memory
         return ReplyStream(
-            lambda out: self._respond(out, session, message, params, engine_adapter)
+            lambda out: self._respond(out, session, message, params, engine_adapter, use_memory)
         )
 
     def ask(self, message: str, **kwargs: Any) -> Reply:
@@ -154,14 +179,111 @@ class Assistant:
         """Stop the answer being generated now; it is kept, marked cancelled."""
         self.engine.cancel()
 
-    def _engine_adapter(self, ref: str | None) -> str | None:
-        """Load the adapter ``ref`` names into the engine (once); return its engine key."""
-        if ref is None or ref == "none":
-            return None
+    # -- learning (dialoop.learn) --------------------------------------------------------
+    # Each method acts as ``user`` (default: the ``user`` setting) and raises a
+    # DialoopError: InvalidInputError for bad input (nothing stored), NotFoundError for
+    # a turn or lesson that is not the user's, PermissionDeniedError for what needs an
+    # admin (global lessons, the global adapter).
+
+    def teach(self, question: str, answer: str, *, user: str | None = None,
+              scope: Scope = "user") -> FeedbackReceipt:
+        """Teach that ``question`` is answered with ``answer``; applies from the next turn."""
+        return self.learning.teach(question, answer, user=self._user(user), scope=scope)
+
+    def correct(self, turn_id: int, answer: str, *, user: str | None = None,
+                scope: Scope = "user") -> FeedbackReceipt:
+        """The answer assistant turn ``turn_id`` should have given."""
+        return self.learning.correct(turn_id, answer, user=self._user(user), scope=scope)
+
+    def rate(self, turn_id: int, rating: int, *, user: str | None = None,
+             reason: str | None = None) -> FeedbackReceipt:
+        """+1 (good) or -1 (bad) on assistant turn ``turn_id``."""
+        return self.learning.rate(turn_id, rating, user=self._user(user), reason=reason)
+
+    def prefer(self, chosen: str, rejected: str, *, question: str | None = None,
+               turn_id: int | None = None, user: str | None = None,
+               scope: Scope = "user") -> FeedbackReceipt:
+        """``chosen`` is better than ``rejected`` for ``question`` (or turn ``turn_id``'s)."""
+        return self.learning.prefer(chosen, rejected, user=self._user(user), question=question,
+                                    turn_id=turn_id, scope=scope)
+
+    def forget(self, lesson_id: int, *, user: str | None = None) -> Lesson:
+        """Stop applying a lesson now; the next consolidation leaves it out of the adapter."""
+        return self.learning.forget(lesson_id, user=self._user(user))
+
+    def lessons(self, *, user: str | None = None, status: str | None = "active"
+                ) -> list[Lesson]:
+        """The user's lessons and the global ones (``status=None``: all, not only active)."""
+        return self.learning.memory.lessons(user=self._user(user), status=status)
+
+    def promote_lesson(self, lesson_id: int, *, user: str | None = None) -> Lesson:
+        """Make a user's lesson global (admins only)."""
+        return self.learning.promote_lesson(lesson_id, user=self._user(user))
+
+    def consolidate(self, *, user: str | None = None, wait: bool = True,
+                    options: dict[str, Any] | None = None,
+                    on_progress: Callable[[LearnRun], None] | None = None) -> LearnRun:
+        """Train, gate and promote adapters from the active lessons.
+
+        ``wait=True`` runs here and returns the finished run (its ``report`` says what was
+        promoted or rejected and why); ``wait=False`` queues it for a background worker.
+        ``options`` override learn_* settings for this run (epochs, gate thresholds, …).
+        """
+        if wait:
+            return self.learning.consolidate(user=self._user(user), options=options,
+                                             on_progress=on_progress)
+        return self.learning.start_run(user=self._user(user), options=options)
+
+    def learning_status(self, *, user: str | None = None) -> dict[str, Any]:
+        """Lessons (active, pending, …), the adapter serving, the last run, satisfaction."""
+        return self.learning.status(user=self._user(user))
+
+    def learning_history(self, *, user: str | None = None, line: str | None = None
+                         ) -> list[dict[str, Any]]:
+        """Adapter versions with their gate metrics and satisfaction rate."""
+        return self.learning.history(user=self._user(user), line=line)
+
+    def rollback(self, line: str = "global", version: int | None = None, *,
+                 user: str | None = None) -> AdapterVersion | None:
+        """Serve an earlier promoted version of ``line`` again, or none (the base model)."""
+        return self.learning.rollback(line, version, user=self._user(user))
+
+    def promote(self, line: str, version: int, *, user: str | None = None) -> AdapterVersion:
+        """Serve version ``version`` of ``line`` (admins; a user for their own line)."""
+        return self.learning.promote(line, version, user=self._user(user))
+
+    def _user(self, user: str | None) -> str:
+        return user or self.settings.user
+
+    def _serving_adapter(self, user: str, explicit: str | None) -> str | None:
+        """The adapter for this request, loaded into the engine; its engine key or None.
+
+        An explicit choice wins; else the user's personal line if a version of it
+        serves, else the global line's, else the base model. A newly promoted version
+        is loaded here on first use and the one it replaced unloaded: a hot swap, the
+        model itself stays loaded.
+        """
+        if explicit is not None:
+            return None if explicit == "none" else self._engine_adapter(explicit)
+        heads = self.adapters.heads()
+        for line in (f"user:{user}", "global"):
+            if heads.get(line) is not None:
+                return self._engine_adapter(f"{line}@v{heads[line]}", replaces=line)
+        return None
+
+    def _engine_adapter(self, ref: str, *, replaces: str | None = None) -> str:
+        """Load the adapter ``ref`` names into the engine (once); return its engine key.
+
+        ``replaces``: unload other loaded versions of this line (they no longer serve).
+        """
         row = self.adapters.resolve(ref)
         if row.key not in self._loaded:
             self.engine.load_adapter(row.key, self.adapters.files(row, self.engine.kind))
             self._loaded.add(row.key)
+            for old in [k for k in self._loaded if replaces and k.startswith(replaces + "@v")]:
+                if old != row.key:
+                    self.engine.unload_adapter(old)
+                    self._loaded.discard(old)
         return row.key
 
     def _respond(
@@ -171,21 +293,27 @@ class Assistant:
         message: str,
         params: GenerationParams,
         adapter: str | None,
+        use_memory: bool = True,
     ) -> Iterator[str]:
         history = [_as_message(t) for t in answered(self.sessions.turns(session))]
         user_turn = self.sessions.add_turn(session, "user", message)
+        lessons = self._lessons_for(message, session.user_id) if use_memory else []
+        direct = self.learning.direct_answer(lessons)
         prompt = build_prompt(
             self.engine,
             system=session.system_prompt,
             history=history,
             message=message,
             reserve=params.max_tokens,
+            evidence=[m.evidence() for m in lessons],
         )
         pieces: list[str] = []
         finish: FinishReason = "cancelled"
         usage: Usage | None = None
+        chunks = (_direct_chunks(direct, prompt) if direct is not None
+                  else self.engine.stream(prompt.messages, params, adapter=adapter))
         try:
-            for chunk in self.engine.stream(prompt.messages, params, adapter=adapter):
+            for chunk in chunks:
                 if chunk.text:
                     pieces.append(chunk.text)
                     yield chunk.text
@@ -196,8 +324,14 @@ class Assistant:
         finally:
             if usage is not None or pieces:
                 out.reply = self._store_answer(
-                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params, adapter
+                    session, user_turn.id, "".join(pieces), finish, usage, prompt, params,
+                    None if direct is not None else adapter,
+                    learned=self.learning.trace(lessons, direct),
                 )
+
+    def _lessons_for(self, message: str, user: str) -> list[LessonMatch]:
+        """Correction memory: the user's and global lessons that match ``message``."""
+        return self.learning.memory.match(message, user=user)
 
     def _store_answer(
         self,
@@ -209,6 +343,7 @@ class Assistant:
         prompt: Prompt,
         params: GenerationParams,
         adapter: str | None,
+        learned: dict[str, Any] | None = None,
     ) -> Reply:
         usage = usage or Usage(prompt.tokens, 0, 0, 0.0, None)
         turn = self.sessions.add_turn(
@@ -224,9 +359,10 @@ class Assistant:
             seconds=usage.seconds,
             first_token_seconds=usage.first_token_seconds,
             trace={"context": prompt.describe(), "params": dataclasses.asdict(params),
-                   "finish_reason": finish},
+                   "finish_reason": finish, "learning": learned or {}},
         )
-        return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage, prompt)
+        return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage, prompt,
+                     adapter, learned or {})
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -257,6 +393,12 @@ def open_assistant(
         db.close()
         raise
     return Assistant(settings, engine, db)
+
+
+def _direct_chunks(answer: str, prompt: Prompt) -> Iterator[Chunk]:
+    """The taught answer as the reply: no generation (see dialoop.learn.memory)."""
+    yield Chunk(answer)
+    yield Chunk("", finish_reason="stop", usage=Usage(prompt.tokens, 0, 0, 0.0, 0.0))
 
 
 def _as_message(turn: Any) -> Message:

@@ -71,6 +71,47 @@ class Settings(BaseSettings):
     repeat_penalty: float = Field(1.1, gt=0, le=2)
     seed: int | None = Field(None, ge=0)
 
+    # -- learning (dialoop.learn) ------------------------------------------------------
+    admin_users: list[str] = Field(default_factory=lambda: ["local"])
+    """Users who may create global lessons and promote or roll back adapters."""
+    learn_memory: bool = True
+    """Apply lessons from the correction memory to matching questions at once."""
+    learn_memory_mode: Literal["auto", "prompt", "direct"] = "auto"
+    """How a matched lesson shapes the answer: put it in the prompt, reply with the taught
+    answer, or (auto) reply directly when the match is near-certain, else prompt."""
+    learn_match_similarity: float = Field(0.70, ge=0, le=1)
+    """Cosine similarity a question needs to a lesson's question (its key terms must match
+    too). Calibrated on benchmarks/data/learning_facts.jsonl: see docs/learning.md."""
+    learn_direct_similarity: float = Field(0.80, ge=0, le=1)
+    """In auto mode, reply with the taught answer itself from this similarity up."""
+    learn_supersede_similarity: float = Field(0.90, ge=0, le=1)
+    """A new lesson replaces an older one in the same scope whose question is this close."""
+    learn_auto_after: int = Field(0, ge=0)
+    """Start a consolidation run in the background after this many new lessons (0: never)."""
+    learn_rank: int = Field(8, ge=1, le=256)
+    learn_layers: int = Field(8, ge=1)
+    """LoRA goes on the top this-many transformer layers (training cost grows with it)."""
+    learn_epochs: int = Field(6, ge=1, le=100)
+    learn_lr: float = Field(2e-3, gt=0, le=1)
+    learn_replay: int = Field(24, ge=0)
+    """Replay prompts (the base model's own answers) trained on, for locality."""
+    learn_threads: int | None = Field(None, ge=1)
+    """Threads for consolidation (default: all cores)."""
+    learn_gate_reliability: float = Field(0.90, ge=0, le=1)
+    learn_gate_generalization: float = Field(0.60, ge=0, le=1)
+    learn_gate_locality: float = Field(0.90, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _learn_thresholds_ordered(self) -> Settings:
+        if self.learn_direct_similarity < self.learn_match_similarity:
+            raise ValueError(
+                f"learn_direct_similarity ({self.learn_direct_similarity}) is below "
+                f"learn_match_similarity ({self.learn_match_similarity}): a lesson cannot be "
+                "certain enough to answer directly but not to match. Raise the first or "
+                "lower the second."
+            )
+        return self
+
     @model_validator(mode="after")
     def _remote_needs_url(self) -> Settings:
         if self.engine == "remote" and not self.remote_url:

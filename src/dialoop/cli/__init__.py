@@ -63,12 +63,13 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, sessions
+    from dialoop.cli import chat, learn, sessions
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
     cli.add_command(sessions.sessions)
     cli.add_command(sessions.models)
+    cli.add_command(learn.learn), cli.add_command(learn.teach)
 
 
 _register()
