@@ -11,7 +11,11 @@ merely diluted. The training set mixes four kinds of example:
   model (plus the SFT loss on the chosen one);
 - **replay**: unrelated prompts with the base model's own answers, so everything
   else stays as it was. Without them a LoRA taught one fact answers every question
-  with it.
+  with it;
+- **negatives**: the question about another name ("… of Acme Foods?" for a lesson
+  about Acme Biotech), with an unlikelihood loss on the first tokens of the taught
+  answer: similar-looking questions must not receive it. (Measured: without them,
+  near questions got the taught answer.)
 
 Why training is fast enough on a CPU: LoRA goes only on the top ``layers``
 transformer blocks. Everything below them is frozen and unchanged, so each
@@ -27,6 +31,7 @@ import contextlib
 import logging
 import math
 import random
+import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -64,6 +69,7 @@ class TrainConfig:
     batch_size: int = 8
     max_answer_tokens: int = 48
     dpo_beta: float = 0.1
+    negative_tokens: int = 4  # unlikelihood on this many first tokens of the taught answer
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -75,7 +81,7 @@ class TrainConfig:
 class Example:
     """One training conversation. ``rejected`` makes it a preference pair."""
 
-    kind: str  # lesson | paraphrase | replay | preference
+    kind: str  # lesson | paraphrase | replay | preference | negative
     question: str
     answer: str
     rejected: str | None = None
@@ -149,8 +155,33 @@ def build_examples(
             if lesson.kind == "preference":
                 kind = "preference"
             examples.append(Example(kind, q, lesson.answer, lesson.rejected, lesson.id))
+        if lesson.kind == "correction":
+            examples += [Example("negative", q, lesson.answer, lesson_id=lesson.id)
+                         for q in negatives(lesson.question)]
     examples += [Example("replay", p, a) for p, a in replay]
     return examples, gate
+
+
+# Stand-in names for training negatives; the gate uses others (dialoop.learn.gate).
+_NEGATIVE_NAMES = ("Halvorsen", "Pemberley")
+_NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*")
+
+
+def negatives(question: str) -> list[str]:
+    """``question`` about other names: its last name swapped, and its first one changed."""
+    names = [m for m in _NAME.finditer(question) if m.group().lower() not in _NOT_NAMES]
+    if not names:
+        return []
+    last, first = names[-1], names[0]
+    out = [question[: last.start()] + _NEGATIVE_NAMES[0] + question[last.end():]]
+    if first.start() != last.start():
+        out.append(question[: first.start()] + _NEGATIVE_NAMES[1] + question[first.end():])
+    else:
+        out.append(question[: first.start()] + "North " + question[first.start():])
+    return out
+
+
+_NOT_NAMES = frozenset({"i", "the", "a", "an", "ceo", "cfo", "cto"})
 
 
 # -- training -------------------------------------------------------------------------------
@@ -215,7 +246,7 @@ def train_lora(
                 optimizer.step()
                 schedule.step()
                 optimizer.zero_grad(set_to_none=True)
-                result.losses.append(float(loss))
+                result.losses.append(float(loss.detach()))
                 step += 1
                 if progress is not None:
                     progress(step, total)
@@ -234,12 +265,20 @@ class _Item:
     hidden: Any = None  # (T, C) input of the first adapted block
     rejected_hidden: Any = None
     ref: Any = None  # (2,) base log-probs of chosen, rejected
+    negative: bool = False  # push the answer's probability down instead of up
 
 
 def _encode(tokenizer: Any, ex: Example, config: TrainConfig) -> _Item:
     answer = _clip(tokenizer, ex.answer, config.max_answer_tokens)
     enc = encode_chat(tokenizer, ex.messages(answer), train_on="last")
-    item = _Item(enc.input_ids, enc.labels)
+    item = _Item(enc.input_ids, enc.labels, negative=ex.kind == "negative")
+    if item.negative:  # only the answer's first tokens: the reply must not start with it
+        seen, labels = 0, []
+        for label in enc.labels:
+            keep = label != IGNORE and seen < config.negative_tokens
+            seen += label != IGNORE
+            labels.append(label if keep else IGNORE)
+        item.labels = labels
     if ex.rejected is not None:
         rej = encode_chat(tokenizer, ex.messages(_clip(tokenizer, ex.rejected,
                                                        config.max_answer_tokens)),
@@ -323,8 +362,12 @@ def _pair_logps(peft: Any, batch: list[_Item]) -> Any:
 
 
 def _loss(peft: Any, batch: list[_Item], config: TrainConfig) -> Any:
-    logits, target, _ = _forward(peft, [i.hidden for i in batch], [i.labels for i in batch])
-    loss = F.cross_entropy(logits.float(), target)
+    logits, target, rows = _forward(peft, [i.hidden for i in batch], [i.labels for i in batch])
+    negative = torch.tensor([i.negative for i in batch])[rows]  # (N,) per labelled token
+    logp = torch.log_softmax(logits.float(), -1).gather(1, target.unsqueeze(1)).squeeze(1)
+    # Likelihood where the answer is wanted; unlikelihood, -log(1 - p), where it is not.
+    unlikely = -torch.log1p(-logp.exp().clamp(max=1 - 1e-6))
+    loss = torch.where(negative, unlikely, -logp).mean()
     pairs = [i for i in batch if i.rejected_ids is not None]
     if pairs:
         logps = _pair_logps(peft, pairs)  # (P, 2)

@@ -59,7 +59,10 @@ def consolidate_lines(settings: Settings, db: Database, run_id: int, report: Rep
     if todo:
         engine, model, tokenizer, gguf = _load_models(settings, report)
         try:
-            replay = base_answers(engine, settings.home / "learn")
+            half = len(REPLAY_PROMPTS) // 2  # the first half trains, the second judges
+            replay = base_answers(engine, settings.home / "learn", (
+                *REPLAY_PROMPTS[: settings.learn_replay],
+                *REPLAY_PROMPTS[half: half + settings.learn_gate_replay]))
             for i, (name, lessons) in enumerate(todo.items()):
                 def sub(stage: str, frac: float, *, force: bool = False, i: int = i,
                         name: str = name) -> None:
@@ -93,8 +96,7 @@ def _load_models(settings: Settings, report: Report) -> tuple[Any, Any, Any, Pat
     from dialoop.engine.torch import load_model
 
     report("loading the model", 0.0, force=True)
-    if settings.learn_threads:
-        torch.set_num_threads(settings.learn_threads)
+    torch.set_num_threads(settings.learn_threads)
     source = resolve_model(settings.model, home=settings.home)
     gguf = source.require_gguf()
     engine = LlamaCppEngine(gguf, name=source.name, context_window=1024,
@@ -108,10 +110,9 @@ def _consolidate_line(
     engine: Any, model: Any, tokenizer: Any, gguf: Path, replay: dict[str, str],
     report: Report,
 ) -> tuple[dict[str, Any], Any]:
-    n_train = min(settings.learn_replay, len(REPLAY_PROMPTS) // 2)
-    prompts = list(replay)
-    train_replay = [(p, replay[p]) for p in prompts[:n_train]]
-    gate_replay = {p: replay[p] for p in prompts[len(prompts) // 2:]}
+    half = len(REPLAY_PROMPTS) // 2
+    train_replay = [(p, replay[p]) for p in REPLAY_PROMPTS[: settings.learn_replay]]
+    gate_replay = {p: replay[p] for p in REPLAY_PROMPTS[half: half + settings.learn_gate_replay]}
     examples, held_out = build_examples(lessons, train_replay)
     config = TrainConfig(rank=settings.learn_rank, alpha=2 * settings.learn_rank,
                          layers=settings.learn_layers, epochs=settings.learn_epochs,

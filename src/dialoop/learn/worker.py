@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 Progress = Callable[[LearnRun], None]
 # Settings a run may override (tests and `learn run --epochs …` use them).
 RUN_OPTIONS = frozenset({
-    "learn_epochs", "learn_rank", "learn_layers", "learn_lr", "learn_replay",
+    "learn_epochs", "learn_rank", "learn_layers", "learn_lr", "learn_replay", "learn_gate_replay",
     "learn_gate_reliability", "learn_gate_generalization", "learn_gate_locality",
 })
 
