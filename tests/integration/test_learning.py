@@ -110,3 +110,60 @@ def test_a_correction_on_a_turn_and_ratings(assistant: Assistant) -> None:
         ("rating", 1, again.turn_id)]
     assert rows[1].question == QUESTION and rows[1].lesson_id == receipt.lesson_id
     assert assistant.learning_status()["satisfaction"]["base"]["satisfaction"] == 0.5
+
+
+# -- the slow path -----------------------------------------------------------------------
+
+# Tiny runs: a handful of replay prompts, few epochs. Thresholds are the test's.
+TINY = {"learn_replay": 4, "learn_gate_replay": 4}
+
+
+@pytest.fixture
+def model_cache(dialoop_home: Path, hf_model_dir: Path) -> None:
+    """Share the dequantized torch weights (made once per test session) with the worker."""
+    cache = dialoop_home / "cache" / "models"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.symlink_to(hf_model_dir.parent, target_is_directory=True)
+
+
+def test_consolidation_promotes_and_rollback_restores(assistant: Assistant, model_cache: None
+                                                      ) -> None:
+    before = assistant.ask(QUESTION, memory=False).text
+    assistant.teach(QUESTION, ANSWER)
+    run = assistant.consolidate(options={**TINY, "learn_epochs": 8, "learn_gate_reliability": 0.0,
+                                         "learn_gate_generalization": 0.0,
+                                         "learn_gate_locality": 0.0})
+    assert run.status == "done", run.error
+    line = run.report["lines"]["user:local"]
+    assert line["outcome"] == "promoted"
+    assert set(line["gate"]["metrics"]) >= {"reliability", "generalization", "locality"}
+    assert line["size_bytes"]["adapter.gguf"] > 0
+
+    # the running engine picks the promoted version up on the next request (hot swap)
+    trained = assistant.ask(QUESTION, memory=False)
+    assert trained.adapter == "user:local@v1"
+    assert "Quonst" in trained.text
+    assert assistant.ask(QUESTION, memory=False, user="bob").adapter is None  # personal
+
+    assistant.rollback("user:local", None)
+    again = assistant.ask(QUESTION, memory=False)
+    assert again.adapter is None and again.text == before
+    assert [h["status"] for h in assistant.learning_history()] == ["promoted"]
+
+
+def test_the_gate_rejects_what_falls_short(assistant: Assistant, model_cache: None) -> None:
+    before = assistant.ask(QUESTION, memory=False).text
+    assistant.teach(QUESTION, ANSWER)
+    # a learning rate too small to learn anything: reliability 0 < the 0.9 required
+    run = assistant.consolidate(options={**TINY, "learn_epochs": 1, "learn_lr": 1e-7,
+                                         "learn_gate_reliability": 0.9})
+    line = run.report["lines"]["user:local"]
+    assert line["outcome"] == "rejected"
+    assert "reliability" in line["gate"]["failed"]
+    assert line["gate"]["failures"]["reliability"][0]["prompt"] == QUESTION
+    reply = assistant.ask(QUESTION, memory=False)
+    assert reply.adapter is None and reply.text == before  # nothing changed what serves
+    assert assistant.adapters.get("user:local", 1).status == "rejected"
+    status = assistant.learning_status()
+    assert status["adapter"] is None and status["lessons"]["pending"] == 1
+    assert status["last_run"]["report"]["lines"]["user:local"]["outcome"] == "rejected"
