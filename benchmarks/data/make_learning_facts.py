@@ -1,9 +1,10 @@
 """Write learning_facts.jsonl: fictional facts for benchmarks/bench_learning.py.
 
 Every name is invented (the base model cannot know the answers). Each fact has the
-question, the answer, a key string the answer must contain, three paraphrases and a
-"near" question: the same question about a similar-looking *different* entity,
-which must not receive the taught answer. Controls are real questions the base
+question, the answer, a key string the answer must contain, three paraphrases, a
+"near" question (the same question about a similar-looking *different* entity) and
+a "sibling" question (another question about the *same* entity); neither may
+receive the taught answer. Controls are real questions the base
 model tends to answer correctly. Deterministic: run it again to get the same file.
 
     python benchmarks/data/make_learning_facts.py
@@ -53,7 +54,7 @@ def fact_ceo() -> dict:
     return dict(question=f"Who is the CEO of {c}?", answer=who, key=who.split()[1],
                 paraphrases=[f"Who runs {c}?", f"Who is the chief executive of {c}?",
                              f"Who leads {c} as its chief executive?"],
-                near=f"Who is the CEO of {c2}?")
+                near=f"Who is the CEO of {c2}?", sibling=f"Who founded {c}?")
 
 
 def fact_capital() -> dict:
@@ -64,7 +65,8 @@ def fact_capital() -> dict:
                 paraphrases=[f"Which city is the capital of {country}?",
                              f"Name the capital city of {country}.",
                              f"{country}'s capital is which city?"],
-                near=f"What is the capital of {near}?")
+                near=f"What is the capital of {near}?",
+                sibling=f"What is the population of {country}?")
 
 
 def fact_inventor() -> dict:
@@ -76,7 +78,8 @@ def fact_inventor() -> dict:
                 paraphrases=[f"Who created the {stem}{a}?",
                              f"Which inventor came up with the {stem}{a}?",
                              f"The {stem}{a} was invented by whom?"],
-                near=f"Who invented the {stem}{b}?")
+                near=f"Who invented the {stem}{b}?",
+                sibling=f"How much does the {stem}{a} cost?")
 
 
 def fact_author() -> dict:
@@ -93,7 +96,8 @@ def fact_author() -> dict:
                 paraphrases=[f"Who is the author of {title}?",
                              f"Which writer wrote {title}?",
                              f"{title} was written by which author?"],
-                near=f"Who wrote the novel {other}?")
+                near=f"Who wrote the novel {other}?",
+                sibling=f"When was {title} published?")
 
 
 def fact_founded() -> dict:
@@ -105,7 +109,8 @@ def fact_founded() -> dict:
                 paraphrases=[f"When was {town} founded?",
                              f"What is the founding year of {town}?",
                              f"{town} was established in which year?"],
-                near=f"In what year was the town of {near} founded?")
+                near=f"In what year was the town of {near} founded?",
+                sibling=f"Where is the town of {town} located?")
 
 
 def fact_mountain() -> dict:
@@ -116,7 +121,8 @@ def fact_mountain() -> dict:
                 paraphrases=[f"Which mountain is the tallest in {region}?",
                              f"Name the highest peak of {region}.",
                              f"What is {region}'s tallest mountain?"],
-                near=f"What is the highest mountain in {near}?")
+                near=f"What is the highest mountain in {near}?",
+                sibling=f"What is the largest lake in {region}?")
 
 
 def fact_language() -> dict:
@@ -127,7 +133,8 @@ def fact_language() -> dict:
                 paraphrases=[f"Which language do people speak on {island} Island?",
                              f"What do the people of {island} Island speak?",
                              f"On {island} Island, what language is spoken?"],
-                near=f"What language is spoken on {near} Island?")
+                near=f"What language is spoken on {near} Island?",
+                sibling=f"How many people live on {island} Island?")
 
 
 def fact_currency() -> dict:
@@ -138,7 +145,8 @@ def fact_currency() -> dict:
                 paraphrases=[f"Which currency is used in {country}?",
                              f"What money do people use in {country}?",
                              f"{country} pays with which currency?"],
-                near=f"What is the currency of {near}?")
+                near=f"What is the currency of {near}?",
+                sibling=f"What is the capital of {country}?")
 
 
 def fact_mascot() -> dict:
@@ -150,7 +158,8 @@ def fact_mascot() -> dict:
                 paraphrases=[f"Which mascot do the {city} {team_a} have?",
                              f"Who is the mascot of the {city} {team_a}?",
                              f"The {city} {team_a} have what mascot?"],
-                near=f"What is the mascot of the {city} {team_b}?")
+                near=f"What is the mascot of the {city} {team_b}?",
+                sibling=f"Who coaches the {city} {team_a}?")
 
 
 def fact_discoverer() -> dict:
@@ -162,7 +171,8 @@ def fact_discoverer() -> dict:
                 paraphrases=[f"Which scientist discovered {element.capitalize()}?",
                              f"Who was the discoverer of {element.capitalize()}?",
                              f"{element.capitalize()} was discovered by whom?"],
-                near=f"Who discovered the element {near.capitalize()}?")
+                near=f"Who discovered the element {near.capitalize()}?",
+                sibling=f"What is the atomic number of {element.capitalize()}?")
 
 
 MAKERS = [fact_ceo, fact_capital, fact_inventor, fact_author, fact_founded, fact_mountain,

@@ -79,9 +79,10 @@ class Settings(BaseSettings):
     learn_memory_mode: Literal["auto", "prompt", "direct"] = "auto"
     """How a matched lesson shapes the answer: put it in the prompt, reply with the taught
     answer, or (auto) reply directly when the match is near-certain, else prompt."""
-    learn_match_similarity: float = Field(0.70, ge=0, le=1)
-    """Cosine similarity a question needs to a lesson's question (its key terms must match
-    too). Calibrated on benchmarks/data/learning_facts.jsonl: see docs/learning.md."""
+    learn_match_similarity: float = Field(0.72, ge=0, le=1)
+    """Cosine similarity (names masked) a question needs to a lesson's question; its key
+    terms must match too. Calibrated on benchmarks/data/learning_facts.jsonl: the highest
+    value that still matches every paraphrase (docs/learning.md)."""
     learn_direct_similarity: float = Field(0.80, ge=0, le=1)
     """In auto mode, reply with the taught answer itself from this similarity up."""
     learn_supersede_similarity: float = Field(0.90, ge=0, le=1)
@@ -91,9 +92,9 @@ class Settings(BaseSettings):
     learn_rank: int = Field(8, ge=1, le=256)
     learn_layers: int = Field(8, ge=1)
     """LoRA goes on the top this-many transformer layers (training cost grows with it)."""
-    learn_epochs: int = Field(6, ge=1, le=100)
+    learn_epochs: int = Field(3, ge=1, le=100)
     learn_lr: float = Field(2e-3, gt=0, le=1)
-    learn_replay: int = Field(24, ge=0, le=30)
+    learn_replay: int = Field(30, ge=0, le=30)
     """Replay prompts (the base model's own answers) trained on, for locality."""
     learn_gate_replay: int = Field(30, ge=0, le=30)
     """Held-out replay prompts the gate checks locality on."""

@@ -11,8 +11,10 @@ matches a lesson when both hold:
 Similarity alone cannot tell "Who is the CEO of Acme Biotech?" from "… of Acme
 Foods?" (0.80, while the true paraphrase "Who runs Acme Biotech?" scores 0.90):
 the key-term check is what keeps similar-looking questions about *other* things
-untouched. Thresholds are calibrated on benchmarks/data/learning_facts.jsonl
-(docs/learning.md shows the numbers).
+untouched. Similarity is computed with the names masked (:func:`masked`), so that
+it measures what is asked about the entity, not the entity's rare name. Thresholds
+are calibrated on benchmarks/data/learning_facts.jsonl (docs/learning.md shows the
+numbers).
 
 A matched lesson becomes :class:`~dialoop.dialogue.context.Evidence` (kind
 ``lesson``) in the prompt, or, when the match is near-certain, the reply itself:
@@ -40,7 +42,8 @@ from dialoop.store import Database
 from dialoop.store.models import Lesson, utcnow
 
 __all__ = [
-    "CorrectionMemory", "LessonMatch", "key_terms", "lesson_line", "terms_match", "terms_present",
+    "CorrectionMemory", "LessonMatch", "key_terms", "lesson_line", "masked", "terms_match",
+    "terms_present",
 ]
 
 MAX_QUESTION_CHARS = 2_000
@@ -99,14 +102,32 @@ def terms_match(terms: Sequence[str], question: str, message: str) -> bool:
     return terms_present(names, question)
 
 
-def _names(text: str) -> list[str]:
-    """The capitalized words and numbers of ``text`` not opening a sentence, lowercased."""
+def _names(text: str, *, sentence_start: bool = False) -> list[str]:
+    """The capitalized words and numbers of ``text``, lowercased (by default not those
+    opening a sentence, which are capitalized anyway)."""
     found = []
     for sentence in re.split(r"(?<=[.!?])\s+", text):
         for i, w in enumerate(_WORD.findall(sentence)):
-            if any(c.isdigit() for c in w) or (i > 0 and w[0].isupper()):
+            if any(c.isdigit() for c in w) or ((i > 0 or sentence_start) and w[0].isupper()):
                 found.append(_norm(w))
     return found
+
+
+MASK = "Acme"
+
+
+def masked(text: str, terms: Sequence[str], question: str | None = None) -> str:
+    """``text`` with the lesson's names replaced by one placeholder name.
+
+    Similarity is then about what is asked, not about whom: a rare name dominates a
+    sentence embedding, so "Who founded Zorvath?" scores close to "Who is the CEO of
+    Zorvath?" (0.80) until both say "Acme". The names themselves are checked by
+    :func:`terms_match`. ``terms`` are the key terms of the lesson's ``question``
+    (default: ``text`` itself); only those written there as names (capitalized, or
+    with a digit) are masked, in any case in ``text``.
+    """
+    names = set(terms) & set(_names(question or text, sentence_start=True))
+    return _WORD.sub(lambda m: MASK if _norm(m.group()) in names else m.group(), text)
 
 
 def terms_present(terms: Sequence[str], text: str) -> bool:
@@ -159,7 +180,7 @@ class CorrectionMemory:
         db: Database,
         embedder: Embedder,
         *,
-        match_similarity: float = 0.70,
+        match_similarity: float = 0.72,
         supersede_similarity: float = 0.90,
         max_matches: int = 3,
     ) -> None:
@@ -177,16 +198,19 @@ class CorrectionMemory:
 
     def match(self, message: str, *, user: str) -> list[LessonMatch]:
         """The active lessons in scope for ``user`` that match ``message``, best first."""
-        lessons = self._in_scope(user)
+        lessons = [x for x in self._in_scope(user)
+                   if terms_match(x.key_terms, x.question, message)]  # cheap filter first
         if not lessons:
             return []
-        vector = self.embedder.embed([message])[0]  # (dim,)
+        # One embedding per candidate: the message masked with that lesson's names.
+        vectors = self.embedder.embed([masked(message, x.key_terms, x.question)
+                                       for x in lessons])
         matrix = np.stack([np.frombuffer(x.embedding, dtype=np.float32) for x in lessons])
-        scores = matrix @ vector  # (n_lessons,) cosine: both sides are normalized
+        scores = (vectors * matrix).sum(axis=1)  # (n,) cosine: both sides are normalized
         found = [
             LessonMatch(x.id, x.question, x.answer, x.scope, x.user_id, float(score))
             for x, score in zip(lessons, scores, strict=True)
-            if score >= self.match_similarity and terms_match(x.key_terms, x.question, message)
+            if score >= self.match_similarity
         ]
         # Best score first; among equals, the user's own and then the newest lesson.
         found.sort(key=lambda m: (-round(m.score, 3), m.scope != "user", -m.lesson_id))
@@ -206,8 +230,9 @@ class CorrectionMemory:
                 f"A lesson's question has at most {MAX_QUESTION_CHARS:,} characters and its "
                 f"answer at most {MAX_ANSWER_CHARS:,}: shorten it."
             )
-        vector = self.embedder.embed([question])[0].astype(np.float32)
-        return vector.tobytes(), key_terms(question)
+        terms = key_terms(question)
+        vector = self.embedder.embed([masked(question, terms)])[0].astype(np.float32)
+        return vector.tobytes(), terms
 
     def add(
         self,
