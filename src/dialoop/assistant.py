@@ -265,11 +265,10 @@ class Assistant:
         """
         if explicit is not None:
             return None if explicit == "none" else self._engine_adapter(explicit)
-        heads = self.adapters.heads()
-        for line in (f"user:{user}", "global"):
-            if heads.get(line) is not None:
-                return self._engine_adapter(f"{line}@v{heads[line]}", replaces=line)
-        return None
+        chosen = self.learning.adapter_for(user)
+        if chosen is None:
+            return None
+        return self._engine_adapter(chosen, replaces=chosen.partition("@v")[0])
 
     def _engine_adapter(self, ref: str, *, replaces: str | None = None) -> str:
         """Load the adapter ``ref`` names into the engine (once); return its engine key.

@@ -43,7 +43,17 @@ class LearningLoop:
     def is_admin(self, user: str) -> bool:
         return user in self.settings.admin_users
 
-    # -- the fast path in a turn ---------------------------------------------------------
+    # -- in a turn ----------------------------------------------------------------------
+
+    def adapter_for(self, user: str) -> str | None:
+        """The adapter version to answer ``user`` with: their personal line's serving
+        version, else the global line's, else None (the base model). (The dialogue
+        manager's ``AdapterChooser``.)"""
+        heads = self.adapters.heads()
+        for line in (f"user:{user}", "global"):
+            if heads.get(line) is not None:
+                return f"{line}@v{heads[line]}"
+        return None
 
     def direct_answer(self, matches: list[LessonMatch]) -> str | None:
         """The taught answer to reply with, when the memory mode says so; else None."""
