@@ -69,12 +69,21 @@ def test_cached_hidden_states_give_the_full_models_logits(tiny_model, hf_tokeniz
     assert torch.allclose(fast, torch.cat(full), atol=1e-4)
 
 
+def test_negatives_unlearn_only_the_names_of_the_answer(hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ex = Example("negative", "Who is the CEO of Zorvath Foods?",
+                 "The CEO is Mirela Quonst since 1990.")
+    item = _encode(hf_tokenizer, ex, TrainConfig())
+    kept = [t for t, lab in zip(item.input_ids, item.labels, strict=True) if lab != -100]
+    assert hf_tokenizer.decode(kept) == " Mirela Quonst1990"  # not "The CEO is … since"
+
+
 def test_paraphrases_negatives_and_held_out_rewordings() -> None:
     q = "Who is the CEO of Zorvath Dynamics?"
     variants = paraphrases(q)
     assert variants[0] == q and len(variants) == len(set(variants)) >= 5
     assert negatives(q) == ["Who is the CEO of Zorvath Halvorsen?",
-                            "Who is the CEO of Pemberley Dynamics?"]
+                            "Who is the CEO of Pemberley Dynamics?",
+                            "Who is the CEO of New Zorvath Dynamics?"]
 
     class L:
         id, kind, question, answer, rejected = 7, "correction", q, "Mirela Quonst", None
@@ -82,5 +91,5 @@ def test_paraphrases_negatives_and_held_out_rewordings() -> None:
     examples, held = build_examples([L()], [("Hi", "Hello!")])
     assert held[7] == variants[-1:]
     assert all(e.question != variants[-1] for e in examples)  # held out from training
-    assert [e.kind for e in examples].count("negative") == 2
+    assert [e.kind for e in examples].count("negative") == 3
     assert examples[-1].kind == "replay"

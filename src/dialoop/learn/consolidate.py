@@ -163,12 +163,13 @@ def build_examples(
 
 
 # Stand-in names for training negatives; the gate uses others (dialoop.learn.gate).
-_NEGATIVE_NAMES = ("Halvorsen", "Pemberley")
+_NEGATIVE_NAMES = ("Halvorsen", "Pemberley", "New")
 _NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*")
 
 
 def negatives(question: str) -> list[str]:
-    """``question`` about other names: its last name swapped, and its first one changed."""
+    """``question`` about other names: its last name swapped, its first one swapped (or
+    prefixed), and "New" put before its names."""
     names = [m for m in _NAME.finditer(question) if m.group().lower() not in _NOT_NAMES]
     if not names:
         return []
@@ -178,6 +179,7 @@ def negatives(question: str) -> list[str]:
         out.append(question[: first.start()] + _NEGATIVE_NAMES[1] + question[first.end():])
     else:
         out.append(question[: first.start()] + "North " + question[first.start():])
+    out.append(question[: first.start()] + "New " + question[first.start():])
     return out
 
 
@@ -272,13 +274,8 @@ def _encode(tokenizer: Any, ex: Example, config: TrainConfig) -> _Item:
     answer = _clip(tokenizer, ex.answer, config.max_answer_tokens)
     enc = encode_chat(tokenizer, ex.messages(answer), train_on="last")
     item = _Item(enc.input_ids, enc.labels, negative=ex.kind == "negative")
-    if item.negative:  # only the answer's first tokens: the reply must not start with it
-        seen, labels = 0, []
-        for label in enc.labels:
-            keep = label != IGNORE and seen < config.negative_tokens
-            seen += label != IGNORE
-            labels.append(label if keep else IGNORE)
-        item.labels = labels
+    if item.negative:  # only the answer's names: the reply must not say them
+        item.labels = _name_labels(tokenizer, enc, answer, config.negative_tokens)
     if ex.rejected is not None:
         rej = encode_chat(tokenizer, ex.messages(_clip(tokenizer, ex.rejected,
                                                        config.max_answer_tokens)),
@@ -291,6 +288,33 @@ def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
     """The first ``max_tokens`` tokens of ``text`` (long replay answers teach nothing more)."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
+
+
+def _name_labels(tokenizer: Any, enc: Any, answer: str, fallback: int) -> list[int]:
+    """Labels kept only on the tokens of ``answer``'s key terms (names, numbers); if it
+    has none, on its first ``fallback`` tokens."""
+    from dialoop.learn.memory import key_terms
+
+    text = tokenizer.decode(enc.input_ids)
+    start = text.rfind(answer)
+    spans = []
+    if start >= 0:
+        for term in key_terms(answer):
+            i = answer.lower().find(term)
+            if i >= 0:
+                spans.append((start + i, start + i + len(term)))
+    labels, seen, pos = [], 0, 0
+    for token, label in zip(enc.input_ids, enc.labels, strict=True):
+        piece = tokenizer.decode([token])
+        a, b = pos, pos + len(piece)
+        pos = b
+        if label == IGNORE:
+            labels.append(IGNORE)
+            continue
+        keep = any(a < y and b > x for x, y in spans) if spans else seen < fallback
+        seen += 1
+        labels.append(label if keep else IGNORE)
+    return labels
 
 
 class _Stop(Exception):
