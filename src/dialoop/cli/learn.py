@@ -145,7 +145,8 @@ def _wait_with_bar(loop: LearningLoop, queued: LearnRun, worker: Any) -> LearnRu
             bar.update(max(0, target - shown), r.stage or r.status)
             shown = max(shown, target)
 
-        return wait_for(loop.db, queued.id, progress=show, worker=worker)
+        return wait_for(loop.db, queued.id, progress=show, settings=loop.settings,
+                        worker=worker)
 
 
 def _line_summary(result: dict[str, Any]) -> str:

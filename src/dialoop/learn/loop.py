@@ -7,6 +7,7 @@ permission rules (who may teach everyone, promote, roll back) live here too.
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from dialoop.config import Settings
@@ -123,8 +124,12 @@ class LearningLoop:
                     on_progress: worker.Progress | None = None) -> LearnRun:
         """Run a consolidation now, in this process (waiting if another worker runs)."""
         run = self.start_run(user=user, options=options, background=False)
-        worker.work(self.settings, on_progress=on_progress)
-        return worker.wait_for(self.db, run.id, progress=on_progress)
+        while True:  # another worker may hold the lock; ours runs once it is free
+            worker.work(self.settings, on_progress=on_progress)
+            run = worker.get_run(self.db, run.id)
+            if run.status not in ("queued", "running"):
+                return run
+            time.sleep(0.5)
 
     def run(self, run_id: int) -> LearnRun:
         return worker.get_run(self.db, run_id)

@@ -109,19 +109,22 @@ def latest_runs(db: Database, limit: int = 20) -> list[LearnRun]:
 
 def wait_for(
     db: Database, run_id: int, *, progress: Progress | None = None, poll: float = 0.5,
-    worker: subprocess.Popen[bytes] | None = None,
+    settings: Settings | None = None, worker: subprocess.Popen[bytes] | None = None,
 ) -> LearnRun:
-    """Poll until run ``run_id`` has finished; report its progress on the way."""
+    """Poll until run ``run_id`` has finished; report its progress on the way.
+
+    With ``settings``, a run still queued after its worker exited gets a new worker:
+    the one that held the lock may have finished its queue just before this run came.
+    """
     while True:
         run = get_run(db, run_id)
         if progress is not None:
             progress(run)
         if run.status not in ("queued", "running"):
             return run
-        if worker is not None and worker.poll() is not None and run.status == "queued":
-            # Our worker exited without taking the run (another one holds the lock and
-            # will, or it crashed): make sure someone works the queue.
-            worker = None
+        if (settings is not None and run.status == "queued"
+                and (worker is None or worker.poll() is not None)):
+            worker = spawn(settings)
         time.sleep(poll)
 
 
