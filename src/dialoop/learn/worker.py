@@ -132,31 +132,38 @@ def wait_for(
 
 
 @contextmanager
-def worker_lock(home: Path) -> Iterator[bool]:
-    """Hold the one worker lock of this DIALOOP_HOME, if free; yields whether we got it."""
+def worker_lock(home: Path, wait: float = 0.0) -> Iterator[bool]:
+    """Hold the one worker lock of this DIALOOP_HOME if it is free (within ``wait``
+    seconds); yields whether we got it."""
     path = home / "learn" / "worker.lock"
     path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + wait
     with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    yield False
+                    return
+                time.sleep(0.2)
         try:
             yield True
         finally:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def work(settings: Settings, *, on_progress: Progress | None = None) -> list[int]:
+def work(settings: Settings, *, on_progress: Progress | None = None, lock_wait: float = 0.0
+         ) -> list[int]:
     """Work off the queue in this process; return the ids of the runs done.
 
-    Returns at once (an empty list) if another worker holds the lock.
+    Returns (an empty list) if another worker holds the lock for over ``lock_wait`` s.
     """
     db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
     done: list[int] = []
     try:
-        with worker_lock(settings.home) as mine:
+        with worker_lock(settings.home, lock_wait) as mine:
             if not mine:
                 return done
             _reap(db)
