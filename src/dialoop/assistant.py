@@ -44,10 +44,15 @@ from dialoop.engine import (
     Usage,
     open_engine,
 )
+from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.errors import InvalidInputError
 from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.adapters import AdapterStore
+from dialoop.learn.feedback import FeedbackReceipt, Scope
+from dialoop.learn.loop import LearningLoop
+from dialoop.learn.memory import LessonMatch
 from dialoop.store import Database, open_database
+from dialoop.store.models import AdapterVersion, LearnRun, Lesson
 
 __all__ = ["Assistant", "Reply", "ReplyStream", "open_assistant"]
 
@@ -68,10 +73,14 @@ class Reply:
     finish_reason: FinishReason
     usage: Usage
     prompt: Prompt
+    adapter: str | None = None  # the adapter version that answered (None: the base model)
+    learning: dict[str, Any] = dataclasses.field(default_factory=dict)  # lessons applied
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "answer": self.text,
+            "adapter": self.adapter,
+            "lessons": self.learning.get("lessons", []),
             "session": self.session,
             "session_id": self.session_id,
             "turn_id": self.turn_id,
@@ -105,12 +114,14 @@ class Assistant:
     def __init__(
         self, settings: Settings, engine: Engine, db: Database,
         manager: DialogueManager | None = None, knowledge: KnowledgeBase | None = None,
+        embedder: Embedder | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
         self.db = db
         self.sessions = Sessions(db)
         self.adapters = AdapterStore(db, settings.home)
+        self.learning = LearningLoop(settings, db, self.adapters, embedder or default_embedder())
         self._loaded: set[str] = set()  # adapter keys loaded into the engine
         self.knowledge = knowledge or KnowledgeBase(db, settings)
         self.manager = manager or DialogueManager(
@@ -153,24 +164,32 @@ class Assistant:
         params: GenerationParams | None = None,
         system: str | None = None,
         adapter: str | None = None,
+        memory: bool | None = None,
     ) -> ReplyStream:
         """Answer ``message`` in ``session`` (a session, its name/id, or None for a new one).
 
         ``system`` is the system prompt of a session created here. ``adapter`` is an
         adapter line (its serving version), ``name@vN``, or ``"none"``; it overrides the
-        ``adapter`` setting, which overrides the dialogue manager's per-user choice.
+        ``adapter`` setting, which overrides the dialogue manager's adapter chooser, else
+        the user's personal adapter, else the global one. ``memory=False`` answers
+        without the correction memory.
         """
+        if isinstance(session, ChatSession) and user is None:
+            user = session.user_id
         user = user or self.settings.user
         _check_message(message)
         fixed = adapter or self.settings.adapter
-        fixed_key = self._engine_adapter(fixed)  # a bad reference fails before anything is stored
+        # a bad reference fails before anything is stored
+        fixed_key = None if fixed in (None, "none") else self._engine_adapter(fixed)
         if not isinstance(session, ChatSession):
             session = self.session(session, user=user, system=system)
         elif session.user_id != user:
             raise InvalidInputError("That session belongs to another user.")
         params = params or self.default_params()
+        use_memory = self.settings.learn_memory if memory is None else memory
         return ReplyStream(
-            lambda out: self._respond(out, session, message, params, fixed is not None, fixed_key)
+            lambda out: self._respond(out, session, message, params, fixed is not None,
+                                      fixed_key, use_memory)
         )
 
     def ask(self, message: str, **kwargs: Any) -> Reply:
@@ -185,14 +204,105 @@ class Assistant:
         """Stop the answer being generated now; it is kept, marked cancelled."""
         self.engine.cancel()
 
-    def _engine_adapter(self, ref: str | None) -> str | None:
-        """Load the adapter ``ref`` names into the engine (once); return its engine key."""
-        if ref is None or ref == "none":
+    # -- learning (dialoop.learn) --------------------------------------------------------
+    # Each method acts as ``user`` (default: the ``user`` setting) and raises a
+    # DialoopError: InvalidInputError for bad input (nothing stored), NotFoundError for
+    # a turn or lesson that is not the user's, PermissionDeniedError for what needs an
+    # admin (global lessons, the global adapter).
+
+    def teach(self, question: str, answer: str, *, user: str | None = None,
+              scope: Scope = "user") -> FeedbackReceipt:
+        """Teach that ``question`` is answered with ``answer``; applies from the next turn."""
+        return self.learning.teach(question, answer, user=self._user(user), scope=scope)
+
+    def correct(self, turn_id: int, answer: str, *, user: str | None = None,
+                scope: Scope = "user") -> FeedbackReceipt:
+        """The answer assistant turn ``turn_id`` should have given."""
+        return self.learning.correct(turn_id, answer, user=self._user(user), scope=scope)
+
+    def rate(self, turn_id: int, rating: int, *, user: str | None = None,
+             reason: str | None = None) -> FeedbackReceipt:
+        """+1 (good) or -1 (bad) on assistant turn ``turn_id``."""
+        return self.learning.rate(turn_id, rating, user=self._user(user), reason=reason)
+
+    def prefer(self, chosen: str, rejected: str, *, question: str | None = None,
+               turn_id: int | None = None, user: str | None = None,
+               scope: Scope = "user") -> FeedbackReceipt:
+        """``chosen`` is better than ``rejected`` for ``question`` (or turn ``turn_id``'s)."""
+        return self.learning.prefer(chosen, rejected, user=self._user(user), question=question,
+                                    turn_id=turn_id, scope=scope)
+
+    def forget(self, lesson_id: int, *, user: str | None = None) -> Lesson:
+        """Stop applying a lesson now; the next consolidation leaves it out of the adapter."""
+        return self.learning.forget(lesson_id, user=self._user(user))
+
+    def lessons(self, *, user: str | None = None, status: str | None = "active"
+                ) -> list[Lesson]:
+        """The user's lessons and the global ones (``status=None``: all, not only active)."""
+        return self.learning.memory.lessons(user=self._user(user), status=status)
+
+    def promote_lesson(self, lesson_id: int, *, user: str | None = None) -> Lesson:
+        """Make a user's lesson global (admins only)."""
+        return self.learning.promote_lesson(lesson_id, user=self._user(user))
+
+    def consolidate(self, *, user: str | None = None, wait: bool = True,
+                    options: dict[str, Any] | None = None,
+                    on_progress: Callable[[LearnRun], None] | None = None) -> LearnRun:
+        """Train, gate and promote adapters from the active lessons.
+
+        ``wait=True`` runs here and returns the finished run (its ``report`` says what was
+        promoted or rejected and why); ``wait=False`` queues it for a background worker.
+        ``options`` override learn_* settings for this run (epochs, gate thresholds, …).
+        """
+        if wait:
+            return self.learning.consolidate(user=self._user(user), options=options,
+                                             on_progress=on_progress)
+        return self.learning.start_run(user=self._user(user), options=options)
+
+    def learning_status(self, *, user: str | None = None) -> dict[str, Any]:
+        """Lessons (active, pending, …), the adapter serving, the last run, satisfaction."""
+        return self.learning.status(user=self._user(user))
+
+    def learning_history(self, *, user: str | None = None, line: str | None = None
+                         ) -> list[dict[str, Any]]:
+        """Adapter versions with their gate metrics and satisfaction rate."""
+        return self.learning.history(user=self._user(user), line=line)
+
+    def rollback(self, line: str = "global", version: int | None = None, *,
+                 user: str | None = None) -> AdapterVersion | None:
+        """Serve an earlier promoted version of ``line`` again, or none (the base model)."""
+        return self.learning.rollback(line, version, user=self._user(user))
+
+    def promote(self, line: str, version: int, *, user: str | None = None) -> AdapterVersion:
+        """Serve version ``version`` of ``line`` (admins; a user for their own line)."""
+        return self.learning.promote(line, version, user=self._user(user))
+
+    def _user(self, user: str | None) -> str:
+        return user or self.settings.user
+
+    def _serving_adapter(self, chosen: str | None) -> str | None:
+        """Load the chosen serving version (``line@vN``) into the engine; its key or None.
+
+        A newly promoted version is loaded here on first use and the one it replaced
+        unloaded: a hot swap, the model itself stays loaded.
+        """
+        if chosen is None:
             return None
+        return self._engine_adapter(chosen, replaces=chosen.partition("@v")[0])
+
+    def _engine_adapter(self, ref: str, *, replaces: str | None = None) -> str:
+        """Load the adapter ``ref`` names into the engine (once); return its engine key.
+
+        ``replaces``: unload other loaded versions of this line (they no longer serve).
+        """
         row = self.adapters.resolve(ref)
         if row.key not in self._loaded:
             self.engine.load_adapter(row.key, self.adapters.files(row, self.engine.kind))
             self._loaded.add(row.key)
+            for old in [k for k in self._loaded if replaces and k.startswith(replaces + "@v")]:
+                if old != row.key:
+                    self.engine.unload_adapter(old)
+                    self._loaded.discard(old)
         return row.key
 
     def _respond(
@@ -203,6 +313,7 @@ class Assistant:
         params: GenerationParams,
         adapter_fixed: bool,
         adapter: str | None,
+        use_memory: bool = True,
     ) -> Iterator[str]:
         turns = self.sessions.turns(session)
         history = [_as_message(t) for t in answered(turns)]
@@ -213,10 +324,22 @@ class Assistant:
         if plan.handed_off:
             self.sessions.set_status(session, "handoff")
         if not adapter_fixed:
-            adapter = self._engine_adapter(plan.adapter)
+            # the domain's adapter chooser, else the user's line, else the global line
+            adapter = self._serving_adapter(plan.adapter or self.learning.adapter_for(
+                session.user_id))
+        lessons = self._lessons_for(message, session.user_id) if use_memory else []
+        # A taught answer is what the assistant should say, unless this turn ran a tool or
+        # handed off (those answers report what happened, which no lesson can know).
+        direct = None
+        if not plan.trace["tool_calls"] and not plan.handed_off:
+            direct = self.learning.direct_answer(lessons)
+        plan.evidence += [m.evidence() for m in lessons]
+        if direct is not None:
+            plan.text, plan.trace["response"] = direct, "lesson"
+            adapter = None
         if plan.text is not None:  # fixed wording: a question, a template, a tool's message
             prompt = Prompt([], 0, 0, evidence=plan.evidence)
-            chunks: Iterator[Chunk] = iter([Chunk(plan.text, "stop", Usage(0, 0, 0, 0.0, None))])
+            chunks: Iterator[Chunk] = _fixed_chunks(plan.text, prompt)
         else:
             prompt = build_prompt(
                 self.engine,
@@ -246,8 +369,12 @@ class Assistant:
             if usage is not None or pieces:
                 out.reply = self._store_answer(
                     session, user_turn.id, "".join(pieces), finish, usage, prompt, params, plan,
-                    adapter,
+                    adapter, learned=self.learning.trace(lessons, direct),
                 )
+
+    def _lessons_for(self, message: str, user: str) -> list[LessonMatch]:
+        """Correction memory: the user's and global lessons that match ``message``."""
+        return self.learning.memory.match(message, user=user)
 
     def _store_answer(
         self,
@@ -260,6 +387,7 @@ class Assistant:
         params: GenerationParams,
         plan: TurnPlan,
         adapter: str | None,
+        learned: dict[str, Any] | None = None,
     ) -> Reply:
         if usage is None:  # stopped before the engine's last chunk: count what was shown
             usage = Usage(prompt.tokens, self.engine.count_tokens(text) if text else 0, 0,
@@ -277,9 +405,11 @@ class Assistant:
             seconds=usage.seconds,
             first_token_seconds=usage.first_token_seconds,
             trace={"dialogue": plan.trace, "context": prompt.describe(),
-                   "params": dataclasses.asdict(params), "finish_reason": finish},
+                   "params": dataclasses.asdict(params), "finish_reason": finish,
+                   "learning": learned or {}},
         )
-        return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage, prompt)
+        return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage, prompt,
+                     adapter, learned or {})
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -332,6 +462,12 @@ def open_assistant(
             opened.close()
         raise
     return Assistant(settings, opened, db, manager, knowledge)
+
+
+def _fixed_chunks(answer: str, prompt: Prompt) -> Iterator[Chunk]:
+    """A reply that is not generated: a taught answer, a template, a tool's message."""
+    yield Chunk(answer)
+    yield Chunk("", finish_reason="stop", usage=Usage(prompt.tokens, 0, 0, 0.0, 0.0))
 
 
 def _as_message(turn: Any) -> Message:

@@ -78,6 +78,51 @@ class Settings(BaseSettings):
     """Say "I don't know" when a question is about the knowledge but it has no answer."""
     knowledge_answer: Literal["template", "model"] = "template"
     """Who words a graph answer: a fixed template (exact) or the model (from the facts)."""
+    # -- learning (dialoop.learn) ------------------------------------------------------
+    admin_users: list[str] = Field(default_factory=lambda: ["local"])
+    """Users who may create global lessons and promote or roll back adapters."""
+    learn_memory: bool = True
+    """Apply lessons from the correction memory to matching questions at once."""
+    learn_memory_mode: Literal["auto", "prompt", "direct"] = "auto"
+    """How a matched lesson shapes the answer: put it in the prompt, reply with the taught
+    answer, or (auto) reply directly when the match is near-certain, else prompt."""
+    learn_match_similarity: float = Field(0.72, ge=0, le=1)
+    """Cosine similarity (names masked) a question needs to a lesson's question; its key
+    terms must match too. Calibrated on benchmarks/data/learning_facts.jsonl: the highest
+    value that still matches every paraphrase (docs/learning.md)."""
+    learn_direct_similarity: float = Field(0.80, ge=0, le=1)
+    """In auto mode, reply with the taught answer itself from this similarity up."""
+    learn_supersede_similarity: float = Field(0.90, ge=0, le=1)
+    """A new lesson replaces an older one in the same scope whose question is this close."""
+    learn_auto_after: int = Field(0, ge=0)
+    """Start a consolidation run in the background after this many new lessons (0: never)."""
+    learn_rank: int = Field(8, ge=1, le=256)
+    learn_layers: int = Field(8, ge=1)
+    """LoRA goes on the top this-many transformer layers (training cost grows with it)."""
+    learn_epochs: int = Field(3, ge=1, le=100)
+    learn_lr: float = Field(2e-3, gt=0, le=1)
+    learn_replay: int = Field(30, ge=0, le=30)
+    """Replay prompts (the base model's own answers) trained on, for locality."""
+    learn_gate_replay: int = Field(30, ge=0, le=30)
+    """Held-out replay prompts the gate checks locality on."""
+    learn_threads: int = Field(1, ge=1)
+    """Threads for consolidation. One by default: the worker runs beside a serving
+    process, and spinning thread pools on a busy CPU collapse (measured on 2 loaded
+    cores: llama.cpp 0.9 tok/s with 2 threads, 51 with 1; torch 5x slower)."""
+    learn_gate_reliability: float = Field(0.90, ge=0, le=1)
+    learn_gate_generalization: float = Field(0.60, ge=0, le=1)
+    learn_gate_locality: float = Field(0.90, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _learn_thresholds_ordered(self) -> Settings:
+        if self.learn_direct_similarity < self.learn_match_similarity:
+            raise ValueError(
+                f"learn_direct_similarity ({self.learn_direct_similarity}) is below "
+                f"learn_match_similarity ({self.learn_match_similarity}): a lesson cannot be "
+                "certain enough to answer directly but not to match. Raise the first or "
+                "lower the second."
+            )
+        return self
 
     @model_validator(mode="after")
     def _remote_needs_url(self) -> Settings:

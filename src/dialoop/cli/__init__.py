@@ -63,7 +63,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, dialogue, kg, serve, sessions, train, users
+    from dialoop.cli import chat, dialogue, kg, learn, serve, sessions, train, users
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
@@ -74,6 +74,8 @@ def _register() -> None:
     cli.add_command(serve.serve)
     cli.add_command(users.users)
     kg.register(cli, eval_group)
+    cli.add_command(learn.learn)
+    cli.add_command(learn.teach)
 
 
 _register()

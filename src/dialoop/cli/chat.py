@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import click
 
@@ -16,7 +17,7 @@ from dialoop.assistant import Assistant, Reply, open_assistant
 from dialoop.cli import settings_from
 from dialoop.dialogue.domain import load_domain
 from dialoop.dialogue.session import ChatSession
-from dialoop.errors import DialoopError
+from dialoop.errors import DialoopError, InvalidInputError
 
 __all__ = ["COMMANDS", "SlashCommand", "ask", "chat"]
 
@@ -57,28 +58,44 @@ def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine:
 
 
 @click.command()
-@click.argument("question")
+@click.argument("question", required=False)
 @click.option("--session", "-s", "session_ref", metavar="NAME",
               help="Ask within this session (created if new); default: a new session.")
 @model_options
 @click.option("--user", help="Act as this user.")
+@click.option("--no-memory", is_flag=True, help="Answer without the correction memory.")
+@click.option("--batch", type=click.File("r", encoding="utf-8"), metavar="FILE.jsonl",
+              help='Answer every {"id": …, "question": …} line of FILE (- for stdin); '
+                   "print one JSON answer per line.")
 @click.option("--max-tokens", type=int, help="Longest answer, in tokens.")
 @click.option("--temperature", type=float, help="0 = greedy (deterministic).")
 @click.option("--seed", type=int, help="Seed for sampling.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.pass_context
-def ask(ctx: click.Context, question: str, session_ref: str | None, model: str | None,
+def ask(ctx: click.Context, question: str | None, session_ref: str | None, model: str | None,
         engine: str | None, adapter: str | None, system: str | None, user: str | None,
-        max_tokens: int | None, temperature: float | None, seed: int | None,
-        as_json: bool) -> None:
+        no_memory: bool, batch: TextIO | None, max_tokens: int | None,
+        temperature: float | None, seed: int | None, as_json: bool) -> None:
     """Answer one QUESTION and print it (streamed, or as JSON with --json)."""
+    if (question is None) == (batch is None):
+        raise click.UsageError("Give a QUESTION or --batch FILE.jsonl (one of them).")
+    items = _read_batch(batch) if batch is not None else []  # all checked before any answer
     settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
     with open_assistant(settings) as bot:
         overrides = {k: v for k, v in
                      {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}.items()
                      if v is not None}
         params = bot.default_params(**overrides)  # invalid values fail before anything is stored
-        stream = bot.stream(question, session=session_ref, params=params, system=system)
+        memory = False if no_memory else None
+        if batch is not None:
+            for item_id, text in items:
+                reply = bot.ask(text, session=session_ref, params=params, system=system,
+                                memory=memory)
+                click.echo(json.dumps({"id": item_id, **_ask_json(reply)}, ensure_ascii=False))
+            return
+        assert question is not None
+        stream = bot.stream(question, session=session_ref, params=params, system=system,
+                            memory=memory)
         with ctrl_c_cancels(bot):
             for text in stream:
                 if not as_json:
@@ -90,9 +107,32 @@ def ask(ctx: click.Context, question: str, session_ref: str | None, model: str |
             click.echo()
 
 
+def _read_batch(lines: TextIO) -> list[tuple[object, str]]:
+    """(id, question) of each non-empty line; the first bad line is an error."""
+    items = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInputError(f"Line {number} of the batch is not JSON: {exc.msg}.") from None
+        if not isinstance(obj, dict) or not isinstance(obj.get("question"), str) \
+                or not obj["question"].strip():
+            raise InvalidInputError(
+                f'Line {number} of the batch needs a "question" (text), like '
+                '{"id": 1, "question": "…"}.'
+            )
+        items.append((obj.get("id", number), obj["question"]))
+    return items
+
+
 def _ask_json(reply: Reply) -> dict[str, object]:
+    learning = reply.learning
     return {
         "answer": reply.text,
+        "adapter": reply.adapter,
+        "lessons": learning.get("lessons", []),
         "session": reply.session,
         "tokens": reply.usage.completion_tokens,
         "seconds": round(reply.usage.seconds, 3),

@@ -96,6 +96,68 @@ def m002_adapters(op: Operations) -> None:
     )
 
 
+def m003_learning(op: Operations) -> None:
+    """Feedback as given, the lessons drawn from it, and consolidation runs."""
+    op.create_table(
+        "feedback",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("session_id", sa.String(32)),
+        sa.Column("turn_id", sa.Integer),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("rating", sa.Integer),
+        sa.Column("reason", sa.Text),
+        sa.Column("question", sa.Text),
+        sa.Column("answer", sa.Text),
+        sa.Column("rejected", sa.Text),
+        sa.Column("adapter", sa.String(200)),
+        sa.Column("lesson_id", sa.Integer),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_feedback_user_id", "feedback", ["user_id"])
+    op.create_index("ix_feedback_turn_id", "feedback", ["turn_id"])
+    op.create_table(
+        "lessons",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("scope", sa.String(16), nullable=False),
+        sa.Column("question", sa.Text, nullable=False),
+        sa.Column("answer", sa.Text, nullable=False),
+        sa.Column("rejected", sa.Text),
+        sa.Column("key_terms", sa.JSON, nullable=False),
+        sa.Column("embedding", sa.LargeBinary, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("superseded_by", sa.Integer),
+        sa.Column("feedback_id", sa.Integer),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("ended_at", UTCDateTime),
+    )
+    op.create_index("ix_lessons_user_id", "lessons", ["user_id"])
+    op.create_index("ix_lessons_scope", "lessons", ["scope"])
+    op.create_index("ix_lessons_status", "lessons", ["status"])
+    op.create_table(
+        "learn_runs",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("requested_by", sa.String(128), nullable=False),
+        sa.Column("trigger", sa.String(16), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.Column("started_at", UTCDateTime),
+        sa.Column("finished_at", UTCDateTime),
+        sa.Column("heartbeat_at", UTCDateTime),
+        sa.Column("pid", sa.Integer),
+        sa.Column("host", sa.String(200)),
+        sa.Column("stage", sa.String(200)),
+        sa.Column("progress", sa.Float, nullable=False),
+        sa.Column("settings", sa.JSON, nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("error", sa.Text),
+    )
+    op.create_index("ix_learn_runs_status", "learn_runs", ["status"])
+
+
 def m004_knowledge(op: Operations) -> None:
     """The knowledge graph (nodes, names, relations, triples) and the document store."""
     op.create_table(
@@ -194,9 +256,12 @@ def m006_accounts(op: Operations) -> None:
         sa.Column("revoked_at", UTCDateTime),
     )
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
+    m003_learning,
     m004_knowledge,
     m006_accounts,
 ]

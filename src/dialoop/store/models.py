@@ -20,6 +20,9 @@ __all__ = [
     "ApiKey",
     "Base",
     "ChatSession",
+    "Feedback",
+    "LearnRun",
+    "Lesson",
     "Turn",
     "UTCDateTime",
     "new_id",
@@ -164,3 +167,71 @@ class ApiKey(Base):
     secret_hash: Mapped[str] = mapped_column(sa.String(300))  # "scrypt$n$r$p$salt$hash"
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+# -- learning (dialoop.learn; migration m003_learning) -------------------------------
+
+
+class Feedback(Base):
+    """One rating, correction or preference, as given. Never edited, never lost."""
+
+    __tablename__ = "feedback"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # rating | correction | preference
+    user_id: Mapped[str] = mapped_column(sa.String(128), index=True)
+    session_id: Mapped[str | None] = mapped_column(sa.String(32))
+    turn_id: Mapped[int | None] = mapped_column(index=True)  # the assistant turn judged
+    scope: Mapped[str] = mapped_column(sa.String(16))  # user | global
+    rating: Mapped[int | None]  # +1 | -1
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    question: Mapped[str | None] = mapped_column(sa.Text)
+    answer: Mapped[str | None] = mapped_column(sa.Text)  # the correction, or the chosen one
+    rejected: Mapped[str | None] = mapped_column(sa.Text)  # a preference's rejected response
+    adapter: Mapped[str | None] = mapped_column(sa.String(200))  # what answered the turn
+    lesson_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Lesson(Base):
+    """Something taught: a question with the answer it should get (and, for a preference,
+    the answer it should not). The correction memory and consolidation read these."""
+
+    __tablename__ = "lessons"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))  # correction | preference
+    user_id: Mapped[str] = mapped_column(sa.String(128), index=True)  # who taught it
+    scope: Mapped[str] = mapped_column(sa.String(16), index=True)  # user | global
+    question: Mapped[str] = mapped_column(sa.Text)
+    answer: Mapped[str] = mapped_column(sa.Text)
+    rejected: Mapped[str | None] = mapped_column(sa.Text)
+    key_terms: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)  # float32, L2-normalized
+    status: Mapped[str] = mapped_column(sa.String(16), default="active", index=True)
+    """active | superseded (a later lesson replaced it) | forgotten."""
+    superseded_by: Mapped[int | None]
+    feedback_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]  # when superseded or forgotten
+
+
+class LearnRun(Base):
+    """One consolidation run: a durable queue entry, its progress and its gate report."""
+
+    __tablename__ = "learn_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    status: Mapped[str] = mapped_column(sa.String(16), index=True)
+    """queued | running | done | failed | interrupted (its process died)."""
+    requested_by: Mapped[str] = mapped_column(sa.String(128))
+    trigger: Mapped[str] = mapped_column(sa.String(16))  # manual | threshold | api
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    pid: Mapped[int | None]
+    host: Mapped[str | None] = mapped_column(sa.String(200))
+    stage: Mapped[str | None] = mapped_column(sa.String(200))  # what it does now
+    progress: Mapped[float] = mapped_column(default=0.0)  # 0..1 of the whole run
+    settings: Mapped[dict[str, Any]] = mapped_column(default=dict)  # thresholds, overrides
+    report: Mapped[dict[str, Any]] = mapped_column(default=dict)  # per adapter line
+    error: Mapped[str | None] = mapped_column(sa.Text)

@@ -1,0 +1,233 @@
+"""The learning loop as one composition: memory, feedback, adapters and consolidation runs.
+
+:class:`~dialoop.assistant.Assistant` delegates its learning methods here; the
+permission rules (who may teach everyone, promote, roll back) live here too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from dialoop.config import Settings
+from dialoop.engine.embedding import Embedder
+from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.learn import worker
+from dialoop.learn.adapters import AdapterStore
+from dialoop.learn.feedback import FeedbackReceipt, FeedbackStore, Scope
+from dialoop.learn.memory import CorrectionMemory, LessonMatch
+from dialoop.store import Database
+from dialoop.store.models import Account, AdapterVersion, LearnRun, Lesson
+
+__all__ = ["LearningLoop", "run_to_dict"]
+
+log = logging.getLogger(__name__)
+
+
+class LearningLoop:
+    """Feedback in, lessons applied, adapters trained, judged and served."""
+
+    def __init__(
+        self, settings: Settings, db: Database, adapters: AdapterStore, embedder: Embedder
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.adapters = adapters
+        self.memory = CorrectionMemory(
+            db, embedder,
+            match_similarity=settings.learn_match_similarity,
+            supersede_similarity=settings.learn_supersede_similarity,
+        )
+        self.feedback = FeedbackStore(db, self.memory)
+
+    def is_admin(self, user: str) -> bool:
+        """A user with a server account has its role (``dialoop users``); anyone else is an
+        admin when named in the ``admin_users`` setting (the local user by default)."""
+        with self.db.read() as s:
+            role = s.scalar(sa.select(Account.role).where(Account.user_id == user))
+        return role == "admin" if role is not None else user in self.settings.admin_users
+
+    # -- in a turn ----------------------------------------------------------------------
+
+    def adapter_for(self, user: str) -> str | None:
+        """The adapter version to answer ``user`` with: their personal line's serving
+        version, else the global line's, else None (the base model). (The dialogue
+        manager's ``AdapterChooser``.)"""
+        heads = self.adapters.heads()
+        for line in (f"user:{user}", "global"):
+            if heads.get(line) is not None:
+                return f"{line}@v{heads[line]}"
+        return None
+
+    def direct_answer(self, matches: list[LessonMatch]) -> str | None:
+        """The taught answer to reply with, when the memory mode says so; else None."""
+        if not matches:
+            return None
+        mode = self.settings.learn_memory_mode
+        best = matches[0]
+        if mode == "direct" or (mode == "auto"
+                                and best.score >= self.settings.learn_direct_similarity):
+            return best.answer
+        return None
+
+    @staticmethod
+    def trace(matches: list[LessonMatch], direct: str | None) -> dict[str, Any]:
+        """What the turn trace records about learning: which lessons, applied how."""
+        if not matches:
+            return {"lessons": []}
+        return {"lessons": [m.to_dict() for m in matches],
+                "memory": "direct" if direct is not None else "prompt"}
+
+    # -- feedback -------------------------------------------------------------------------
+
+    def teach(self, question: str, answer: str, *, user: str, scope: Scope = "user"
+              ) -> FeedbackReceipt:
+        receipt = self.feedback.teach(question, answer, user=user, scope=scope,
+                                      is_admin=self.is_admin(user))
+        self._maybe_trigger(user)
+        return receipt
+
+    def correct(self, turn_id: int, answer: str, *, user: str, scope: Scope = "user"
+                ) -> FeedbackReceipt:
+        receipt = self.feedback.correct(turn_id, answer, user=user, scope=scope,
+                                        is_admin=self.is_admin(user))
+        self._maybe_trigger(user)
+        return receipt
+
+    def prefer(self, chosen: str, rejected: str, *, user: str, question: str | None = None,
+               turn_id: int | None = None, scope: Scope = "user") -> FeedbackReceipt:
+        receipt = self.feedback.prefer(chosen, rejected, user=user, question=question,
+                                       turn_id=turn_id, scope=scope,
+                                       is_admin=self.is_admin(user))
+        self._maybe_trigger(user)
+        return receipt
+
+    def rate(self, turn_id: int, rating: int, *, user: str, reason: str | None = None
+             ) -> FeedbackReceipt:
+        return self.feedback.rate(turn_id, rating, user=user, reason=reason)
+
+    def forget(self, lesson_id: int, *, user: str) -> Lesson:
+        return self.memory.forget(lesson_id, user=user, is_admin=self.is_admin(user))
+
+    def promote_lesson(self, lesson_id: int, *, user: str) -> Lesson:
+        return self.memory.promote(lesson_id, is_admin=self.is_admin(user))
+
+    # -- consolidation ----------------------------------------------------------------------
+
+    def start_run(self, *, user: str, trigger: str = "manual",
+                  options: dict[str, Any] | None = None, background: bool = True) -> LearnRun:
+        """Queue a consolidation run; with ``background`` start a worker process for it."""
+        self._check_can_run(user)
+        run = worker.enqueue(self.db, requested_by=user, trigger=trigger, options=options)
+        if background:
+            worker.spawn(self.settings)
+        return run
+
+    def consolidate(self, *, user: str, options: dict[str, Any] | None = None,
+                    on_progress: worker.Progress | None = None) -> LearnRun:
+        """Run a consolidation now, in this process (waiting if another worker runs)."""
+        run = self.start_run(user=user, options=options, background=False)
+        while True:  # another worker may hold the lock; ours runs once it is free
+            worker.work(self.settings, on_progress=on_progress)
+            run = worker.get_run(self.db, run.id)
+            if run.status not in ("queued", "running"):
+                return run
+            time.sleep(0.5)
+
+    def run(self, run_id: int) -> LearnRun:
+        return worker.get_run(self.db, run_id)
+
+    def rollback(self, line: str, version: int | None, *, user: str) -> AdapterVersion | None:
+        """Serve an earlier promoted version of ``line`` again, or none (the base model)."""
+        self._check_line_rights(line, user)
+        return self.adapters.rollback(line, version)
+
+    def promote(self, line: str, version: int, *, user: str) -> AdapterVersion:
+        """Serve a candidate version that has not failed the gate (a manual decision)."""
+        self._check_line_rights(line, user)
+        return self.adapters.promote(line, version)
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def status(self, *, user: str) -> dict[str, Any]:
+        """Lessons, the adapters serving this user, the last run and satisfaction."""
+        mine = self.memory.lessons(user=user, status=None)
+        heads = self.adapters.heads()
+        runs = worker.latest_runs(self.db, limit=1)
+        serving = next((f"{line}@v{heads[line]}" for line in (f"user:{user}", "global")
+                        if heads.get(line) is not None), None)
+        trained: set[int] = set()
+        for line in (f"user:{user}", "global"):
+            head = self.adapters.active(line)
+            if head is not None:
+                trained |= set(head.meta.get("lessons", []))
+        active = [x for x in mine if x.status == "active"]
+        return {
+            "user": user,
+            "lessons": {
+                "active": len(active),
+                "pending": sum(1 for x in active if x.id not in trained),
+                "in_adapter": sum(1 for x in active if x.id in trained),
+                "superseded": sum(1 for x in mine if x.status == "superseded"),
+                "forgotten": sum(1 for x in mine if x.status == "forgotten"),
+            },
+            "adapter": serving,
+            "heads": {k: v for k, v in heads.items() if k == "global" or k == f"user:{user}"
+                      or self.is_admin(user)},
+            "last_run": run_to_dict(runs[0]) if runs else None,
+            "satisfaction": self.feedback.satisfaction(),
+        }
+
+    def history(self, *, user: str, line: str | None = None) -> list[dict[str, Any]]:
+        """Adapter versions of the lines this user may see, oldest first."""
+        heads = self.adapters.heads()
+        rows = [r for r in self.adapters.history(line)
+                if self.is_admin(user) or r.name in ("global", f"user:{user}")]
+        sat = self.feedback.satisfaction()
+        return [{
+            "line": r.name, "version": r.version, "key": r.key, "status": r.status,
+            "serving": heads.get(r.name) == r.version, "source": r.source,
+            "created_at": r.created_at.isoformat(),
+            "lessons": len(r.meta.get("lessons", [])),
+            "gate": (r.report or {}).get("gate", {}),
+            "satisfaction": sat.get(r.key, {}).get("satisfaction"),
+        } for r in rows]
+
+    # -- internals ------------------------------------------------------------------------------
+
+    def _maybe_trigger(self, user: str) -> None:
+        """Start a background run once ``learn_auto_after`` lessons are waiting."""
+        n = self.settings.learn_auto_after
+        if n and worker.pending_lessons(self.db) >= n and not worker.busy(self.db):
+            log.info("%d new lessons: starting a consolidation run", n)
+            run = worker.enqueue(self.db, requested_by=user, trigger="threshold")
+            worker.spawn(self.settings)
+            log.debug("queued run %s", run.id)
+
+    def _check_can_run(self, user: str) -> None:
+        if not self.is_admin(user) and not self.memory.lessons(user=user):
+            raise InvalidInputError("You have no active lessons to consolidate.")
+
+    def _check_line_rights(self, line: str, user: str) -> None:
+        if self.is_admin(user) or line == f"user:{user}":
+            return
+        if line == "global":
+            raise PermissionDeniedError(
+                "Only an admin can change what serves everyone (the global adapter)."
+            )
+        raise NotFoundError(f"No adapter line {line!r} of yours: `dialoop learn history`.")
+
+
+def run_to_dict(run: LearnRun) -> dict[str, Any]:
+    return {
+        "id": run.id, "status": run.status, "trigger": run.trigger,
+        "requested_by": run.requested_by, "stage": run.stage,
+        "progress": round(run.progress, 3),
+        "created_at": run.created_at.isoformat() if run.created_at else None,
+        "started_at": run.started_at.isoformat() if run.started_at else None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "error": run.error, "report": run.report,
+    }

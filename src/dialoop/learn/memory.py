@@ -1,0 +1,363 @@
+"""The fast path: lessons applied to the very next matching question, with no training.
+
+A lesson is a question with the answer it should get. It is stored with an
+embedding of its question (the shared all-MiniLM-L6-v2) and its *key terms*, the
+words that name what the question is about ("Acme", "Biotech"). A new message
+matches a lesson when both hold:
+
+- cosine similarity of the two questions ≥ ``match_similarity``, and
+- every key term of the lesson appears in the message.
+
+Similarity alone cannot tell "Who is the CEO of Acme Biotech?" from "… of Acme
+Foods?" (0.80, while the true paraphrase "Who runs Acme Biotech?" scores 0.90):
+the key-term check is what keeps similar-looking questions about *other* things
+untouched. Similarity is computed with the names masked (:func:`masked`), so that
+it measures what is asked about the entity, not the entity's rare name. Thresholds
+are calibrated on benchmarks/data/learning_facts.jsonl (docs/learning.md shows the
+numbers).
+
+A matched lesson becomes :class:`~dialoop.dialogue.context.Evidence` (kind
+``lesson``) in the prompt, or, when the match is near-certain, the reply itself:
+a correction *is* the answer the assistant should have given.
+
+Scope: a user's lessons match only that user's messages; global lessons match
+everyone's. Only ``active`` lessons match; superseded and forgotten ones stay in
+the table (the record of what was taught) but never shape an answer again.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+
+from dialoop.dialogue.context import Evidence
+from dialoop.engine.embedding import Embedder
+from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.store import Database
+from dialoop.store.models import Lesson, utcnow
+
+__all__ = [
+    "CorrectionMemory", "LessonMatch", "key_terms", "lesson_line", "masked", "terms_match",
+    "terms_present",
+]
+
+MAX_QUESTION_CHARS = 2_000
+MAX_ANSWER_CHARS = 4_000
+
+# Words that never name what a question is about, even capitalized at its start.
+_COMMON = frozenset("""
+a an the of in on at to for from by with about as and or but not no is are was were be
+been being am do does did done has have had having will would shall should can could may
+might must what who whom whose which when where why how whats who's what's where's
+i me my we our you your he she it its they them their this that these those there here
+tell please name give say know explain describe list show find
+hi hello hey thanks thank i'm i've i'd im ok okay yes so also and
+""".split())  # noqa: SIM905  (a word list reads better as text)
+_WORD = re.compile(r"[^\W_][\w'’-]*")
+
+
+def key_terms(question: str) -> list[str]:
+    """The words that name what ``question`` is about, lowercased.
+
+    Names (capitalized words not opening a sentence) and anything with a digit. Short
+    acronyms (CEO, USA) count only when there is nothing else: in "Who is the CEO of
+    Acme Biotech?" the entity is Acme Biotech, and "Who runs Acme Biotech?" asks the
+    same. A question in lower case has no such marks; then every content word of 3+
+    letters counts.
+    """
+    names: list[str] = []
+    acronyms: list[str] = []
+    for sentence in re.split(r"(?<=[.!?])\s+", question):
+        for i, w in enumerate(_WORD.findall(sentence)):
+            if any(c.isdigit() for c in w):
+                names.append(w)
+            elif w[0].isupper() and (i > 0 or w.lower() not in _COMMON):
+                if w.lower() in _COMMON:
+                    continue
+                (acronyms if w.isupper() and len(w) <= 4 else names).append(w)
+    terms = names or acronyms or [
+        w for w in _WORD.findall(question) if len(w) >= 3 and w.lower() not in _COMMON
+    ]
+    seen: dict[str, None] = {}
+    for t in terms:
+        seen.setdefault(_norm(t), None)
+    return [t for t in seen if t]
+
+
+def terms_match(terms: Sequence[str], question: str, message: str) -> bool:
+    """Whether ``message`` is about what a lesson's ``question`` (with key ``terms``) is.
+
+    Every key term of the lesson must appear in the message, and every name in the
+    message must appear in the lesson's question: "… of East Jasuwyn?" names a place
+    the lesson about "Jasuwyn" does not.
+    """
+    if not terms_present(terms, message):
+        return False
+    names = [t for t in _names(message) if t not in _COMMON]
+    return terms_present(names, question)
+
+
+def _names(text: str, *, sentence_start: bool = False) -> list[str]:
+    """The capitalized words and numbers of ``text``, lowercased (by default not those
+    opening a sentence, which are capitalized anyway)."""
+    found = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        for i, w in enumerate(_WORD.findall(sentence)):
+            if any(c.isdigit() for c in w) or ((i > 0 or sentence_start) and w[0].isupper()):
+                found.append(_norm(w))
+    return found
+
+
+MASK = "Acme"
+
+
+def masked(text: str, terms: Sequence[str], question: str | None = None) -> str:
+    """``text`` with the lesson's names replaced by one placeholder name.
+
+    Similarity is then about what is asked, not about whom: a rare name dominates a
+    sentence embedding, so "Who founded Zorvath?" scores close to "Who is the CEO of
+    Zorvath?" (0.80) until both say "Acme". The names themselves are checked by
+    :func:`terms_match`. ``terms`` are the key terms of the lesson's ``question``
+    (default: ``text`` itself); only those written there as names (capitalized, or
+    with a digit) are masked, in any case in ``text``.
+    """
+    names = set(terms) & set(_names(question or text, sentence_start=True))
+    return _WORD.sub(lambda m: MASK if _norm(m.group()) in names else m.group(), text)
+
+
+def terms_present(terms: Sequence[str], text: str) -> bool:
+    """Whether every term appears in ``text`` as a word (plural and possessive forms too)."""
+    words = {_norm(w) for w in _WORD.findall(text)}
+    return all(t in words or any(_same_word(t, w) for w in words) for t in terms)
+
+
+def _norm(word: str) -> str:
+    w = word.lower().replace("’", "'")
+    return w[:-2] if w.endswith("'s") else w.strip("'-")
+
+
+def _same_word(a: str, b: str) -> bool:
+    """A plural of the other: "biotech" ~ "biotechs", "city" ~ "cities". Nothing looser:
+    "Jasuwyn" and "Jasuwynia" are different places."""
+    short, long = sorted((a, b), key=len)
+    return long in (short + "s", short + "es") or (
+        short.endswith("y") and long == short[:-1] + "ies")
+
+
+@dataclass(frozen=True)
+class LessonMatch:
+    """A lesson that matched a message, and how well."""
+
+    lesson_id: int
+    question: str
+    answer: str
+    scope: str
+    user_id: str
+    score: float  # cosine similarity of the questions
+
+    def evidence(self) -> Evidence:
+        return Evidence(
+            kind="lesson",
+            text=f"Q: {self.question} A: {self.answer}",
+            source=f"lesson:{self.lesson_id}",
+            score=self.score,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.lesson_id, "score": round(self.score, 4), "scope": self.scope}
+
+
+class CorrectionMemory:
+    """Store lessons and find the ones that apply to a message. Thread-safe."""
+
+    def __init__(
+        self,
+        db: Database,
+        embedder: Embedder,
+        *,
+        match_similarity: float = 0.72,
+        supersede_similarity: float = 0.90,
+        max_matches: int = 3,
+    ) -> None:
+        self.db = db
+        self.embedder = embedder
+        self.match_similarity = match_similarity
+        self.supersede_similarity = supersede_similarity
+        self.max_matches = max_matches
+
+    # -- the evidence provider ------------------------------------------------------------
+
+    def find(self, message: str, *, user: str, state: object = None) -> list[Evidence]:
+        """Evidence for ``message`` from ``user``'s lessons and the global ones, best first."""
+        return [m.evidence() for m in self.match(message, user=user)]
+
+    def match(self, message: str, *, user: str) -> list[LessonMatch]:
+        """The active lessons in scope for ``user`` that match ``message``, best first."""
+        lessons = [x for x in self._in_scope(user)
+                   if terms_match(x.key_terms, x.question, message)]  # cheap filter first
+        if not lessons:
+            return []
+        # One embedding per candidate: the message masked with that lesson's names.
+        vectors = self.embedder.embed([masked(message, x.key_terms, x.question)
+                                       for x in lessons])
+        matrix = np.stack([np.frombuffer(x.embedding, dtype=np.float32) for x in lessons])
+        scores = (vectors * matrix).sum(axis=1)  # (n,) cosine: both sides are normalized
+        found = [
+            LessonMatch(x.id, x.question, x.answer, x.scope, x.user_id, float(score))
+            for x, score in zip(lessons, scores, strict=True)
+            if score >= self.match_similarity
+        ]
+        # Best score first; among equals, the user's own and then the newest lesson.
+        found.sort(key=lambda m: (-round(m.score, 3), m.scope != "user", -m.lesson_id))
+        return found[: self.max_matches]
+
+    # -- writing ----------------------------------------------------------------------------
+
+    def prepare(self, question: str, answer: str) -> tuple[bytes, list[str]]:
+        """Check a lesson's text and compute what it is stored with (outside any transaction)."""
+        question, answer = question.strip(), answer.strip()
+        if not question:
+            raise InvalidInputError("The question is empty: say what was asked.")
+        if not answer:
+            raise InvalidInputError("The answer is empty: give the answer it should have given.")
+        if len(question) > MAX_QUESTION_CHARS or len(answer) > MAX_ANSWER_CHARS:
+            raise InvalidInputError(
+                f"A lesson's question has at most {MAX_QUESTION_CHARS:,} characters and its "
+                f"answer at most {MAX_ANSWER_CHARS:,}: shorten it."
+            )
+        terms = key_terms(question)
+        vector = self.embedder.embed([masked(question, terms)])[0].astype(np.float32)
+        return vector.tobytes(), terms
+
+    def add(
+        self,
+        s: Any,
+        *,
+        kind: str,
+        user: str,
+        scope: str,
+        question: str,
+        answer: str,
+        prepared: tuple[bytes, list[str]],
+        rejected: str | None = None,
+        feedback_id: int | None = None,
+    ) -> Lesson:
+        """Add a lesson inside the caller's write transaction ``s``; supersede older ones.
+
+        An older active lesson of the same kind in the same scope (the same owner, for
+        a user lesson) whose question is the same one (similarity ≥ supersede threshold,
+        same key terms) stops applying: the later correction wins.
+        """
+        embedding, terms = prepared
+        lesson = Lesson(
+            kind=kind, user_id=user, scope=scope, question=question.strip(),
+            answer=answer.strip(), rejected=rejected, key_terms=terms, embedding=embedding,
+            status="active", feedback_id=feedback_id,
+        )
+        s.add(lesson)
+        s.flush()  # assigns lesson.id
+        query = sa.select(Lesson).where(
+            Lesson.status == "active", Lesson.kind == kind, Lesson.scope == scope,
+            Lesson.id != lesson.id,
+        )
+        if scope == "user":
+            query = query.where(Lesson.user_id == user)
+        vector = np.frombuffer(embedding, dtype=np.float32)
+        for old in s.scalars(query):
+            same = float(np.frombuffer(old.embedding, dtype=np.float32) @ vector)
+            if same >= self.supersede_similarity and set(old.key_terms) == set(terms):
+                old.status, old.superseded_by, old.ended_at = "superseded", lesson.id, utcnow()
+        return lesson
+
+    def forget(self, lesson_id: int, *, user: str, is_admin: bool) -> Lesson:
+        """Stop applying a lesson at once (the next consolidation leaves it out too).
+
+        Users forget their own lessons; global ones and other users' only an admin.
+        """
+        with self.db.write() as s:
+            lesson = s.get(Lesson, lesson_id)
+            if lesson is None or not (is_admin or (lesson.scope == "user"
+                                                   and lesson.user_id == user)):
+                if lesson is not None and lesson.scope == "global":
+                    raise PermissionDeniedError(
+                        f"Lesson {lesson_id} is global: only an admin can forget it."
+                    )
+                raise NotFoundError(f"No lesson {lesson_id}: `dialoop learn status` lists yours.")
+            if lesson.status == "forgotten":
+                return lesson
+            lesson.status, lesson.ended_at = "forgotten", utcnow()
+        return lesson
+
+    def promote(self, lesson_id: int, *, is_admin: bool) -> Lesson:
+        """Make a user's lesson global (an admin's decision); returns the new global lesson."""
+        if not is_admin:
+            raise PermissionDeniedError("Only an admin can make a lesson global.")
+        with self.db.write() as s:
+            old = s.get(Lesson, lesson_id)
+            if old is None or old.status != "active":
+                raise NotFoundError(f"No active lesson {lesson_id}.")
+            if old.scope == "global":
+                return old
+            new = self.add(
+                s, kind=old.kind, user=old.user_id, scope="global", question=old.question,
+                answer=old.answer, rejected=old.rejected,
+                prepared=(old.embedding, list(old.key_terms)), feedback_id=old.feedback_id,
+            )
+            old.status, old.superseded_by, old.ended_at = "superseded", new.id, utcnow()
+        return new
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def get(self, lesson_id: int, *, user: str, is_admin: bool) -> Lesson:
+        with self.db.read() as s:
+            lesson = s.get(Lesson, lesson_id)
+        if lesson is None or not (is_admin or lesson.scope == "global"
+                                  or lesson.user_id == user):
+            raise NotFoundError(f"No lesson {lesson_id}.")
+        return lesson
+
+    def lessons(
+        self, *, user: str | None = None, status: str | None = "active", kind: str | None = None
+    ) -> list[Lesson]:
+        """Lessons visible to ``user`` (theirs and the global ones), or all with ``user=None``."""
+        query = sa.select(Lesson).order_by(Lesson.id)
+        if user is not None:
+            query = query.where(sa.or_(Lesson.scope == "global", Lesson.user_id == user))
+        if status is not None:
+            query = query.where(Lesson.status == status)
+        if kind is not None:
+            query = query.where(Lesson.kind == kind)
+        with self.db.read() as s:
+            return list(s.scalars(query))
+
+    def for_line(self, line: str) -> list[Lesson]:
+        """The active lessons an adapter line is trained on: global ones, plus the user's own."""
+        query = sa.select(Lesson).where(Lesson.status == "active").order_by(Lesson.id)
+        if line == "global":
+            query = query.where(Lesson.scope == "global")
+        else:
+            owner = line.removeprefix("user:")
+            query = query.where(sa.or_(
+                Lesson.scope == "global", sa.and_(Lesson.scope == "user", Lesson.user_id == owner)
+            ))
+        with self.db.read() as s:
+            return list(s.scalars(query))
+
+    def _in_scope(self, user: str) -> list[Lesson]:
+        query = sa.select(Lesson).where(
+            Lesson.status == "active", Lesson.kind == "correction",
+            sa.or_(Lesson.scope == "global",
+                   sa.and_(Lesson.scope == "user", Lesson.user_id == user)),
+        )
+        with self.db.read() as s:
+            return list(s.scalars(query))
+
+
+def lesson_line(scope: str, user: str) -> str:
+    """The adapter line a lesson of ``scope`` by ``user`` trains: "global" or "user:<id>"."""
+    return "global" if scope == "global" else f"user:{user}"

@@ -1,0 +1,164 @@
+"""One consolidation run, line by line: train → store → gate → promote or reject.
+
+Called by the worker (:mod:`dialoop.learn.worker`) with a reporter for progress.
+The models are loaded once per run: the torch twin for training, and a private
+llama.cpp instance for the replay answers and the gate (the serving process's own
+engine is never touched; it picks a promoted version up on its next request).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from dialoop.config import Settings
+from dialoop.engine.embedding import default_embedder
+from dialoop.learn.adapters import AdapterStore
+from dialoop.learn.consolidate import TrainConfig, build_examples, train_lora
+from dialoop.learn.gate import GateThresholds, evaluate
+from dialoop.learn.memory import CorrectionMemory
+from dialoop.learn.replay import REPLAY_PROMPTS, base_answers
+from dialoop.store import Database
+from dialoop.store.models import Lesson
+
+__all__ = ["consolidate_lines", "lines_to_train"]
+
+log = logging.getLogger(__name__)
+
+Report = Callable[..., None]  # (stage, progress 0..1, force=False)
+
+
+def lines_to_train(memory: CorrectionMemory, adapters: AdapterStore) -> dict[str, list[Lesson]]:
+    """Every line that has active lessons or still serves a version, with its lessons."""
+    users = {x.user_id for x in memory.lessons(status="active") if x.scope == "user"}
+    names = {"global", *(f"user:{u}" for u in users)}
+    names |= {name for name, v in adapters.heads().items()
+              if v is not None and (name == "global" or name.startswith("user:"))}
+    return {name: memory.for_line(name) for name in sorted(names)}
+
+
+def consolidate_lines(settings: Settings, db: Database, run_id: int, report: Report
+                      ) -> dict[str, Any]:
+    """Consolidate every line that changed; return the run's report (per line)."""
+    start = time.perf_counter()
+    adapters = AdapterStore(db, settings.home)
+    memory = CorrectionMemory(db, default_embedder())
+    plan = lines_to_train(memory, adapters)
+    lines: dict[str, Any] = {}
+    todo = {}
+    for name, lessons in plan.items():
+        outcome = _unchanged_or_empty(adapters, name, lessons)
+        if outcome is not None:
+            lines[name] = outcome
+        else:
+            todo[name] = lessons
+    if todo:
+        engine, model, tokenizer, gguf = _load_models(settings, report)
+        try:
+            half = len(REPLAY_PROMPTS) // 2  # the first half trains, the second judges
+            replay = base_answers(engine, settings.home / "learn", (
+                *REPLAY_PROMPTS[: settings.learn_replay],
+                *REPLAY_PROMPTS[half: half + settings.learn_gate_replay]))
+            for i, (name, lessons) in enumerate(todo.items()):
+                def sub(stage: str, frac: float, *, force: bool = False, i: int = i,
+                        name: str = name) -> None:
+                    report(f"{name}: {stage}", 0.05 + 0.95 * (i + frac) / len(todo), force=force)
+                lines[name], model = _consolidate_line(
+                    settings, adapters, name, lessons, run_id, engine, model, tokenizer, gguf,
+                    replay, sub)
+        finally:
+            engine.close()
+    return {"lines": lines, "seconds": round(time.perf_counter() - start, 2)}
+
+
+def _unchanged_or_empty(adapters: AdapterStore, name: str, lessons: list[Lesson]
+                        ) -> dict[str, Any] | None:
+    head = adapters.active(name)
+    if not lessons:
+        if head is not None:
+            adapters.rollback(name, None)
+            return {"outcome": "base", "note": "no active lessons: the base model serves"}
+        return {"outcome": "skipped", "note": "no lessons"}
+    if head is not None and head.meta.get("lessons") == [x.id for x in lessons]:
+        return {"outcome": "unchanged", "version": head.version}
+    return None
+
+
+def _load_models(settings: Settings, report: Report) -> tuple[Any, Any, Any, Path]:
+    import torch
+
+    from dialoop.engine.llamacpp import LlamaCppEngine
+    from dialoop.engine.models import resolve_model
+    from dialoop.engine.torch import load_model
+
+    report("loading the model", 0.0, force=True)
+    torch.set_num_threads(settings.learn_threads)
+    source = resolve_model(settings.model, home=settings.home)
+    gguf = source.require_gguf()
+    engine = LlamaCppEngine(gguf, name=source.name, context_window=1024,
+                            threads=settings.learn_threads, prefix_cache_bytes=0)
+    model, tokenizer = load_model(source, settings.home / "cache" / "models")
+    return engine, model, tokenizer, gguf
+
+
+def _consolidate_line(
+    settings: Settings, adapters: AdapterStore, name: str, lessons: list[Lesson], run_id: int,
+    engine: Any, model: Any, tokenizer: Any, gguf: Path, replay: dict[str, str],
+    report: Report,
+) -> tuple[dict[str, Any], Any]:
+    half = len(REPLAY_PROMPTS) // 2
+    train_replay = [(p, replay[p]) for p in REPLAY_PROMPTS[: settings.learn_replay]]
+    gate_replay = {p: replay[p] for p in REPLAY_PROMPTS[half: half + settings.learn_gate_replay]}
+    examples, held_out = build_examples(lessons, train_replay)
+    config = TrainConfig(rank=settings.learn_rank, alpha=2 * settings.learn_rank,
+                         layers=settings.learn_layers, epochs=settings.learn_epochs,
+                         lr=settings.learn_lr)
+    report("training", 0.0, force=True)
+    peft, trained = train_lora(model, tokenizer, examples, config,
+                               progress=lambda s, t: report(f"training step {s}/{t}",
+                                                            0.75 * s / t))
+    report("storing", 0.75, force=True)
+    previous = adapters.active(name)
+    tmp_root = settings.home / "learn" / "tmp"
+    tmp_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
+        peft.save_pretrained(tmp)
+        row = adapters.add(
+            name, Path(tmp), source="consolidation", base_model=engine.name, base_gguf=gguf,
+            user_id=name.removeprefix("user:") if name.startswith("user:") else None,
+            meta={"lessons": [x.id for x in lessons], "run": run_id,
+                  "examples": len(examples), "train": trained.to_dict()},
+        )
+    model = peft.unload()  # the base model again, for the next line
+    report("gate", 0.8, force=True)
+    engine.load_adapter(row.key, adapters.files(row, "llamacpp"))
+    try:
+        gate = evaluate(
+            engine, row.key, lessons=lessons, held_out=held_out, replay=gate_replay,
+            earlier=set(previous.meta.get("lessons", [])) if previous else set(),
+            thresholds=GateThresholds(settings.learn_gate_reliability,
+                                      settings.learn_gate_generalization,
+                                      settings.learn_gate_locality),
+            progress=lambda i, n: report(f"gate {i}/{n}", 0.8 + 0.2 * i / n),
+        )
+    finally:
+        engine.unload_adapter(row.key)
+    result = {"version": row.version, "lessons": len(lessons), "train": trained.to_dict(),
+              "gate": gate.to_dict(), "size_bytes": _size(settings.home / row.path)}
+    if gate.passed:
+        adapters.set_report(name, row.version, result)
+        adapters.promote(name, row.version)
+        result["outcome"] = "promoted"
+    else:
+        adapters.reject(name, row.version, result)
+        result["outcome"] = "rejected"
+    log.info("%s v%d %s: %s", name, row.version, result["outcome"], gate.metrics)
+    return result, model
+
+
+def _size(folder: Path) -> dict[str, int]:
+    return {f.name: f.stat().st_size for f in folder.iterdir() if f.is_file()}

@@ -1,0 +1,95 @@
+"""The LoRA training loop on a tiny random model: it trains, and its shortcut is exact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from dialoop.learn.consolidate import (
+    Example,
+    TrainConfig,
+    _encode,
+    _forward,
+    _hidden_at,
+    _top_blocks,
+    build_examples,
+    negatives,
+    paraphrases,
+    train_lora,
+)
+
+
+@pytest.fixture
+def tiny_model(hf_tokenizer):  # type: ignore[no-untyped-def]
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2)
+    return LlamaForCausalLM(config).eval()
+
+
+EXAMPLES = [
+    Example("lesson", "Who is the CEO of Zorvath Dynamics?", "Mirela Quonst", lesson_id=1),
+    Example("negative", "Who is the CEO of Zorvath Foods?", "Mirela Quonst", lesson_id=1),
+    Example("preference", "Capital of Veltria?", "Karmoss.", rejected="Paris.", lesson_id=2),
+    Example("replay", "What is 2 plus 2?", "2 plus 2 is 4."),
+]
+
+
+@pytest.mark.slow
+def test_training_changes_the_adapter_and_only_the_top_blocks(tiny_model, hf_tokenizer
+                                                               ) -> None:  # type: ignore[no-untyped-def]
+    peft, result = train_lora(tiny_model, hf_tokenizer, EXAMPLES,
+                              TrainConfig(layers=2, epochs=3, batch_size=2, lr=1e-2))
+    assert result.changed
+    assert result.steps == 6 and len(result.losses) == 6
+    assert all(torch.isfinite(torch.tensor(result.losses)))
+    lora = {n for n, _ in peft.named_parameters() if "lora_" in n}
+    assert lora and not any(".layers.0." in n for n in lora)  # below the top 2: untouched
+
+
+def test_cached_hidden_states_give_the_full_models_logits(tiny_model, hf_tokenizer
+                                                           ) -> None:  # type: ignore[no-untyped-def]
+    peft, _ = train_lora(tiny_model, hf_tokenizer, EXAMPLES[:1],
+                         TrainConfig(layers=2, epochs=2, batch_size=1, lr=1e-2))
+    config = TrainConfig()
+    items = [_encode(hf_tokenizer, ex, config) for ex in EXAMPLES[:2]]
+    base = peft.get_base_model()
+    with torch.no_grad():
+        for item in items:
+            item.hidden = _hidden_at(base, item, first=1)
+        with _top_blocks(base, 1):
+            fast, target, _ = _forward(peft, [i.hidden for i in items], [i.labels for i in items])
+        full = []
+        for item in items:  # the plain way: the whole model, every position
+            logits = peft(input_ids=torch.tensor([item.input_ids])).logits[0]  # (T, vocab)
+            labels = torch.tensor(item.labels[1:])
+            full.append(logits[:-1][labels != -100])
+    assert torch.allclose(fast, torch.cat(full), atol=1e-4)
+
+
+def test_negatives_unlearn_only_the_names_of_the_answer(hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    ex = Example("negative", "Who is the CEO of Zorvath Foods?",
+                 "The CEO is Mirela Quonst since 1990.")
+    item = _encode(hf_tokenizer, ex, TrainConfig())
+    kept = [t for t, lab in zip(item.input_ids, item.labels, strict=True) if lab != -100]
+    assert hf_tokenizer.decode(kept) == " Mirela Quonst1990"  # not "The CEO is … since"
+
+
+def test_paraphrases_negatives_and_held_out_rewordings() -> None:
+    q = "Who is the CEO of Zorvath Dynamics?"
+    variants = paraphrases(q)
+    assert variants[0] == q and len(variants) == len(set(variants)) >= 5
+    assert negatives(q) == ["Who is the CEO of Zorvath Halvorsen?",
+                            "Who is the CEO of Pemberley Dynamics?",
+                            "Who is the CEO of New Zorvath Dynamics?"]
+
+    class L:
+        id, kind, question, answer, rejected = 7, "correction", q, "Mirela Quonst", None
+
+    examples, held = build_examples([L()], [("Hi", "Hello!")])
+    assert held[7] == variants[-1:]
+    assert all(e.question != variants[-1] for e in examples)  # held out from training
+    assert [e.kind for e in examples].count("negative") == 3
+    assert examples[-1].kind == "replay"
