@@ -107,3 +107,23 @@ def test_a_fact_taught_in_chat_is_only_for_its_user(assistant: Assistant,
                         params=assistant.default_params(max_tokens=32))
     assert "Alice Marsh" not in bob.text
     assert bob.prompt.evidence == []
+
+
+def test_a_corrected_fact_becomes_a_triple_of_its_lesson(kgqa_bot: Assistant) -> None:
+    question = "Who is the mayor of Quillon?"
+    first = kgqa_bot.teach(question, "The mayor of Quillon is Juno Harrow.", user="ann")
+    ask = {"question": question}
+    assert "Juno Harrow" in (kgqa_bot.knowledge.lookup(**ask, user="ann").answer or "")
+    assert "Juno Harrow" not in (kgqa_bot.knowledge.lookup(**ask, user="bob").answer or "")
+    # A later correction of the same question replaces the fact with its own.
+    kgqa_bot.teach(question, "The mayor of Quillon is Ada Brisk.", user="ann")
+    answer = kgqa_bot.knowledge.lookup(**ask, user="ann").answer or ""
+    assert "Ada Brisk" in answer and "Juno Harrow" not in answer
+    second = kgqa_bot.lessons(user="ann")[0]
+    assert first.lesson_id != second.id
+    kgqa_bot.forget(second.id, user="ann")
+    assert "Ada Brisk" not in (kgqa_bot.knowledge.lookup(**ask, user="ann").answer or "")
+    # An answer that is not a plain fact stays a lesson only.
+    kgqa_bot.teach("What should I pack for Quillon?", "Boots and a raincoat.", user="ann")
+    assert kgqa_bot.knowledge.graph.remove(user="ann", lesson_id=kgqa_bot.lessons(
+        user="ann")[0].id) == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Iterator
 
 import httpx
@@ -113,8 +112,6 @@ def test_local_mode_until_a_key_exists(assistant: Assistant) -> None:
         assert _as(running, key).get("/api/me").json()["user"] == "ann"
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dialoop.learn.loop") is None,
-                    reason="needs the learning loop (issue 3)")
 def test_lessons_of_a_never_change_answers_to_b(
     server: RunningServer, keys: dict[str, str]
 ) -> None:

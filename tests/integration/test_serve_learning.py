@@ -1,4 +1,4 @@
-"""Feedback, lessons and learning over HTTP, with accounts: runs once the learning loop is in."""
+"""Feedback, lessons and learning over HTTP, with accounts."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-pytest.importorskip("dialoop.learn.loop", reason="needs the learning loop (issue 3)")
-
-from dialoop.assistant import Assistant  # noqa: E402
-from dialoop.config import load_settings  # noqa: E402
-from dialoop.serve import create_app  # noqa: E402
-from dialoop.serve.accounts import Accounts  # noqa: E402
-from dialoop.serve.server import RunningServer, background_server  # noqa: E402
-from dialoop.store import open_database  # noqa: E402
+from dialoop.assistant import Assistant
+from dialoop.config import load_settings
+from dialoop.serve import create_app
+from dialoop.serve.accounts import Accounts
+from dialoop.serve.server import RunningServer, background_server
+from dialoop.store import open_database
 
 pytestmark = pytest.mark.slow
 QUESTION = "Who founded Zorblax Industries?"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,16 +109,36 @@ def test_sessions_reopen_and_delete(page) -> None:  # type: ignore[no-untyped-de
     assert page.locator(".msg").count() == 0
 
 
-def test_parts_not_installed_say_unavailable(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+def test_every_page_is_on(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
     features = httpx.get(f"{server.url}/api/health").json()["features"]
+    assert features == {"chat": True, "sessions": True, "feedback": True, "learning": True,
+                        "knowledge": True}
     _ask(page, "Hello!")
-    assert page.is_disabled(".msg.assistant:last-child .up") == (not features["feedback"])
-    assert page.is_disabled(".msg.assistant:last-child .correct") == (not features["feedback"])
+    assert page.is_enabled(".msg.assistant:last-child .up")
+    assert page.is_enabled(".msg.assistant:last-child .correct")
     page.click("text=Learning")
-    assert page.is_visible("#learning-unavailable") == (not features["learning"])
-    assert page.is_visible("#learning-body") == features["learning"]
+    page.wait_for_selector("#learning-body", state="visible")
+    assert not page.is_visible("#learning-unavailable")
     page.click("text=Knowledge")
-    assert page.is_visible("#knowledge-unavailable") == (not features["knowledge"])
+    page.wait_for_selector("#knowledge-body", state="visible")
+    assert not page.is_visible("#knowledge-unavailable")
+
+
+def test_knowledge_page_shows_an_entitys_facts(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    graph = Path(__file__).parents[2] / "examples" / "store_support" / "knowledge.jsonl"
+    imported = httpx.post(f"{server.url}/api/knowledge/import", params={"filename": graph.name},
+                          content=graph.read_bytes(), timeout=120).json()
+    assert imported["added"] > 0
+    page.click("text=Knowledge")
+    page.fill("#entity-search input[name=q]", "lamp")
+    page.press("#entity-search input[name=q]", "Enter")
+    page.wait_for_selector("#entity-list li button")
+    first = page.inner_text("#entity-list li button")
+    assert "lamp" in first.lower()
+    page.click("#entity-list li button")
+    page.wait_for_selector("#triple-table tbody tr")
+    rows = page.locator("#triple-table tbody tr").all_inner_texts()
+    assert any("price" in r for r in rows), rows
 
 
 def test_phone_width(browser, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
@@ -158,8 +177,6 @@ def test_asks_for_a_key_when_the_server_needs_one(  # type: ignore[no-untyped-de
     assert [s.session.user_id for s in assistant.sessions.list("ann")] == ["ann"]
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dialoop.learn.loop") is None,
-                    reason="needs the learning loop (issue 3)")
 def test_correct_then_ask_again(page) -> None:  # type: ignore[no-untyped-def]
     question = "Who founded Zorblax Industries?"
     _ask(page, question)

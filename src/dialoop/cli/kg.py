@@ -12,16 +12,14 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import sqlalchemy as sa
 
 from dialoop.cli import settings_from
 from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
 from dialoop.config import Settings
-from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.errors import InvalidInputError
 from dialoop.knowledge import GLOBAL, KnowledgeBase
-from dialoop.knowledge.graph import TripleView, visible
-from dialoop.knowledge.schema import KgChunk, KgDocument, KgName, KgNode, KgRelation, KgTriple
-from dialoop.knowledge.words import norm
+from dialoop.knowledge.browse import entity_view, triple_dict
+from dialoop.knowledge.browse import stats as stats_of
 from dialoop.store import open_database
 
 __all__ = ["eval_kg", "kg", "register"]
@@ -126,10 +124,9 @@ def query(ctx: click.Context, question: str, user: str | None, as_json: bool,
 def show(ctx: click.Context, entity: str, user: str | None, as_json: bool) -> None:
     """Show an ENTITY (its label, key or alias): its names and every fact about it."""
     with _knowledge(ctx, user) as (kb, settings):
-        node_ids, names = _find_entity(kb, entity, settings.user)
-        triples = kb.graph.edges(node_ids, settings.user, limit=500)
+        names, triples = entity_view(kb, entity, settings.user)
     if as_json:
-        click.echo(json.dumps({"names": names, "triples": [_triple_dict(t) for t in triples]},
+        click.echo(json.dumps({"names": names, "triples": [triple_dict(t) for t in triples]},
                               ensure_ascii=False, indent=2))
         return
     click.echo("names: " + ", ".join(f"{n} ({k})" for n, k in names))
@@ -139,29 +136,6 @@ def show(ctx: click.Context, entity: str, user: str | None, as_json: bool) -> No
                    f"{t.created_at:%Y-%m-%d}" + (f", lesson {t.lesson_id}" if t.lesson_id else ""))
 
 
-def _find_entity(kb: KnowledgeBase, entity: str, user: str) -> tuple[list[int], list]:
-    with kb.db_read() as s:
-        ids = list(s.scalars(sa.select(KgName.node_id).distinct().where(
-            KgName.norm == norm(entity), visible(KgName.scope, user))))
-        if not ids:
-            ids = list(s.scalars(sa.select(KgNode.id).join(KgName, KgName.node_id == KgNode.id)
-                                 .where(KgNode.key == entity, visible(KgName.scope, user))
-                                 .distinct()))
-        if not ids:
-            raise NotFoundError(f"No entity {entity!r} in the knowledge graph: "
-                                "`dialoop kg stats` shows what is there.")
-        names = s.execute(sa.select(KgName.name, KgName.kind).where(
-            KgName.node_id.in_(ids), visible(KgName.scope, user)).distinct()).all()
-    return ids, [list(n) for n in names]
-
-
-def _triple_dict(t: TripleView) -> dict[str, object]:
-    return {"id": t.citation, "subject": t.subject.label, "relation": t.relation,
-            "object": t.object.label, "scope": "global" if t.scope == GLOBAL else t.scope,
-            "source": t.source, "added_by": t.added_by, "lesson_id": t.lesson_id,
-            "created_at": t.created_at.isoformat()}
-
-
 @kg.command()
 @user_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -169,33 +143,15 @@ def _triple_dict(t: TripleView) -> dict[str, object]:
 def stats(ctx: click.Context, user: str | None, as_json: bool) -> None:
     """Count the facts, entities, relations and documents you see."""
     with _knowledge(ctx, user) as (kb, settings):
-        u = settings.user
-        with kb.db_read() as s:
-            def count(q: sa.Select) -> int:
-                return s.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
-
-            figures = {
-                "triples (global)": count(sa.select(KgTriple.id).where(KgTriple.scope == GLOBAL)),
-                "triples (yours)": count(sa.select(KgTriple.id).where(KgTriple.scope == u)),
-                "entities": count(sa.select(KgName.node_id).distinct()
-                                  .where(visible(KgName.scope, u))),
-                "relations": count(sa.select(KgTriple.relation_id).distinct()
-                                   .where(visible(KgTriple.scope, u))),
-                "documents": count(sa.select(KgDocument.id).where(visible(KgDocument.scope, u))),
-                "passages": count(sa.select(KgChunk.id).join(KgDocument).where(
-                    visible(KgDocument.scope, u))),
-            }
-            top = s.execute(sa.select(KgRelation.label, sa.func.count()).join(
-                KgTriple, KgTriple.relation_id == KgRelation.id).where(
-                visible(KgTriple.scope, u)).group_by(KgRelation.label)
-                .order_by(sa.func.count().desc()).limit(10)).all()
+        figures = stats_of(kb, settings.user)
+    top = figures.pop("top_relations")
     if as_json:
-        click.echo(json.dumps({**figures, "top_relations": dict(top)}, indent=2))
+        click.echo(json.dumps({**figures, "top_relations": top}, indent=2))
         return
     for name, value in figures.items():
         click.echo(f"{name:<18} {value:>10,}")
     if top:
-        click.echo("top relations:    " + ", ".join(f"{r} ({n:,})" for r, n in top))
+        click.echo("top relations:    " + ", ".join(f"{r} ({n:,})" for r, n in top.items()))
 
 
 @kg.command()

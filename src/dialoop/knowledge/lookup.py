@@ -156,9 +156,10 @@ class KnowledgeBase:
         return self.graph.add_fact(subject, relation, obj, user=user, scope=scope,
                                    source=source, lesson_id=lesson_id)
 
-    def learn_correction(self, text: str, *, user: str, lesson_id: int | None = None
-                         ) -> TripleView | None:
-        """Store a correction that states a plain fact as a triple, scoped to ``user``.
+    def learn_correction(self, text: str, *, user: str, scope: str | None = None,
+                         lesson_id: int | None = None) -> TripleView | None:
+        """Store a correction that states a plain fact as a triple, scoped to ``user``
+        (or ``scope``: GLOBAL for a global lesson).
 
         Understood: "S | R | O", "The R of S is O", "S's R is O". Anything else returns
         None (the learning loop keeps it as a correction memory instead).
@@ -166,7 +167,7 @@ class KnowledgeBase:
         fact = parse_fact(text)
         if fact is None:
             return None
-        return self.add_fact(*fact, user=user, source="lesson", lesson_id=lesson_id)
+        return self.add_fact(*fact, user=user, scope=scope, source="lesson", lesson_id=lesson_id)
 
     def forget(self, *, user: str, lesson_id: int | None = None,
                triple_ids: Sequence[int] = ()) -> int:

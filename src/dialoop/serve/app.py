@@ -22,7 +22,7 @@ from fastapi_offline import FastAPIOffline
 
 from dialoop import __version__
 from dialoop.assistant import Assistant
-from dialoop.serve import api, learning, openai, web
+from dialoop.serve import api, knowledge, learning, openai, web
 from dialoop.serve.accounts import Accounts
 from dialoop.serve.auth import Auth
 from dialoop.serve.httperrors import install_error_handlers
@@ -83,8 +83,10 @@ def create_app(
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(api.router)
-    if hasattr(assistant, "learning"):  # the learning loop (issue 3) is part of this build
+    if hasattr(assistant, "learning"):  # the assistant has a learning loop
         learning.install(app)
+    if hasattr(assistant, "knowledge"):  # and a knowledge base
+        knowledge.install(app)
     web.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,0 +1,159 @@
+"""The native API, part three: the knowledge graph and documents (``/api/knowledge``).
+
+Every read sees what the caller may see: the global knowledge plus the caller's own
+facts. Anyone may add a fact for themselves; only an admin adds facts for everyone or
+imports a file (which is global).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, Field
+
+from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.knowledge.browse import entity_view, search_entities, stats, triple_dict
+from dialoop.serve.accounts import Caller
+from dialoop.serve.auth import CallerDep, require_admin
+from dialoop.serve.httperrors import ErrorResponse
+
+__all__ = ["install"]
+
+router = APIRouter(prefix="/api/knowledge", tags=["knowledge"], responses={
+    "4XX": {"model": ErrorResponse, "description": "Invalid input, unknown, or not allowed."},
+})
+_NAME = Field(min_length=1, max_length=500)
+
+
+class TripleIn(BaseModel):
+    subject: str = _NAME
+    relation: str = _NAME
+    object: str = Field(min_length=1, max_length=2_000,
+                        description="A number, date or true/false becomes a value; "
+                                    "anything else an entity.")
+    scope: Literal["user", "global"] = Field("user", description="global: admins only.")
+
+
+class TripleOut(BaseModel):
+    id: str
+    subject: str
+    relation: str
+    object: str
+    scope: str
+    source: str
+    added_by: str
+    lesson_id: int | None
+    created_at: str
+
+
+class QueryIn(BaseModel):
+    question: str = Field(min_length=1, max_length=2_000)
+
+
+class QueryOut(BaseModel):
+    answer: str | None = Field(description="The graph's answer, or its reason for declining.")
+    found: bool
+    declined: bool
+    evidence: list[dict[str, Any]] = Field(description="Triples and passages, with sources.")
+
+
+class EntityOut(BaseModel):
+    name: str
+    names: list[list[str]] = Field(description="[name, kind]: its label and aliases.")
+    triples: list[TripleOut]
+
+
+class ImportOut(BaseModel):
+    file: str
+    added: int
+    existing: int
+    names: int
+
+
+def _kb(request: Request) -> KnowledgeBase:
+    return request.app.state.assistant.knowledge  # type: ignore[no-any-return]
+
+
+@router.get("/stats", summary="Count the facts, entities and documents you see")
+async def get_stats(request: Request, caller: CallerDep) -> dict[str, Any]:
+    return await run_in_threadpool(stats, _kb(request), caller.user)
+
+
+@router.get("/entities", summary="Entities whose name contains the search text")
+async def list_entities(request: Request, caller: CallerDep,
+                        search: Annotated[str, Query(min_length=1, max_length=200)],
+                        limit: Annotated[int, Query(ge=1, le=100)] = 20
+                        ) -> list[dict[str, str | None]]:
+    return await run_in_threadpool(search_entities, _kb(request), search, caller.user,
+                                   limit=limit)
+
+
+@router.get("/entities/{name}", response_model=EntityOut,
+            summary="An entity's names and every fact about it you may see")
+async def get_entity(request: Request, caller: CallerDep, name: str) -> Any:
+    names, triples = await run_in_threadpool(entity_view, _kb(request), name, caller.user)
+    label = next((n for n, kind in names if kind == "label"), names[0][0] if names else name)
+    return {"name": label, "names": names, "triples": [triple_dict(t) for t in triples]}
+
+
+@router.post("/query", response_model=QueryOut,
+             summary="Answer a question from the graph and documents (no model)")
+async def query(request: Request, caller: CallerDep, body: QueryIn) -> Any:
+    found = await run_in_threadpool(_kb(request).lookup, body.question, user=caller.user)
+    return {"answer": found.answer, "found": found.found, "declined": found.declined,
+            "evidence": [e.to_dict() for e in found.evidence]}
+
+
+@router.post("/triples", response_model=TripleOut, status_code=201,
+             summary="Add a fact (for yourself; scope global: admins)")
+async def add_triple(request: Request, caller: CallerDep, body: TripleIn) -> Any:
+    if body.scope == "global" and not caller.is_admin:
+        raise PermissionDeniedError("Only an admin may add facts for everyone (scope 'global').")
+    t = await run_in_threadpool(_kb(request).add_fact, body.subject, body.relation, body.object,
+                                user=caller.user, scope=GLOBAL if body.scope == "global" else None,
+                                source="api")
+    if t is None:
+        raise InvalidInputError("'label' and 'alias' name an entity; they are not facts to "
+                                "cite. Use another relation.")
+    return triple_dict(t)
+
+
+@router.delete("/triples/{triple_id}", status_code=204, summary="Delete one of your facts")
+async def delete_triple(request: Request, caller: CallerDep, triple_id: int) -> None:
+    gone = await run_in_threadpool(_kb(request).forget, user=caller.user, triple_ids=[triple_id])
+    if not gone:  # another user's fact looks exactly like a missing one
+        raise NotFoundError(f"You have no fact triple:{triple_id}.")
+
+
+@router.post("/import", response_model=ImportOut,
+             summary="Import a graph file or document for everyone (admin)",
+             description="The request body is the file itself; `filename` says its format "
+                         "(.csv .jsonl .ttl .nt .jsonld, or .md .txt .html for a document). "
+                         "The file is imported whole or not at all.")
+async def import_file(request: Request,
+                      caller: Annotated[Caller, Depends(require_admin)],
+                      filename: Annotated[str, Query(min_length=1, max_length=255)]) -> Any:
+    name = Path(filename).name  # never a path the client chooses
+    data = await request.body()
+    if not data:
+        raise InvalidInputError("The request body is empty: send the file's content.")
+
+    def load() -> Any:
+        with tempfile.TemporaryDirectory(prefix="dialoop-import-") as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(data)
+            return _kb(request).import_file(path, user=caller.user, scope=GLOBAL)
+
+    result = await run_in_threadpool(load)
+    return {"file": name, "added": result.added, "existing": result.existing,
+            "names": result.names}
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+    app.state.features.update(knowledge=True)
