@@ -33,7 +33,6 @@ from dialoop.store import Database
 __all__ = ["Documents", "Passage", "read_text_file", "split_passages"]
 
 log = logging.getLogger(__name__)
-logging.getLogger("bm25s").setLevel(logging.WARNING)  # it logs every index build at DEBUG
 
 MAX_WORDS = 120
 RELEVANT_COSINE = 0.4  # below this a passage is not taken as answering the question
@@ -117,6 +116,9 @@ class _Index:
     def __init__(self, ids: list[int], sources: list[str], texts: list[str],
                  vectors: np.ndarray) -> None:
         import bm25s
+
+        # bm25s sets its own logger to DEBUG on import and logs every index build
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
         import Stemmer
 
         self.ids, self.sources, self.texts, self.vectors = ids, sources, texts, vectors
