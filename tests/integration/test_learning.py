@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from dialoop.assistant import Assistant
+from dialoop.cli.dialogue import format_trace
 from dialoop.config import load_settings
 from dialoop.engine.llamacpp import LlamaCppEngine
 from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
@@ -59,6 +60,9 @@ def test_a_taught_fact_answers_the_question_and_its_paraphrase(assistant: Assist
     turn = assistant.sessions.turns(assistant.sessions.get(paraphrase.session_id, "local"))[-1]
     assert turn.trace["learning"]["lessons"][0]["id"] == receipt.lesson_id
     assert assistant.adapters.history() == []  # no training happened
+    why = format_trace(turn)  # what /why and `dialoop trace` print
+    assert f"lesson       #{receipt.lesson_id} (user, similarity" in why
+    assert "adapter      none (the base model)" in why
 
 
 def test_near_questions_other_users_and_no_memory_are_untouched(assistant: Assistant) -> None:

@@ -87,6 +87,13 @@ def format_trace(answer: Turn, asked: Turn | None = None) -> str:
                      f"{context.get('dropped_messages', 0)} older messages left out")
     if not d:
         lines += _evidence_lines(context.get("evidence") or [])
+    learned = trace.get("learning") or {}
+    for lesson in learned.get("lessons", []):
+        how = "the answer itself" if learned.get("memory") == "direct" else "in the prompt"
+        lines.append(f"  lesson       #{lesson['id']} ({lesson['scope']}, similarity "
+                     f"{lesson['score']:.2f}) applied {how}")
+    if not answer.adapter:
+        lines.append("  adapter      none (the base model)")
     lines.append(f"  answer       {answer.content[:300]!r}")
     return "\n".join(lines)
 
