@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +20,9 @@ import click
 from dialoop import __version__
 from dialoop.config import Settings, load_settings
 from dialoop.errors import DialoopError
+from dialoop.store import Database, open_database
 
-__all__ = ["cli", "eval_group", "main", "settings_from"]
+__all__ = ["cli", "command_db", "eval_group", "main", "settings_from"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -43,6 +46,18 @@ def eval_group() -> None:
 def settings_from(ctx: click.Context, **overrides: Any) -> Settings:
     """Settings with the global options and a command's own options applied."""
     return load_settings(**ctx.find_root().obj, **overrides)
+
+
+@contextmanager
+def command_db(ctx: click.Context, **overrides: Any) -> Iterator[tuple[Database, Settings]]:
+    """The command's settings (see :func:`settings_from`) and their database, open until
+    the block ends."""
+    settings = settings_from(ctx, **overrides)
+    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
+    try:
+        yield db, settings
+    finally:
+        db.close()
 
 
 def main() -> None:

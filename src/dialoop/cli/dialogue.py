@@ -13,7 +13,7 @@ from typing import Any
 import click
 
 from dialoop.assistant import Assistant
-from dialoop.cli import eval_group, settings_from
+from dialoop.cli import command_db, eval_group, settings_from
 from dialoop.config import load_settings
 from dialoop.dialogue.domain import Domain, Script, load_domain, load_scripts
 from dialoop.dialogue.evaluate import DialogueResult, EvalReport, Scoreboard
@@ -44,13 +44,9 @@ def trace(ctx: click.Context, session: str, turn: int | None, user: str | None,
     TURN is a turn id, as `dialoop sessions show` lists them (a user turn's id shows the
     answer to it).
     """
-    settings = settings_from(ctx, user=user)
-    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-    try:
+    with command_db(ctx, user=user) as (db, settings):
         sessions = Sessions(db)
         turns = sessions.turns(sessions.get(session, settings.user))
-    finally:
-        db.close()
     answer, asked = pick_turn(turns, turn)
     if as_json:
         click.echo(json.dumps(answer.trace or {}, ensure_ascii=False, indent=2))

@@ -13,14 +13,13 @@ from pathlib import Path
 
 import click
 
-from dialoop.cli import settings_from
+from dialoop.cli import command_db, settings_from
 from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
 from dialoop.config import Settings
 from dialoop.errors import InvalidInputError
 from dialoop.knowledge import GLOBAL, KnowledgeBase
 from dialoop.knowledge.browse import entity_view, triple_dict
 from dialoop.knowledge.browse import stats as stats_of
-from dialoop.store import open_database
 
 __all__ = ["eval_kg", "kg", "register"]
 
@@ -30,12 +29,8 @@ EXPORT_FORMATS = {"jsonl": "jsonl", "csv": "csv", "ttl": "turtle", "turtle": "tu
 
 @contextmanager
 def _knowledge(ctx: click.Context, user: str | None) -> Iterator[tuple[KnowledgeBase, Settings]]:
-    settings = settings_from(ctx, user=user)
-    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-    try:
+    with command_db(ctx, user=user) as (db, settings):
         yield KnowledgeBase(db, settings), settings
-    finally:
-        db.close()
 
 
 user_option = click.option("--user", help="Act as this user (default: the 'user' setting).")

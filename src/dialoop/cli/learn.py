@@ -15,7 +15,7 @@ from typing import Any
 
 import click
 
-from dialoop.cli import settings_from
+from dialoop.cli import command_db, settings_from
 from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
 from dialoop.config import Settings
 from dialoop.engine.embedding import default_embedder
@@ -23,7 +23,6 @@ from dialoop.errors import InvalidInputError
 from dialoop.learn.adapters import AdapterStore, parse_ref
 from dialoop.learn.loop import LearningLoop, run_to_dict
 from dialoop.learn.worker import spawn, wait_for
-from dialoop.store import open_database
 from dialoop.store.models import LearnRun
 
 __all__ = ["learn", "teach"]
@@ -31,13 +30,9 @@ __all__ = ["learn", "teach"]
 
 @contextmanager
 def _loop(ctx: click.Context, user: str | None) -> Iterator[tuple[LearningLoop, Settings]]:
-    settings = settings_from(ctx, user=user)
-    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-    try:
+    with command_db(ctx, user=user) as (db, settings):
         yield LearningLoop(settings, db, AdapterStore(db, settings.home),
                            default_embedder()), settings
-    finally:
-        db.close()
 
 
 user_option = click.option("--user", help="Act as this user (default: the 'user' setting).")

@@ -9,10 +9,9 @@ import click
 
 from dialoop import __version__
 from dialoop.assistant import open_assistant
-from dialoop.cli import settings_from
+from dialoop.cli import command_db
 from dialoop.cli.chat import model_options
 from dialoop.serve.accounts import Accounts
-from dialoop.store import open_database
 
 __all__ = ["serve"]
 
@@ -45,13 +44,9 @@ def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines:
     from dialoop.serve.pool import open_engines
     from dialoop.serve.server import is_loopback, run_server
 
-    settings = settings_from(ctx, model=model, engine=engine, adapter=adapter,
-                             system_prompt=system)
-    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-    try:
+    with command_db(ctx, model=model, engine=engine, adapter=adapter,
+                    system_prompt=system) as (db, settings):
         have_keys = Accounts(db).any_active()
-    finally:
-        db.close()
     if not have_keys and not is_loopback(host):
         click.secho(f"No API key is configured, so the server listens on 127.0.0.1 only "
                     f"(not {host}). Create one with `dialoop users add NAME` to serve other "

@@ -9,22 +9,17 @@ from pathlib import Path
 
 import click
 
-from dialoop.cli import settings_from
+from dialoop.cli import command_db, settings_from
 from dialoop.config import Settings
 from dialoop.dialogue.session import Sessions
-from dialoop.store import open_database
 
 __all__ = ["models", "sessions"]
 
 
 @contextmanager
 def _sessions(ctx: click.Context, user: str | None) -> Iterator[tuple[Sessions, Settings]]:
-    settings = settings_from(ctx, user=user)
-    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-    try:
+    with command_db(ctx, user=user) as (db, settings):
         yield Sessions(db), settings
-    finally:
-        db.close()
 
 
 user_option = click.option("--user", help="Whose sessions (default: the 'user' setting).")

@@ -8,21 +8,16 @@ from contextlib import contextmanager
 
 import click
 
-from dialoop.cli import settings_from
+from dialoop.cli import command_db
 from dialoop.serve.accounts import ROLES, Accounts
-from dialoop.store import open_database
 
 __all__ = ["users"]
 
 
 @contextmanager
 def _accounts(ctx: click.Context) -> Iterator[Accounts]:
-    settings = settings_from(ctx)
-    db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-    try:
+    with command_db(ctx) as (db, _):
         yield Accounts(db)
-    finally:
-        db.close()
 
 
 @click.group()
