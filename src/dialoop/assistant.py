@@ -46,7 +46,7 @@ from dialoop.engine import (
 )
 from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.errors import InvalidInputError
-from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.adapters import AdapterStore
 from dialoop.learn.feedback import FeedbackReceipt, Scope
 from dialoop.learn.loop import LearningLoop
@@ -121,9 +121,10 @@ class Assistant:
         self.db = db
         self.sessions = Sessions(db)
         self.adapters = AdapterStore(db, settings.home)
-        self.learning = LearningLoop(settings, db, self.adapters, embedder or default_embedder())
-        self._loaded: set[str] = set()  # adapter keys loaded into the engine
         self.knowledge = knowledge or KnowledgeBase(db, settings)
+        self.learning = LearningLoop(settings, db, self.adapters, embedder or default_embedder(),
+                                     facts=self.knowledge)
+        self._loaded: set[str] = set()  # adapter keys loaded into the engine
         self.manager = manager or DialogueManager(
             general_domain(), engine=engine,
             grounding=self.knowledge if settings.knowledge else None)
@@ -213,14 +214,12 @@ class Assistant:
     def teach(self, question: str, answer: str, *, user: str | None = None,
               scope: Scope = "user") -> FeedbackReceipt:
         """Teach that ``question`` is answered with ``answer``; applies from the next turn."""
-        receipt = self.learning.teach(question, answer, user=self._user(user), scope=scope)
-        return self._fact_from_lesson(receipt, answer, self._user(user), scope)
+        return self.learning.teach(question, answer, user=self._user(user), scope=scope)
 
     def correct(self, turn_id: int, answer: str, *, user: str | None = None,
                 scope: Scope = "user") -> FeedbackReceipt:
         """The answer assistant turn ``turn_id`` should have given."""
-        receipt = self.learning.correct(turn_id, answer, user=self._user(user), scope=scope)
-        return self._fact_from_lesson(receipt, answer, self._user(user), scope)
+        return self.learning.correct(turn_id, answer, user=self._user(user), scope=scope)
 
     def rate(self, turn_id: int, rating: int, *, user: str | None = None,
              reason: str | None = None) -> FeedbackReceipt:
@@ -236,22 +235,7 @@ class Assistant:
 
     def forget(self, lesson_id: int, *, user: str | None = None) -> Lesson:
         """Stop applying a lesson now; the next consolidation leaves it out of the adapter."""
-        lesson = self.learning.forget(lesson_id, user=self._user(user))
-        self.knowledge.forget(user=_fact_scope(lesson.scope, lesson.user_id), lesson_id=lesson.id)
-        return lesson
-
-    def _fact_from_lesson(self, receipt: FeedbackReceipt, answer: str, user: str,
-                          scope: Scope) -> FeedbackReceipt:
-        """A correction that states a plain fact ("The price of X is 12 euros") also
-        becomes a triple in the knowledge graph, scoped like its lesson and tied to it
-        (forgetting or superseding the lesson removes it): exact and citable."""
-        owner = _fact_scope(scope, user)
-        for old in receipt.superseded:
-            self.knowledge.forget(user=owner, lesson_id=old)
-        if self.settings.knowledge and receipt.lesson_id is not None:
-            self.knowledge.learn_correction(answer, user=user, scope=owner,
-                                            lesson_id=receipt.lesson_id)
-        return receipt
+        return self.learning.forget(lesson_id, user=self._user(user))
 
     def lessons(self, *, user: str | None = None, status: str | None = "active"
                 ) -> list[Lesson]:
@@ -485,11 +469,6 @@ def _fixed_chunks(answer: str, prompt: Prompt) -> Iterator[Chunk]:
     """A reply that is not generated: a taught answer, a template, a tool's message."""
     yield Chunk(answer)
     yield Chunk("", finish_reason="stop", usage=Usage(prompt.tokens, 0, 0, 0.0, 0.0))
-
-
-def _fact_scope(scope: str, user: str) -> str:
-    """The knowledge-graph scope of a lesson's facts: everyone's, or its owner's."""
-    return GLOBAL if scope == "global" else user
 
 
 def _as_message(turn: Any) -> Message:

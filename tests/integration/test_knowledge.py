@@ -123,6 +123,12 @@ def test_a_corrected_fact_becomes_a_triple_of_its_lesson(kgqa_bot: Assistant) ->
     assert first.lesson_id != second.id
     kgqa_bot.forget(second.id, user="ann")
     assert "Ada Brisk" not in (kgqa_bot.knowledge.lookup(**ask, user="ann").answer or "")
+    # An admin promoting the lesson to everyone promotes its fact with it.
+    third = kgqa_bot.teach(question, "The mayor of Quillon is Ola Penn.", user="ann")
+    promoted = kgqa_bot.promote_lesson(third.lesson_id, user="local")
+    assert "Ola Penn" in (kgqa_bot.knowledge.lookup(**ask, user="bob").answer or "")
+    kgqa_bot.forget(promoted.id, user="local")
+    assert "Ola Penn" not in (kgqa_bot.knowledge.lookup(**ask, user="bob").answer or "")
     # An answer that is not a plain fact stays a lesson only.
     kgqa_bot.teach("What should I pack for Quillon?", "Boots and a raincoat.", user="ann")
     assert kgqa_bot.knowledge.graph.remove(user="ann", lesson_id=kgqa_bot.lessons(

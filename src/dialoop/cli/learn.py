@@ -20,6 +20,7 @@ from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
 from dialoop.config import Settings
 from dialoop.engine.embedding import default_embedder
 from dialoop.errors import InvalidInputError
+from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.adapters import AdapterStore, parse_ref
 from dialoop.learn.loop import LearningLoop, run_to_dict
 from dialoop.learn.worker import spawn, wait_for
@@ -31,8 +32,8 @@ __all__ = ["learn", "teach"]
 @contextmanager
 def _loop(ctx: click.Context, user: str | None) -> Iterator[tuple[LearningLoop, Settings]]:
     with command_db(ctx, user=user) as (db, settings):
-        yield LearningLoop(settings, db, AdapterStore(db, settings.home),
-                           default_embedder()), settings
+        yield LearningLoop(settings, db, AdapterStore(db, settings.home), default_embedder(),
+                           facts=KnowledgeBase(db, settings)), settings
 
 
 user_option = click.option("--user", help="Act as this user (default: the 'user' setting).")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from dialoop.config import Settings
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.knowledge.schema import GLOBAL
 from dialoop.learn import worker
 from dialoop.learn.adapters import AdapterStore
 from dialoop.learn.feedback import FeedbackReceipt, FeedbackStore, Scope
@@ -22,20 +23,36 @@ from dialoop.learn.memory import CorrectionMemory, LessonMatch
 from dialoop.store import Database
 from dialoop.store.models import Account, AdapterVersion, LearnRun, Lesson
 
-__all__ = ["LearningLoop", "run_to_dict"]
+__all__ = ["FactStore", "LearningLoop", "run_to_dict"]
 
 log = logging.getLogger(__name__)
+
+
+class FactStore(Protocol):
+    """Where a lesson that states a plain fact keeps it (the knowledge base)."""
+
+    def learn_correction(self, text: str, *, user: str, scope: str | None = None,
+                         lesson_id: int | None = None) -> object: ...
+
+    def forget(self, *, user: str, lesson_id: int | None = None) -> int: ...
+
+
+def _fact_scope(scope: str, user: str) -> str:
+    """The knowledge-graph scope of a lesson's facts: everyone's, or its owner's."""
+    return GLOBAL if scope == "global" else user
 
 
 class LearningLoop:
     """Feedback in, lessons applied, adapters trained, judged and served."""
 
     def __init__(
-        self, settings: Settings, db: Database, adapters: AdapterStore, embedder: Embedder
+        self, settings: Settings, db: Database, adapters: AdapterStore, embedder: Embedder,
+        *, facts: FactStore | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.adapters = adapters
+        self.facts = facts
         self.memory = CorrectionMemory(
             db, embedder,
             match_similarity=settings.learn_match_similarity,
@@ -87,6 +104,7 @@ class LearningLoop:
               ) -> FeedbackReceipt:
         receipt = self.feedback.teach(question, answer, user=user, scope=scope,
                                       is_admin=self.is_admin(user))
+        self._facts_follow(receipt, answer, user, scope)
         self._maybe_trigger(user)
         return receipt
 
@@ -94,6 +112,7 @@ class LearningLoop:
                 ) -> FeedbackReceipt:
         receipt = self.feedback.correct(turn_id, answer, user=user, scope=scope,
                                         is_admin=self.is_admin(user))
+        self._facts_follow(receipt, answer, user, scope)
         self._maybe_trigger(user)
         return receipt
 
@@ -110,10 +129,32 @@ class LearningLoop:
         return self.feedback.rate(turn_id, rating, user=user, reason=reason)
 
     def forget(self, lesson_id: int, *, user: str) -> Lesson:
-        return self.memory.forget(lesson_id, user=user, is_admin=self.is_admin(user))
+        lesson = self.memory.forget(lesson_id, user=user, is_admin=self.is_admin(user))
+        if self.facts is not None:
+            self.facts.forget(user=_fact_scope(lesson.scope, lesson.user_id), lesson_id=lesson.id)
+        return lesson
 
     def promote_lesson(self, lesson_id: int, *, user: str) -> Lesson:
-        return self.memory.promote(lesson_id, is_admin=self.is_admin(user))
+        lesson = self.memory.promote(lesson_id, is_admin=self.is_admin(user))
+        # A fact the user's lesson stated moves to the new global lesson, for everyone.
+        if self.facts is not None and self.facts.forget(user=lesson.user_id, lesson_id=lesson_id):
+            self.facts.learn_correction(lesson.answer, user=lesson.user_id, scope=GLOBAL,
+                                        lesson_id=lesson.id)
+        return lesson
+
+    def _facts_follow(self, receipt: FeedbackReceipt, answer: str, user: str,
+                      scope: Scope) -> None:
+        """A correction that states a plain fact ("The price of X is 12 euros") also becomes
+        a triple in the knowledge graph, scoped like its lesson and tied to it: exact and
+        citable. Superseding or forgetting the lesson removes it."""
+        if self.facts is None:
+            return
+        owner = _fact_scope(scope, user)
+        for old in receipt.superseded:
+            self.facts.forget(user=owner, lesson_id=old)
+        if self.settings.knowledge and receipt.lesson_id is not None:
+            self.facts.learn_correction(answer, user=user, scope=owner,
+                                        lesson_id=receipt.lesson_id)
 
     # -- consolidation ----------------------------------------------------------------------
 
