@@ -50,7 +50,6 @@ from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.adapters import AdapterStore
 from dialoop.learn.feedback import FeedbackReceipt, Scope
 from dialoop.learn.loop import LearningLoop
-from dialoop.learn.memory import LessonMatch
 from dialoop.store import Database, open_database
 from dialoop.store.models import AdapterVersion, LearnRun, Lesson
 
@@ -328,7 +327,8 @@ class Assistant:
             # the domain's adapter chooser, else the user's line, else the global line
             adapter = self._serving_adapter(plan.adapter or self.learning.adapter_for(
                 session.user_id))
-        lessons = self._lessons_for(message, session.user_id) if use_memory else []
+        # the correction memory: the user's and global lessons that match the message
+        lessons = self.learning.memory.match(message, user=session.user_id) if use_memory else []
         # A taught answer is what the assistant should say, unless this turn ran a tool or
         # handed off (those answers report what happened, which no lesson can know).
         direct = None
@@ -372,10 +372,6 @@ class Assistant:
                     session, user_turn.id, "".join(pieces), finish, usage, prompt, params, plan,
                     adapter, learned=self.learning.trace(lessons, direct),
                 )
-
-    def _lessons_for(self, message: str, user: str) -> list[LessonMatch]:
-        """Correction memory: the user's and global lessons that match ``message``."""
-        return self.learning.memory.match(message, user=user)
 
     def _store_answer(
         self,
