@@ -30,7 +30,8 @@ import networkx as nx
 import rdflib
 
 from dialoop.config import load_settings
-from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.evidence import Scope
+from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.traversal import walk
 from dialoop.store import open_database
 
@@ -106,7 +107,7 @@ def main() -> None:
         db = open_database(settings.resolved_database_url)
         kb = KnowledgeBase(db, settings)
         t, cpu = time.perf_counter(), time.process_time()
-        result = kb.import_file(data, user="bench", scope=GLOBAL)
+        result = kb.import_file(data, user="bench", scope=Scope.everyone())
         seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
         with db.engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

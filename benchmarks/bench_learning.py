@@ -84,12 +84,11 @@ def main() -> None:
     facts, controls = load()
     home = Path(tempfile.mkdtemp(prefix="bench-learning-"))
     os.environ["DIALOOP_HOME"] = str(home)
-    from dialoop.assistant import Assistant
+    from dialoop.assistant import open_assistant
     from dialoop.config import load_settings
     from dialoop.engine.llamacpp import LlamaCppEngine
     from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
     from dialoop.learn.replay import generate
-    from dialoop.store import open_database
 
     # One thread: on a shared 2-core machine a 2-thread pool collapses (see config.py).
     engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME, context_window=2048,
@@ -106,17 +105,17 @@ def main() -> None:
 
     settings = load_settings(max_tokens=MAX_TOKENS, learn_gate_reliability=0.0,
                              learn_gate_generalization=0.0, learn_gate_locality=0.0)
-    db = open_database(settings.resolved_database_url)
-    bot = Assistant(settings, engine, db)
+    bot = open_assistant(settings, engine=engine)
+    learning = bot.parts.learning
 
     def ask(q: str, *, memory: bool, adapter: str | None = None, mode: str | None = None
             ) -> str:
-        if mode is not None:
-            bot.settings = settings.model_copy(update={"learn_memory_mode": mode})
+        if mode is not None:  # how the memory applies lessons (read by the loop per turn)
+            learning.settings = settings.model_copy(update={"learn_memory_mode": mode})
         try:
             return bot.ask(q, user=USER, memory=memory, adapter=adapter).text
         finally:
-            bot.settings = settings
+            learning.settings = settings
 
     # -- memory path: sequential corrections ------------------------------------------
     latencies: list[float] = []
@@ -124,12 +123,12 @@ def main() -> None:
     for n in sorted(args.n):
         if "memory" in args.skip:
             for f in facts[taught:n]:
-                bot.teach(f["question"], f["answer"], user=USER)
+                learning.teach(f["question"], f["answer"], user=USER)
             taught = n
             continue
         for f in facts[taught:n]:
             start = time.perf_counter()
-            bot.teach(f["question"], f["answer"], user=USER)
+            learning.teach(f["question"], f["answer"], user=USER)
             ok = has(f["key"], ask(f["paraphrases"][0], memory=True))
             latencies.append(time.perf_counter() - start if ok else float("inf"))
         taught = n
@@ -150,7 +149,7 @@ def main() -> None:
     for n in sorted(args.adapter_n or args.n) if "adapter" not in args.skip else []:
         _forget_all_but(bot, n)
         start = time.perf_counter()
-        run = bot.consolidate(user=USER)
+        run = learning.consolidate(user=USER)
         seconds = time.perf_counter() - start
         line = run.report["lines"].get(f"user:{USER}", {})
         results[f"consolidation_{n}_s"] = round(seconds, 1)
@@ -179,7 +178,7 @@ def main() -> None:
                       if k != "rows" and not k.startswith("gate_")}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
-    db.close()
+    bot.close()
     engine.close()
 
 
@@ -223,7 +222,7 @@ def _forget_all_but(bot, n: int) -> None:  # type: ignore[no-untyped-def]
     """Keep the first ``n`` taught lessons active (the adapter checkpoints' lesson sets)."""
     from dialoop.store.models import Lesson
 
-    with bot.db.write() as s:
+    with bot.parts.db.write() as s:
         for i, lesson in enumerate(s.query(Lesson).order_by(Lesson.id)):
             lesson.status = "active" if i < n else "forgotten"
 
@@ -271,8 +270,8 @@ def _cost(bot, engine, key: str, settings) -> dict[str, Any]:  # type: ignore[no
     """Adapter size, swap (load) time, prefix-cache effect and decode speed vs the base."""
     from dialoop.engine import GenerationParams
 
-    row = bot.adapters.resolve(key)
-    gguf = bot.adapters.files(row, "llamacpp")
+    row = bot.parts.adapters.resolve(key)
+    gguf = bot.parts.adapters.files(row, "llamacpp")
     swaps = []
     for _ in range(5):
         start = time.perf_counter()

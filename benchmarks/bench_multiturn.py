@@ -34,16 +34,15 @@ TURNS = (1, 5, 10, 15, 20)
 
 
 def _open(home: str, threads: int, reuse: bool):  # type: ignore[no-untyped-def]
-    from dialoop.assistant import Assistant
+    from dialoop.assistant import open_assistant
     from dialoop.config import load_settings
     from dialoop.engine.llamacpp import LlamaCppEngine
     from dialoop.engine.models import bundled_gguf
-    from dialoop.store import open_database
 
     settings = load_settings(home=Path(home))
     engine = LlamaCppEngine(bundled_gguf(), context_window=4096, threads=threads,
                             reuse_prefix=reuse)
-    return Assistant(settings, engine, open_database(settings.resolved_database_url))
+    return open_assistant(settings, engine=engine)
 
 
 def _first_token(bot, message: str, session, answer_tokens: int):  # type: ignore[no-untyped-def]
@@ -77,6 +76,7 @@ def with_reuse(threads: int, answer_tokens: int) -> tuple[list[float], list[int]
             tokens.append(reply.usage.prompt_tokens)
             answers.append(reply.text)
         bot.close()
+        bot.engine.close()  # not owned by the assistant: it was passed in
     return ttft, tokens, answers
 
 
@@ -100,6 +100,7 @@ def without_reuse(threads: int, answer_tokens: int, answers: list[str]
             first, reply = _first_token(bot, _message(turn), session, answer_tokens)
             out[turn] = (first, reply.usage.prompt_tokens)
         bot.close()
+        bot.engine.close()  # not owned by the assistant: it was passed in
     return out
 
 

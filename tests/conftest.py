@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from dialoop.assistant import Assistant
+from dialoop.assistant import Assistant, open_assistant
 from dialoop.config import Settings, load_settings
 from dialoop.engine.llamacpp import LlamaCppEngine
 from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
-from dialoop.store import open_database
+
+pytest_plugins = ["tests.strict_skips"]
 
 
 @pytest.fixture(autouse=True)
@@ -69,6 +70,5 @@ def settings(dialoop_home: Path) -> Settings:
 @pytest.fixture
 def assistant(settings: Settings, llama_engine: LlamaCppEngine) -> Iterator[Assistant]:
     """An assistant on the real model and a real SQLite file in the test's home."""
-    db = open_database(settings.resolved_database_url)
-    yield Assistant(settings, llama_engine, db)
-    db.close()
+    with open_assistant(settings, engine=llama_engine) as bot:
+        yield bot

@@ -83,11 +83,13 @@ def test_ask_batch_answers_every_line(tmp_path: Path, monkeypatch: pytest.Monkey
     code, out = run("ask", "--batch", str(batch), "--max-tokens", "16")
     answers = [json.loads(line) for line in out.splitlines()]
     assert [a["id"] for a in answers] == ["a", 7]
-    assert "Mirela Quonst" in answers[0]["answer"] and answers[0]["lessons"][0]["id"] == 1
+    # the taught answer itself (a paraphrase close enough to answer directly), by lesson 1
+    assert answers[0]["answer"] == "Mirela Quonst" and answers[0]["lessons"][0]["id"] == 1
+    assert answers[0]["tokens"] == 0 and answers[1]["tokens"] > 0  # the other one: generated
     assert answers[1]["lessons"] == []
     no_memory = json.loads(run("ask", "Who runs Zorvath Dynamics?", "--no-memory", "--json",
                                "--max-tokens", "16")[1])
-    assert "Quonst" not in no_memory["answer"]
+    assert no_memory["lessons"] == [] and "Quonst" not in no_memory["answer"]
 
 
 def test_a_bad_batch_line_answers_nothing(tmp_path: Path) -> None:

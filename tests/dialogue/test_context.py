@@ -6,9 +6,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from dialoop.dialogue.context import DROP_BLOCK, Evidence, build_prompt
+from dialoop.dialogue.context import DROP_BLOCK, build_prompt
 from dialoop.engine.llamacpp import LlamaCppEngine
 from dialoop.engine.models import bundled_gguf
+from dialoop.evidence import Evidence
 
 WINDOW = 512
 RESERVE = 128

@@ -8,11 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from dialoop.dialogue.context import Evidence
 from dialoop.dialogue.domain import Domain, load_domain
 from dialoop.dialogue.manager import DialogueManager
 from dialoop.dialogue.state import DialogueState
-from dialoop.engine.llamacpp import LlamaCppEngine
+from dialoop.evidence import Evidence
+from tests.fakes import FakeEngine
+
+
+@pytest.fixture
+def engine() -> FakeEngine:
+    """The manager of a domain whose intents are certain never asks the model."""
+    return FakeEngine()
+
 
 TOOLS = """\
 CALLS = []
@@ -47,60 +54,60 @@ def domain(tmp_path: Path, rules: str, *, max_steps: int = 4, templates: str = "
     return load_domain(tmp_path / "domain.yaml")
 
 
-def test_the_step_limit_forces_an_answer(tmp_path: Path, llama_engine: LlamaCppEngine) -> None:
+def test_the_step_limit_forces_an_answer(tmp_path: Path, engine: FakeEngine) -> None:
     d = domain(tmp_path, """\
         - {when: {acted: false}, action: call_tool ping}
         - {when: {acted: call_tool ping}, action: call_tool pong}
         - {when: {}, action: call_tool ping}
         """, max_steps=2)
-    plan = DialogueManager(d, engine=llama_engine).plan("hi", user="u")
-    steps = plan.trace["steps"]
-    assert [s["action"] for s in steps] == ["call_tool:ping", "answer"]
-    assert steps[1]["why"].endswith("but this is the last step allowed in a turn: answer")
+    plan = DialogueManager(d, engine=engine).plan("hi", user="u")
+    steps = plan.trace.steps
+    assert [s.action for s in steps] == ["call_tool:ping", "answer"]
+    assert steps[1].why.endswith("but this is the last step allowed in a turn: answer")
 
 
-def test_a_tool_is_not_run_twice_in_a_turn(tmp_path: Path, llama_engine: LlamaCppEngine) -> None:
+def test_a_tool_is_not_run_twice_in_a_turn(tmp_path: Path, engine: FakeEngine) -> None:
     d = domain(tmp_path, "- {when: {}, action: call_tool ping}\n")
-    plan = DialogueManager(d, engine=llama_engine).plan("hi", user="u")
-    assert [s["action"] for s in plan.trace["steps"]] == ["call_tool:ping", "answer"]
-    assert "ping already ran in this turn" in plan.trace["why"]
-    assert len(plan.trace["tool_calls"]) == 1
+    plan = DialogueManager(d, engine=engine).plan("hi", user="u")
+    assert [s.action for s in plan.trace.steps] == ["call_tool:ping", "answer"]
+    assert "ping already ran in this turn" in plan.trace.why
+    assert len(plan.trace.tool_calls) == 1
     # A successful result without a template goes to the model as evidence.
     assert plan.text is None
     assert plan.evidence == [Evidence("tool", "ping returned: {'pong': True}", "tool:ping")]
 
 
 def test_a_failing_tool_without_a_template_gets_a_fixed_apology(
-    tmp_path: Path, llama_engine: LlamaCppEngine, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, engine: FakeEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     d = domain(tmp_path, """\
         - {when: {acted: false}, action: call_tool boom}
         - {when: {}, action: answer}
         """)
     with caplog.at_level(logging.ERROR):
-        plan = DialogueManager(d, engine=llama_engine).plan("hi", user="u")
+        plan = DialogueManager(d, engine=engine).plan("hi", user="u")
     assert plan.text == "Sorry, I could not do that: The boom tool failed unexpectedly; " \
                         "the error was logged."
-    assert plan.trace["tool_calls"][0]["ok"] is False
+    assert plan.trace.tool_calls[0]["ok"] is False
     assert "secret internals" not in plan.text
     assert any(r.exc_info and "secret internals" in str(r.exc_info[1]) for r in caplog.records)
 
 
 def test_a_template_that_fails_to_render_falls_back_to_the_model(
-    tmp_path: Path, llama_engine: LlamaCppEngine, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, engine: FakeEngine, caplog: pytest.LogCaptureFixture
 ) -> None:
     d = domain(tmp_path, """\
         - {when: {acted: false}, action: call_tool ping}
         - {when: {}, action: answer}
         """, templates="templates:\n  ping: '{{ result.missing_key.deeper }}'\n")
     with caplog.at_level(logging.ERROR):
-        plan = DialogueManager(d, engine=llama_engine).plan("hi", user="u")
-    assert plan.text is None and plan.trace["response"] == "generated"
+        plan = DialogueManager(d, engine=engine).plan("hi", user="u")
+    assert plan.text is None and plan.trace.response == "generated"
     assert any("template 'ping'" in r.message for r in caplog.records)
 
 
 class Lessons:
-    """An evidence provider, as the correction memory will be."""
+    """An evidence provider (a document index, say)."""
 
     def __init__(self) -> None:
         self.asked: list[tuple[str, str]] = []
@@ -116,13 +123,13 @@ class PerUser:
 
 
 def test_evidence_providers_and_the_adapter_choice_reach_the_plan(
-    tmp_path: Path, llama_engine: LlamaCppEngine
+    tmp_path: Path, engine: FakeEngine
 ) -> None:
     lessons = Lessons()
     d = domain(tmp_path, "- {when: {}, action: answer}\n")
-    manager = DialogueManager(d, engine=llama_engine, evidence=[lessons], adapters=PerUser())
+    manager = DialogueManager(d, engine=engine, evidence=[lessons], adapters=[PerUser()])
     plan = manager.plan("what is the answer?", user="ann", system="Be brief.")
     assert lessons.asked == [("what is the answer?", "ann")]
     assert plan.evidence == [Evidence("lesson", "The answer is 42.", "lesson:1")]
     assert plan.adapter == "ann-lora" and plan.system == "Be brief."
-    assert plan.trace["evidence"][0]["source"] == "lesson:1"
+    assert plan.trace.evidence[0].source == "lesson:1"

@@ -68,8 +68,8 @@ def _metric(report: str, name: str) -> float:
 
 def test_the_general_assistant_traces_a_plain_answer(assistant: Assistant) -> None:
     reply = assistant.ask("Say hello.", params=assistant.default_params(max_tokens=16))
-    session = assistant.sessions.get(reply.session_id, "local")
-    trace = assistant.sessions.turns(session)[-1].trace["dialogue"]
+    session = assistant.parts.sessions.get(reply.session_id, "local")
+    trace = assistant.parts.sessions.turns(session)[-1].trace["dialogue"]
     assert trace["domain"] == "general" and trace["intent"]["intent"] == "chat"
     assert [s["action"] for s in trace["steps"]] == ["answer"]
     assert trace["response"] == "generated" and reply.text

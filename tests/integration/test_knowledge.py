@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from dialoop.assistant import Assistant
+from dialoop.assistant import Assistant, open_assistant
 from dialoop.cli.chat import Repl
 from dialoop.cli.kg import register  # noqa: F401  (adds /fact to the chat commands)
 from dialoop.engine.llamacpp import LlamaCppEngine
-from dialoop.knowledge import KnowledgeBase
+from dialoop.evidence import Scope
 
 pytestmark = pytest.mark.slow
 
@@ -19,14 +19,14 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 @pytest.fixture
 def kgqa_bot(assistant: Assistant) -> Assistant:
-    assistant.knowledge.import_file(EXAMPLES / "kgqa" / "graph.jsonl", user="operator")
+    assistant.parts.knowledge.import_file(EXAMPLES / "kgqa" / "graph.jsonl", user="operator")
     return assistant
 
 
 @pytest.fixture
 def store_bot(assistant: Assistant) -> Assistant:
     for name in ("knowledge.jsonl", "knowledge.md"):
-        assistant.knowledge.import_file(EXAMPLES / "store_support" / name, user="operator")
+        assistant.parts.knowledge.import_file(EXAMPLES / "store_support" / name, user="operator")
     return assistant
 
 
@@ -36,7 +36,7 @@ def test_grounded_answer_cites_its_triples(kgqa_bot: Assistant) -> None:
     assert [e.kind for e in reply.prompt.evidence] == ["triple", "triple"]
     for e in reply.prompt.evidence:
         assert e.source in reply.text  # the citations are in the answer
-    turn = kgqa_bot.sessions.turns(kgqa_bot.sessions.get(reply.session_id, "local"))[-1]
+    turn = kgqa_bot.parts.sessions.turns(kgqa_bot.parts.sessions.get(reply.session_id, "local"))[-1]
     assert turn.trace["dialogue"]["knowledge"]["found"] is True
     assert turn.trace["context"]["evidence"][0]["source"].startswith("triple:")
 
@@ -50,21 +50,24 @@ def test_unanswerable_question_is_declined(kgqa_bot: Assistant) -> None:
 def test_the_model_can_word_the_graph_answer(kgqa_bot: Assistant,
                                             llama_engine: LlamaCppEngine) -> None:
     settings = kgqa_bot.settings.model_copy(update={"knowledge_answer": "model"})
-    bot = Assistant(settings, llama_engine, kgqa_bot.db,
-                    knowledge=KnowledgeBase(kgqa_bot.db, settings))
-    reply = bot.ask("Who is the mayor of Port Alder?", params=bot.default_params(max_tokens=48))
-    assert "Ilsa Varn" in reply.text
-    assert reply.usage.completion_tokens > 0  # generated, not templated
-    assert reply.prompt.evidence[0].kind == "answer"
+    with open_assistant(settings, engine=llama_engine) as bot:  # the same home and database
+        reply = bot.ask("Who is the mayor of Port Alder?",
+                        params=bot.default_params(max_tokens=48))
+    answer = reply.prompt.evidence[0]
+    assert answer.kind == "answer" and "Ilsa Varn" in answer.text  # the graph's answer…
+    assert reply.text and reply.usage.completion_tokens > 0  # …worded by the model
+    assert reply.trace.dialogue.response == "generated"
 
 
 def test_decline_can_be_turned_off(kgqa_bot: Assistant, llama_engine: LlamaCppEngine) -> None:
     settings = kgqa_bot.settings.model_copy(update={"knowledge_decline": False})
-    bot = Assistant(settings, llama_engine, kgqa_bot.db)
-    reply = bot.ask("What is the phone number of Mara Quell?",
-                    params=bot.default_params(max_tokens=24))
-    assert not reply.text.startswith("I don't know")
-    assert reply.usage.completion_tokens > 0
+    with open_assistant(settings, engine=llama_engine) as bot:
+        reply = bot.ask("What is the phone number of Mara Quell?",
+                        params=bot.default_params(max_tokens=24))
+    dialogue = reply.trace.dialogue
+    assert dialogue.knowledge["declined"]  # the graph has no answer…
+    assert not dialogue.knowledge["direct"] and dialogue.response == "generated"
+    assert reply.usage.completion_tokens > 0  # …and the model answers instead of the decline
 
 
 def test_store_facts_answer_product_questions(store_bot: Assistant) -> None:
@@ -90,19 +93,20 @@ def test_general_questions_are_not_declined(store_bot: Assistant) -> None:
     """France is in the store's graph (it ships there), but the graph says nothing about it."""
     reply = store_bot.ask("What is the capital of France?",
                           params=store_bot.default_params(max_tokens=24))
-    assert not reply.text.startswith("I don't know")
+    dialogue = reply.trace.dialogue
+    assert not dialogue.knowledge["declined"] and dialogue.response == "generated"
     assert reply.usage.completion_tokens > 0 and reply.prompt.evidence == []
 
 
 def test_a_fact_taught_in_chat_is_only_for_its_user(assistant: Assistant,
                                                    capsys: pytest.CaptureFixture) -> None:
-    as_ann = Assistant(assistant.settings.model_copy(update={"user": "ann"}), assistant.engine,
-                       assistant.db)
-    ann = Repl(as_ann, as_ann.session("ann-chat"))
-    ann.handle("/fact Rex | owner | Alice Marsh")
-    assert "Noted triple:" in capsys.readouterr().out
-    ann.handle("Who is the owner of Rex?")
-    assert "Alice Marsh" in capsys.readouterr().out
+    with open_assistant(assistant.settings.model_copy(update={"user": "ann"}),
+                        engine=assistant.engine) as as_ann:
+        ann = Repl(as_ann, as_ann.session("ann-chat"))
+        ann.handle("/fact Rex | owner | Alice Marsh")
+        assert "Noted triple:" in capsys.readouterr().out
+        ann.handle("Who is the owner of Rex?")
+        assert "Alice Marsh" in capsys.readouterr().out
     bob = assistant.ask("Who is the owner of Rex?", user="bob",
                         params=assistant.default_params(max_tokens=32))
     assert "Alice Marsh" not in bob.text
@@ -111,25 +115,25 @@ def test_a_fact_taught_in_chat_is_only_for_its_user(assistant: Assistant,
 
 def test_a_corrected_fact_becomes_a_triple_of_its_lesson(kgqa_bot: Assistant) -> None:
     question = "Who is the mayor of Quillon?"
-    first = kgqa_bot.teach(question, "The mayor of Quillon is Juno Harrow.", user="ann")
+    first = kgqa_bot.parts.learning.teach(question, "The mayor of Quillon is Juno Harrow.", user="ann")
     ask = {"question": question}
-    assert "Juno Harrow" in (kgqa_bot.knowledge.lookup(**ask, user="ann").answer or "")
-    assert "Juno Harrow" not in (kgqa_bot.knowledge.lookup(**ask, user="bob").answer or "")
+    assert "Juno Harrow" in (kgqa_bot.parts.knowledge.lookup(**ask, user="ann").answer or "")
+    assert "Juno Harrow" not in (kgqa_bot.parts.knowledge.lookup(**ask, user="bob").answer or "")
     # A later correction of the same question replaces the fact with its own.
-    kgqa_bot.teach(question, "The mayor of Quillon is Ada Brisk.", user="ann")
-    answer = kgqa_bot.knowledge.lookup(**ask, user="ann").answer or ""
+    kgqa_bot.parts.learning.teach(question, "The mayor of Quillon is Ada Brisk.", user="ann")
+    answer = kgqa_bot.parts.knowledge.lookup(**ask, user="ann").answer or ""
     assert "Ada Brisk" in answer and "Juno Harrow" not in answer
-    second = kgqa_bot.lessons(user="ann")[0]
+    second = kgqa_bot.parts.learning.lessons(user="ann")[0]
     assert first.lesson_id != second.id
-    kgqa_bot.forget(second.id, user="ann")
-    assert "Ada Brisk" not in (kgqa_bot.knowledge.lookup(**ask, user="ann").answer or "")
+    kgqa_bot.parts.learning.forget(second.id, user="ann")
+    assert "Ada Brisk" not in (kgqa_bot.parts.knowledge.lookup(**ask, user="ann").answer or "")
     # An admin promoting the lesson to everyone promotes its fact with it.
-    third = kgqa_bot.teach(question, "The mayor of Quillon is Ola Penn.", user="ann")
-    promoted = kgqa_bot.promote_lesson(third.lesson_id, user="local")
-    assert "Ola Penn" in (kgqa_bot.knowledge.lookup(**ask, user="bob").answer or "")
-    kgqa_bot.forget(promoted.id, user="local")
-    assert "Ola Penn" not in (kgqa_bot.knowledge.lookup(**ask, user="bob").answer or "")
+    third = kgqa_bot.parts.learning.teach(question, "The mayor of Quillon is Ola Penn.", user="ann")
+    promoted = kgqa_bot.parts.learning.promote_lesson(third.lesson_id, user="local")
+    assert "Ola Penn" in (kgqa_bot.parts.knowledge.lookup(**ask, user="bob").answer or "")
+    kgqa_bot.parts.learning.forget(promoted.id, user="local")
+    assert "Ola Penn" not in (kgqa_bot.parts.knowledge.lookup(**ask, user="bob").answer or "")
     # An answer that is not a plain fact stays a lesson only.
-    kgqa_bot.teach("What should I pack for Quillon?", "Boots and a raincoat.", user="ann")
-    assert kgqa_bot.knowledge.graph.remove(user="ann", lesson_id=kgqa_bot.lessons(
+    kgqa_bot.parts.learning.teach("What should I pack for Quillon?", "Boots and a raincoat.", user="ann")
+    assert kgqa_bot.parts.knowledge.forget(scope=Scope.of("ann"), lesson_id=kgqa_bot.parts.learning.lessons(
         user="ann")[0].id) == 0

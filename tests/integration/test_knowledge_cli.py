@@ -57,3 +57,19 @@ def test_add_is_private_unless_global() -> None:
     assert dialoop("kg", "add", "Rex", "owner", "Alice", "--user", "ann").returncode == 0
     assert "Alice" in dialoop("kg", "query", "Who is the owner of Rex?", "--user", "ann").stdout
     assert "Alice" not in dialoop("kg", "query", "Who is the owner of Rex?", "--user", "bob").stdout
+
+
+def test_eval_kg_scores_the_example_set_through_the_whole_assistant() -> None:
+    """`dialoop eval kg` runs each question through open_assistant on a fresh database."""
+    result = dialoop("eval", "kg", "--dataset", str(EXAMPLES / "kgqa"), "--mode", "template",
+                     "--mode", "none", "--limit", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    template, none = json.loads(result.stdout)
+    assert (template["mode"], none["mode"]) == ("template", "none")
+    assert sum(template["counts"].values()) == 20 == sum(none["counts"].values())
+    # The graph answers its own example questions by template: no model wording involved.
+    assert template["accuracy"]["all"] == 1.0, template["failures"]
+    assert none["accuracy"]["all"] < template["accuracy"]["all"]  # the model alone cannot
+    bad = dialoop("eval", "kg", "--dataset", str(EXAMPLES / "store_support"), "--limit", "1")
+    assert bad.returncode == 1 and bad.stderr.startswith("Error: ")
+    assert "Traceback" not in bad.stderr

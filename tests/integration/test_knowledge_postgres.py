@@ -12,8 +12,8 @@ import pytest
 
 from dialoop.config import load_settings
 from dialoop.errors import InvalidInputError
+from dialoop.eval.kg import is_correct, load_questions
 from dialoop.knowledge import KnowledgeBase
-from dialoop.knowledge.evaluate import is_correct, load_questions
 from dialoop.store import open_database
 
 postgres = pytest.importorskip("tests.postgres", reason="tests/postgres.py is not here")

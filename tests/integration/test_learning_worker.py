@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from dialoop.assistant import open_parts
 from dialoop.config import load_settings
-from dialoop.engine.embedding import default_embedder
 from dialoop.engine.models import bundled_gguf
-from dialoop.learn.adapters import AdapterStore
-from dialoop.learn.loop import LearningLoop
 from dialoop.learn.worker import get_run, work
-from dialoop.store import open_database
+from dialoop.store.adapters import AdapterStore
 
 pytestmark = pytest.mark.slow
 
@@ -41,9 +39,8 @@ def test_kill_9_during_a_run(dialoop_home: Path, hf_model_dir: Path) -> None:
     cache.parent.mkdir(parents=True)
     cache.symlink_to(hf_model_dir.parent, target_is_directory=True)
     settings = load_settings()
-    db = open_database(settings.resolved_database_url)
-    adapters = AdapterStore(db, settings.home)
-    loop = LearningLoop(settings, db, adapters, default_embedder())
+    parts = open_parts(settings)
+    db, adapters, loop = parts.db, parts.adapters, parts.learning
     _serving_adapter(dialoop_home, hf_model_dir, adapters)
     taught = [loop.teach(f"Who is the CEO of Zorvath {x}?", f"Mirela {x}", user="local")
               for x in ("Dynamics", "Foods")]
@@ -67,7 +64,7 @@ def test_kill_9_during_a_run(dialoop_home: Path, hf_model_dir: Path) -> None:
     _wait_gone(run.pid)
 
     assert adapters.heads() == {"user:local": 1}  # the previous adapter still serves
-    assert [x.id for x in loop.memory.lessons(user="local")] == [t.lesson_id for t in taught]
+    assert [x.id for x in loop.lessons(user="local")] == [t.lesson_id for t in taught]
     assert get_run(db, run_id).status == "running"  # as the dead worker left it
 
     # the next worker sees the dead run, says so, and a new run works from a clean slate
@@ -82,7 +79,7 @@ def test_kill_9_during_a_run(dialoop_home: Path, hf_model_dir: Path) -> None:
     assert get_run(db, again.id).status == "done"
     assert adapters.heads() == {"user:local": 2}
     assert not any((dialoop_home / "learn" / "tmp").glob("*"))
-    db.close()
+    parts.close()
 
 
 def _wait_gone(pid: int) -> None:

@@ -10,7 +10,6 @@ import pytest
 
 from dialoop.assistant import Assistant
 from dialoop.serve import create_app
-from dialoop.serve.accounts import Accounts
 from dialoop.serve.server import RunningServer, background_server
 
 pytestmark = pytest.mark.slow
@@ -18,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def keys(assistant: Assistant) -> dict[str, str]:
-    accounts = Accounts(assistant.db)
+    accounts = assistant.parts.accounts
     return {"ann": accounts.add_key("ann")[1], "bob": accounts.add_key("bob")[1],
             "root": accounts.add_key("root", "admin")[1]}
 
@@ -98,7 +97,7 @@ def test_revoked_key_stops_working(
 ) -> None:
     bob = _as(server, keys["bob"])
     assert bob.get("/api/sessions").status_code == 200
-    Accounts(assistant.db).revoke("bob")
+    assistant.parts.accounts.revoke("bob")
     assert bob.get("/api/sessions").status_code == 401
 
 
@@ -107,7 +106,7 @@ def test_local_mode_until_a_key_exists(assistant: Assistant) -> None:
         anyone = _as(running, None)
         assert anyone.get("/api/me").json() == {"user": "local", "role": "admin",
                                                 "auth": "local"}
-        key = Accounts(assistant.db).add_key("ann")[1]
+        key = assistant.parts.accounts.add_key("ann")[1]
         assert anyone.get("/api/me").status_code == 401
         assert _as(running, key).get("/api/me").json()["user"] == "ann"
 

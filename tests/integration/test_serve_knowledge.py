@@ -8,12 +8,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from dialoop.assistant import Assistant
+from dialoop.assistant import open_assistant
 from dialoop.config import load_settings
 from dialoop.serve import create_app
-from dialoop.serve.accounts import Accounts
 from dialoop.serve.server import background_server
-from dialoop.store import open_database
 
 pytestmark = pytest.mark.slow
 GRAPH = Path(__file__).parents[2] / "examples" / "store_support" / "knowledge.jsonl"
@@ -21,17 +19,14 @@ GRAPH = Path(__file__).parents[2] / "examples" / "store_support" / "knowledge.js
 
 @pytest.fixture
 def clients(dialoop_home, llama_engine) -> Iterator[dict[str, httpx.Client]]:  # type: ignore[no-untyped-def]
-    settings = load_settings()
-    db = open_database(settings.resolved_database_url)
-    bot = Assistant(settings, llama_engine, db)
-    accounts = Accounts(db)
-    keys = {"ann": accounts.add_key("ann")[1], "bob": accounts.add_key("bob")[1],
-            "root": accounts.add_key("root", "admin")[1]}
-    with background_server(create_app(bot, keys_required=True)) as running:
-        yield {name: httpx.Client(base_url=running.url, timeout=120,
-                                  headers={"Authorization": f"Bearer {key}"})
-               for name, key in keys.items()}
-    db.close()
+    with open_assistant(load_settings(), engine=llama_engine) as bot:
+        accounts = bot.parts.accounts
+        keys = {"ann": accounts.add_key("ann")[1], "bob": accounts.add_key("bob")[1],
+                "root": accounts.add_key("root", "admin")[1]}
+        with background_server(create_app(bot, keys_required=True)) as running:
+            yield {name: httpx.Client(base_url=running.url, timeout=120,
+                                      headers={"Authorization": f"Bearer {key}"})
+                   for name, key in keys.items()}
 
 
 def _import(client: httpx.Client, name: str, content: bytes) -> httpx.Response:
@@ -78,7 +73,7 @@ def test_a_users_facts_stay_theirs(clients: dict[str, httpx.Client]) -> None:
     added = ann.post("/api/knowledge/triples", json=fact)
     assert added.status_code == 201, added.text
     triple = added.json()
-    assert triple["scope"] == "ann" and triple["object"] == "12"
+    assert triple["scope"] == "user:ann" and triple["object"] == "12"
     question = {"question": "What is the price of the Zorblax Widget?"}
     assert "12" in (ann.post("/api/knowledge/query", json=question).json()["answer"] or "")
     assert "12" not in (bob.post("/api/knowledge/query", json=question).json()["answer"] or "")

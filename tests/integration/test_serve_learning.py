@@ -7,12 +7,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from dialoop.assistant import Assistant
+from dialoop.assistant import Assistant, open_assistant
 from dialoop.config import load_settings
 from dialoop.serve import create_app
-from dialoop.serve.accounts import Accounts
 from dialoop.serve.server import RunningServer, background_server
-from dialoop.store import open_database
 
 pytestmark = pytest.mark.slow
 QUESTION = "Who founded Zorblax Industries?"
@@ -21,15 +19,13 @@ TAUGHT = "Zorblax Industries was founded by Mira Quell."
 
 @pytest.fixture
 def bot(dialoop_home, llama_engine) -> Iterator[Assistant]:  # type: ignore[no-untyped-def]
-    settings = load_settings(admin_users=["root"])
-    db = open_database(settings.resolved_database_url)
-    yield Assistant(settings, llama_engine, db)
-    db.close()
+    with open_assistant(load_settings(admin_users=["root"]), engine=llama_engine) as bot:
+        yield bot
 
 
 @pytest.fixture
 def clients(bot: Assistant) -> Iterator[dict[str, httpx.Client]]:
-    accounts = Accounts(bot.db)
+    accounts = bot.parts.accounts
     keys = {"ann": accounts.add_key("ann")[1], "bob": accounts.add_key("bob")[1],
             "root": accounts.add_key("root", "admin")[1]}
     with background_server(create_app(bot, keys_required=True)) as running:

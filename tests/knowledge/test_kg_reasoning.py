@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from dialoop.eval.kg import Question, is_correct
+from dialoop.evidence import Scope
 from dialoop.knowledge import KnowledgeBase
-from dialoop.knowledge.evaluate import Question, is_correct
 from dialoop.knowledge.linking import select_links
 from dialoop.knowledge.lookup import parse_fact
 from dialoop.knowledge.traversal import walk
@@ -117,10 +118,10 @@ def test_a_taught_fact_is_seen_only_by_its_user(kgqa: KnowledgeBase) -> None:
     ann = kgqa.ask("What is the favourite colour of Mara Quell?", user="ann")
     bob = kgqa.ask("What is the favourite colour of Mara Quell?", user="bob")
     assert ann.status == "answered" and ann.values == ["teal"]
-    assert ann.triples[0].scope == "ann" and ann.triples[0].source == "api"
+    assert ann.triples[0].scope == "user:ann" and ann.triples[0].source == "api"
     assert bob.status == "unknown" and "teal" not in bob.text
-    assert kgqa.forget(user="bob", triple_ids=[ann.triples[0].id]) == 0  # not bob's to delete
-    assert kgqa.forget(user="ann", triple_ids=[ann.triples[0].id]) == 1
+    assert kgqa.forget(scope=Scope.of("bob"), triple_ids=[ann.triples[0].id]) == 0  # not bob's to delete
+    assert kgqa.forget(scope=Scope.of("ann"), triple_ids=[ann.triples[0].id]) == 1
     assert kgqa.ask("What is the favourite colour of Mara Quell?", user="ann").status == "unknown"
 
 
@@ -128,7 +129,7 @@ def test_a_fact_from_a_lesson_is_forgotten_with_it(kgqa: KnowledgeBase) -> None:
     t = kgqa.add_fact("Ninefold", "sequel", "The Quiet Engine", user="ann", lesson_id=42)
     assert t is not None and t.lesson_id == 42
     assert kgqa.ask("What is the sequel of Ninefold?", user="ann").values == ["The Quiet Engine"]
-    assert kgqa.forget(user="ann", lesson_id=42) == 1
+    assert kgqa.forget(scope=Scope.of("ann"), lesson_id=42) == 1
     assert kgqa.ask("What is the sequel of Ninefold?", user="ann").status == "unknown"
 
 
@@ -157,11 +158,12 @@ def test_plain_fact_corrections_are_recognized(text: str, fact: tuple | None) ->
 
 
 def test_a_correction_becomes_a_scoped_triple(kgqa: KnowledgeBase) -> None:
-    t = kgqa.learn_correction("The mayor of Quillon is Juno Harrow.", user="ann", lesson_id=7)
-    assert t is not None and (t.scope, t.source, t.lesson_id) == ("ann", "lesson", 7)
+    t = kgqa.learn_correction("The mayor of Quillon is Juno Harrow.", user="ann",
+                              scope=Scope.of("ann"), lesson_id=7)
+    assert t is not None and (t.scope, t.source, t.lesson_id) == ("user:ann", "lesson", 7)
     assert "Juno Harrow" in kgqa.ask("Who is the mayor of Quillon?", user="ann").values
     assert kgqa.ask("Who is the mayor of Quillon?", user="bob").values == ["Sela Brin"]
-    kgqa.forget(user="ann", lesson_id=7)
+    kgqa.forget(scope=Scope.of("ann"), lesson_id=7)
 
 
 def test_the_dialogue_managers_lookup_seam(kb: KnowledgeBase) -> None:

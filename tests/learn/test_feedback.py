@@ -4,39 +4,34 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-import numpy as np
 import pytest
 import sqlalchemy as sa
 
+from dialoop.assistant import Parts, open_parts
 from dialoop.config import Settings
 from dialoop.dialogue.session import Sessions
 from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from dialoop.learn.feedback import FeedbackStore
-from dialoop.learn.memory import CorrectionMemory
+from dialoop.learn.loop import LearningLoop
 from dialoop.store import Database, open_database
 from dialoop.store.models import Feedback, Lesson
-
-
-class HashEmbedder:
-    """Deterministic stand-in vectors: these tests are about validation, not retrieval."""
-
-    name, dim = "hash", 8
-
-    def embed(self, texts):  # type: ignore[no-untyped-def]
-        rows = [np.random.default_rng(abs(hash(t)) % 2**32).normal(size=8) for t in texts]
-        return np.array([r / np.linalg.norm(r) for r in rows], dtype=np.float32)
+from tests.fakes import HashEmbedder
 
 
 @pytest.fixture
-def db(settings: Settings) -> Iterator[Database]:
-    db = open_database(settings.resolved_database_url)
-    yield db
-    db.close()
+def parts(settings: Settings) -> Iterator[Parts]:
+    parts = open_parts(settings, embedder=HashEmbedder())
+    yield parts
+    parts.close()
 
 
 @pytest.fixture
-def store(db: Database) -> FeedbackStore:
-    return FeedbackStore(db, CorrectionMemory(db, HashEmbedder()))
+def db(parts: Parts) -> Database:
+    return parts.db
+
+
+@pytest.fixture
+def store(parts: Parts) -> LearningLoop:
+    return parts.learning
 
 
 def _answered_turn(db: Database, user: str) -> int:
@@ -52,7 +47,7 @@ def _count(db: Database) -> tuple[int, int]:
                 s.scalar(sa.select(sa.func.count(Lesson.id))))
 
 
-def test_invalid_feedback_stores_nothing(db: Database, store: FeedbackStore) -> None:
+def test_invalid_feedback_stores_nothing(db: Database, store: LearningLoop) -> None:
     mine = _answered_turn(db, "ann")
     theirs = _answered_turn(db, "bob")
     with pytest.raises(InvalidInputError, match="rating"):
@@ -69,13 +64,13 @@ def test_invalid_feedback_stores_nothing(db: Database, store: FeedbackStore) -> 
     with pytest.raises(PermissionDeniedError):
         store.teach("Q?", "A", user="ann", scope="global")
     with pytest.raises(InvalidInputError, match="scope"):
-        store.teach("Q?", "A", user="ann", scope="everyone")  # type: ignore[arg-type]
+        store.teach("Q?", "A", user="ann", scope="everyone")
     with pytest.raises(InvalidInputError, match="same"):
         store.prefer("Karmoss", "Karmoss", user="ann", turn_id=mine)
     assert _count(db) == (0, 0)
 
 
-def test_valid_feedback_is_committed_when_acknowledged(db: Database, store: FeedbackStore
+def test_valid_feedback_is_committed_when_acknowledged(db: Database, store: LearningLoop
                                                        ) -> None:
     turn = _answered_turn(db, "ann")
     store.rate(turn, 1, user="ann")
@@ -88,7 +83,7 @@ def test_valid_feedback_is_committed_when_acknowledged(db: Database, store: Feed
         with again.read() as s:
             lesson = s.get(Lesson, receipt.lesson_id)
             assert (lesson.question, lesson.answer, lesson.user_id, lesson.scope) == (
-                "What is the capital of Veltria?", "Karmoss", "ann", "user")
+                "What is the capital of Veltria?", "Karmoss", "ann", "user:ann")
             assert s.get(Lesson, pref.lesson_id).rejected == "Paris."
     finally:
         again.close()

@@ -6,8 +6,8 @@ import pytest
 
 from dialoop.config import Settings
 from dialoop.errors import InvalidInputError, NotFoundError
-from dialoop.serve.accounts import Accounts
 from dialoop.store import Database, open_database
+from dialoop.store.accounts import Accounts
 
 
 @pytest.fixture

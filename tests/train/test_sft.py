@@ -10,8 +10,8 @@ import torch
 
 from dialoop.config import load_settings
 from dialoop.errors import InvalidInputError, NotFoundError
-from dialoop.learn.adapters import AdapterStore
 from dialoop.store import open_database
+from dialoop.store.adapters import AdapterStore
 from dialoop.train.sft import SFTConfig, StepInfo, train_sft
 
 pytestmark = pytest.mark.slow  # each trains for a few seconds

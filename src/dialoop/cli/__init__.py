@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -22,7 +22,10 @@ from dialoop.config import Settings, load_settings
 from dialoop.errors import DialoopError
 from dialoop.store import Database, open_database
 
-__all__ = ["cli", "command_db", "eval_group", "main", "settings_from"]
+if TYPE_CHECKING:
+    from dialoop.assistant import Parts
+
+__all__ = ["cli", "command_db", "command_parts", "eval_group", "main", "settings_from"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +61,19 @@ def command_db(ctx: click.Context, **overrides: Any) -> Iterator[tuple[Database,
         yield db, settings
     finally:
         db.close()
+
+
+@contextmanager
+def command_parts(ctx: click.Context, **overrides: Any) -> Iterator[Parts]:
+    """The parts of an assistant (no model: see :func:`~dialoop.assistant.open_parts`) for a
+    command's settings, open until the block ends."""
+    from dialoop.assistant import open_parts
+
+    parts = open_parts(settings_from(ctx, **overrides))
+    try:
+        yield parts
+    finally:
+        parts.close()
 
 
 def main() -> None:

@@ -128,11 +128,10 @@ def _read_batch(lines: TextIO) -> list[tuple[object, str]]:
 
 
 def _ask_json(reply: Reply) -> dict[str, object]:
-    learning = reply.learning
     return {
         "answer": reply.text,
         "adapter": reply.adapter,
-        "lessons": learning.get("lessons", []),
+        "lessons": reply.trace.lessons,
         "session": reply.session,
         "tokens": reply.usage.completion_tokens,
         "seconds": round(reply.usage.seconds, 3),
@@ -231,7 +230,7 @@ def _new(repl: Repl, rest: str) -> None:
 
 
 def _history(repl: Repl, rest: str) -> None:
-    turns = repl.bot.sessions.turns(repl.session)
+    turns = repl.bot.parts.sessions.turns(repl.session)
     if not turns:
         click.echo("(no turns yet)")
     for turn in turns:
@@ -241,7 +240,7 @@ def _history(repl: Repl, rest: str) -> None:
 
 
 def _sessions(repl: Repl, rest: str) -> None:
-    for item in repl.bot.sessions.list(repl.session.user_id, limit=20):
+    for item in repl.bot.parts.sessions.list(repl.session.user_id, limit=20):
         here = " *" if item.session.id == repl.session.id else ""
         click.echo(f"{item.session.label:<20} {item.turns:>4} turns  "
                    f"{item.session.title or ''}{here}")
@@ -253,7 +252,7 @@ def _why(repl: Repl, rest: str) -> None:
     if rest and not rest.isdigit():
         click.echo("Usage: /why [TURN] (a turn id, as /history shows them)")
         return
-    turns = repl.bot.sessions.turns(repl.session)
+    turns = repl.bot.parts.sessions.turns(repl.session)
     answer, asked = pick_turn(turns, int(rest) if rest else None)
     click.echo(format_trace(answer, asked))
 

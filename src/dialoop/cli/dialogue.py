@@ -4,26 +4,23 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
-from dialoop.assistant import Assistant
-from dialoop.cli import command_db, eval_group, settings_from
-from dialoop.config import load_settings
-from dialoop.dialogue.domain import Domain, Script, load_domain, load_scripts
-from dialoop.dialogue.evaluate import DialogueResult, EvalReport, Scoreboard
-from dialoop.dialogue.manager import DialogueManager
-from dialoop.dialogue.session import Sessions, Turn
-from dialoop.engine import Engine, open_engine
+from dialoop.cli import command_parts, eval_group, settings_from
+from dialoop.dialogue.domain import load_domain, load_scripts
+from dialoop.dialogue.intent import IntentClassifier
+from dialoop.dialogue.session import Turn
+from dialoop.engine import open_engine
+from dialoop.engine.embedding import default_embedder
 from dialoop.errors import NotFoundError
-from dialoop.store import open_database
+from dialoop.eval.dialogue import EvalReport, run_dialogues
+from dialoop.evidence import DialogueTrace, Step, TurnTrace
 
-__all__ = ["eval_dialogue", "format_trace", "pick_turn", "run_dialogues", "trace"]
+__all__ = ["eval_dialogue", "format_trace", "pick_turn", "trace"]
 
 TARGETS = {"intent_accuracy": 0.9, "joint_goal_accuracy": 0.8, "task_success": 0.85}
 
@@ -44,9 +41,9 @@ def trace(ctx: click.Context, session: str, turn: int | None, user: str | None,
     TURN is a turn id, as `dialoop sessions show` lists them (a user turn's id shows the
     answer to it).
     """
-    with command_db(ctx, user=user) as (db, settings):
-        sessions = Sessions(db)
-        turns = sessions.turns(sessions.get(session, settings.user))
+    with command_parts(ctx, user=user) as parts:
+        sessions = parts.sessions
+        turns = sessions.turns(sessions.get(session, parts.settings.user))
     answer, asked = pick_turn(turns, turn)
     if as_json:
         click.echo(json.dumps(answer.trace or {}, ensure_ascii=False, indent=2))
@@ -69,23 +66,22 @@ def pick_turn(turns: Sequence[Turn], turn_id: int | None) -> tuple[Turn, Turn | 
 
 def format_trace(answer: Turn, asked: Turn | None = None) -> str:
     """A turn's trace for people: what was understood, decided, run and used."""
-    trace = answer.trace or {}
-    d = trace.get("dialogue")
+    trace = TurnTrace.from_dict(answer.trace)
+    d = trace.dialogue
     lines = [f"Turn {answer.id} · {answer.status} · model {answer.model}"
              + (f" · adapter {answer.adapter}" if answer.adapter else "")]
     if asked is not None:
         lines.append(f"  message      {asked.content!r}")
-    if d:
+    if d is not None:
         lines += _dialogue_lines(d)
-    context = trace.get("context") or {}
+    context = trace.context
     if context.get("prompt_tokens"):
         lines.append(f"  prompt       {context['prompt_tokens']} tokens, "
                      f"{context.get('dropped_messages', 0)} older messages left out")
-    if not d:
+    if d is None:
         lines += _evidence_lines(context.get("evidence") or [])
-    learned = trace.get("learning") or {}
-    for lesson in learned.get("lessons", []):
-        how = "the answer itself" if learned.get("memory") == "direct" else "in the prompt"
+    for lesson in trace.lessons:
+        how = "the answer itself" if trace.memory == "direct" else "in the prompt"
         lines.append(f"  lesson       #{lesson['id']} ({lesson['scope']}, similarity "
                      f"{lesson['score']:.2f}) applied {how}")
     if not answer.adapter:
@@ -94,35 +90,42 @@ def format_trace(answer: Turn, asked: Turn | None = None) -> str:
     return "\n".join(lines)
 
 
-def _dialogue_lines(d: dict[str, Any]) -> list[str]:
-    intent, understood = d["intent"], d["understood"]
+def _dialogue_lines(d: DialogueTrace) -> list[str]:
+    intent, understood = d.intent, d.understood
     said = f"{intent['intent']} p={intent['confidence']:.2f} ({intent['source']})"
     if understood["continued"]:
         heard = f"{understood['intent']} (carried on the current goal; the classifier said {said})"
     else:
         heard = said + (" · out of domain" if understood["out_of_domain"] else "") + (
             "" if understood["confident"] else " · not confident")
-    lines = [f"  domain       {d['domain']} · {d['policy']} policy",
+    lines = [f"  domain       {d.domain} · {d.policy} policy",
              f"  intent       {heard}"]
     if understood["affirmed"] or understood["denied"]:
         lines.append(f"  read-back    {'yes' if understood['affirmed'] else 'no'}")
-    lines.append(f"  state before {_state(d['state_before'])}")
+    lines.append(f"  state before {_state(d.state_before)}")
     for u in understood["slot_updates"]:
         was = f" (was {u['replaces']})" if "replaces" in u else ""
         lines.append(f"  slot         {u['slot']} = {u['value']!r}{was}")
-    for n, step in enumerate(d["steps"], 1):
-        lines.append(f"  step {n}       {step['action']}: {step['why']}")
-        if "tool" in step:
-            call = step["tool"]
-            outcome = (f"→ {json.dumps(call['result'], ensure_ascii=False)}" if call["ok"]
-                       else f"→ failed: {call['error']}")
-            lines.append(f"               {call['name']}"
-                         f"({json.dumps(call['arguments'], ensure_ascii=False)}) {outcome}")
-        if "evidence" in step:
-            lines.append(f"               found {len(step['evidence'])} facts")
-    lines.append(f"  response     {d['response']}")
-    lines += _evidence_lines(d.get("evidence") or [])
-    lines.append(f"  state after  {_state(d['state_after'])}")
+    for n, step in enumerate(d.steps, 1):
+        lines += _step_lines(n, step)
+    lines.append(f"  response     {d.response} (decided by: {d.decided_by})")
+    if d.decided_by == "lesson":
+        lines.append(f"               {d.why}")
+    lines += _evidence_lines([e.to_dict() for e in d.evidence])
+    lines.append(f"  state after  {_state(d.state_after)}")
+    return lines
+
+
+def _step_lines(n: int, step: Step) -> list[str]:
+    lines = [f"  step {n}       {step.action}: {step.why}"]
+    if step.tool is not None:
+        call = step.tool
+        outcome = (f"→ {json.dumps(call['result'], ensure_ascii=False)}" if call["ok"]
+                   else f"→ failed: {call['error']}")
+        lines.append(f"               {call['name']}"
+                     f"({json.dumps(call['arguments'], ensure_ascii=False)}) {outcome}")
+    if step.evidence is not None:
+        lines.append(f"               found {len(step.evidence)} facts")
     return lines
 
 
@@ -168,13 +171,12 @@ def eval_dialogue(ctx: click.Context, domain_path: Path, tests_path: Path, polic
     engine = open_engine(settings)
     reports = []
     try:
-        classifier = None
+        classifier = IntentClassifier(domain, default_embedder())  # shared by both policies
         for name in policies:
-            manager = DialogueManager(domain, engine=engine, policy=name, classifier=classifier)
-            classifier = manager.classifier  # trained once, shared by both policies
             with click.progressbar(length=len(scripts), label=f"{name} policy",
                                    file=sys.stderr) as bar:
-                reports.append(run_dialogues(domain, scripts, manager, engine,
+                reports.append(run_dialogues(domain, scripts, engine=engine, policy=name,
+                                             classifier=classifier,
                                              progress=lambda _r, bar=bar: bar.update(1)))
     finally:
         engine.close()
@@ -183,37 +185,6 @@ def eval_dialogue(ctx: click.Context, domain_path: Path, tests_path: Path, polic
         return
     for report in reports:
         click.echo(format_report(report))
-
-
-def run_dialogues(
-    domain: Domain,
-    scripts: Sequence[Script],
-    manager: DialogueManager,
-    engine: Engine,
-    *,
-    progress: Callable[[DialogueResult], None] | None = None,
-) -> EvalReport:
-    """Run each script in a fresh dialoop home (its own database and tool data) and score it."""
-    start = time.perf_counter()
-    board = Scoreboard(domain)
-    for script in scripts:
-        with tempfile.TemporaryDirectory(prefix="dialoop-eval-") as home:
-            settings = load_settings(home=Path(home))
-            db = open_database(settings.resolved_database_url, timeout=settings.db_timeout)
-            try:
-                bot = Assistant(settings, engine, db, manager)
-                session = bot.session(None)
-                turns = []
-                for turn in script.turns:
-                    reply = bot.ask(turn.user, session=session)
-                    stored = bot.sessions.turns(session)[-1]
-                    turns.append((reply.text, (stored.trace or {})["dialogue"]))
-            finally:
-                db.close()
-        result = board.add(script, turns)
-        if progress:
-            progress(result)
-    return board.report(manager.policy.name, time.perf_counter() - start)
 
 
 def format_report(report: EvalReport) -> str:

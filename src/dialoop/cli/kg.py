@@ -13,11 +13,12 @@ from pathlib import Path
 
 import click
 
-from dialoop.cli import command_db, settings_from
+from dialoop.cli import command_parts, settings_from
 from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
 from dialoop.config import Settings
 from dialoop.errors import InvalidInputError
-from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.evidence import Scope
+from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.browse import entity_view, triple_dict
 from dialoop.knowledge.browse import stats as stats_of
 
@@ -28,9 +29,14 @@ EXPORT_FORMATS = {"jsonl": "jsonl", "csv": "csv", "ttl": "turtle", "turtle": "tu
 
 
 @contextmanager
-def _knowledge(ctx: click.Context, user: str | None) -> Iterator[tuple[KnowledgeBase, Settings]]:
-    with command_db(ctx, user=user) as (db, settings):
-        yield KnowledgeBase(db, settings), settings
+def _knowledge(ctx: click.Context, user: str | None, *, writes: Scope | None = None
+               ) -> Iterator[tuple[KnowledgeBase, Settings]]:
+    """The knowledge base; ``writes``: the scope the command adds to, checked first (``None``
+    stands for the acting user's own)."""
+    with command_parts(ctx, user=user) as parts:
+        if writes is not None:
+            parts.permissions.check_scope(parts.settings.user, writes, "add knowledge")
+        yield parts.knowledge, parts.settings
 
 
 user_option = click.option("--user", help="Act as this user (default: the 'user' setting).")
@@ -55,9 +61,10 @@ def import_(ctx: click.Context, files: tuple[Path, ...], fmt: str | None, privat
 
     Each file is imported whole or not at all; importing it again adds nothing.
     """
-    with _knowledge(ctx, user) as (kb, settings):
+    acting = settings_from(ctx, user=user).user
+    scope = Scope.of(acting) if private else Scope.everyone()
+    with _knowledge(ctx, user, writes=scope) as (kb, settings):
         for path in files:
-            scope = settings.user if private else GLOBAL
             result = kb.import_file(path, user=settings.user, scope=scope, fmt=fmt)
             if path.suffix.lower() in (".md", ".markdown", ".txt", ".html", ".htm"):
                 click.echo(f"{path.name}: {result.added} passages"
@@ -77,9 +84,10 @@ def import_(ctx: click.Context, files: tuple[Path, ...], fmt: str | None, privat
 def add(ctx: click.Context, subject: str, relation: str, obj: str, is_global: bool,
         user: str | None) -> None:
     """Add one fact: SUBJECT RELATION OBJECT (a number, date or true/false is a value)."""
-    with _knowledge(ctx, user) as (kb, settings):
-        t = kb.add_fact(subject, relation, obj, user=settings.user,
-                        scope=GLOBAL if is_global else None, source="cli")
+    acting = settings_from(ctx, user=user).user
+    scope = Scope.everyone() if is_global else Scope.of(acting)
+    with _knowledge(ctx, user, writes=scope) as (kb, settings):
+        t = kb.add_fact(subject, relation, obj, user=settings.user, scope=scope, source="cli")
     click.echo(f"Added {t.citation}: {t.text}" if t else f"Added name {obj!r} for {subject}.")
 
 
@@ -126,7 +134,7 @@ def show(ctx: click.Context, entity: str, user: str | None, as_json: bool) -> No
         return
     click.echo("names: " + ", ".join(f"{n} ({k})" for n, k in names))
     for t in triples:
-        scope = "global" if t.scope == GLOBAL else f"user {t.scope}"
+        scope = t.scope
         click.echo(f"  [{t.citation}] {t.text}   · {t.source}, {scope}, "
                    f"{t.created_at:%Y-%m-%d}" + (f", lesson {t.lesson_id}" if t.lesson_id else ""))
 
@@ -191,8 +199,9 @@ def eval_kg(ctx: click.Context, dataset: Path, modes: tuple[str, ...], limit: in
             model: str | None, as_json: bool) -> None:
     """Exact-match accuracy on a KG QA set, per question type, with and without knowledge."""
     from dialoop.engine import open_engine
-    from dialoop.knowledge.evaluate import MODES, evaluate
+    from dialoop.eval.kg import MODES, evaluate, load_dataset
 
+    load_dataset(dataset)  # a folder that is not a dataset fails before the model loads
     settings = settings_from(ctx, model=model)
     modes = modes or MODES
     engine = open_engine(settings)
@@ -226,7 +235,7 @@ def _fact(repl: Repl, rest: str) -> None:
         click.echo("Usage: /fact SUBJECT | RELATION | OBJECT   e.g. /fact Aurora Lamp | price | "
                    "18 EUR")
         return
-    t = repl.bot.knowledge.add_fact(*parts, user=repl.session.user_id, source="chat")
+    t = repl.bot.parts.knowledge.add_fact(*parts, user=repl.session.user_id, source="chat")
     if t is None:
         click.echo(f"Noted: {parts[0]} is also called {parts[2]} (only for you).")
     else:

@@ -15,15 +15,13 @@ from typing import Any
 
 import click
 
-from dialoop.cli import command_db, settings_from
+from dialoop.cli import command_parts, settings_from
 from dialoop.cli.chat import COMMANDS, Repl, SlashCommand
 from dialoop.config import Settings
-from dialoop.engine.embedding import default_embedder
 from dialoop.errors import InvalidInputError
-from dialoop.knowledge import KnowledgeBase
-from dialoop.learn.adapters import AdapterStore, parse_ref
 from dialoop.learn.loop import LearningLoop, run_to_dict
 from dialoop.learn.worker import spawn, wait_for
+from dialoop.store.adapters import parse_ref
 from dialoop.store.models import LearnRun
 
 __all__ = ["learn", "teach"]
@@ -31,9 +29,8 @@ __all__ = ["learn", "teach"]
 
 @contextmanager
 def _loop(ctx: click.Context, user: str | None) -> Iterator[tuple[LearningLoop, Settings]]:
-    with command_db(ctx, user=user) as (db, settings):
-        yield LearningLoop(settings, db, AdapterStore(db, settings.home), default_embedder(),
-                           facts=KnowledgeBase(db, settings)), settings
+    with command_parts(ctx, user=user) as parts:
+        yield parts.learning, parts.settings
 
 
 user_option = click.option("--user", help="Act as this user (default: the 'user' setting).")
@@ -52,7 +49,7 @@ def teach(ctx: click.Context, question: str, answer: str, user: str | None, scop
           as_json: bool) -> None:
     """Teach that QUESTION is answered with ANSWER (applies from the next question on)."""
     with _loop(ctx, user) as (loop, settings):
-        receipt = loop.teach(question, answer, user=settings.user, scope=scope)  # type: ignore[arg-type]
+        receipt = loop.teach(question, answer, user=settings.user, scope=scope)
     if as_json:
         click.echo(json.dumps(receipt.to_dict()))
         return
@@ -223,14 +220,14 @@ def forget(ctx: click.Context, lesson_id: int, user: str | None) -> None:
 def lessons_(ctx: click.Context, show_all: bool, user: str | None, as_json: bool) -> None:
     """List your lessons and the global ones."""
     with _loop(ctx, user) as (loop, settings):
-        rows = loop.memory.lessons(user=settings.user, status=None if show_all else "active")
+        rows = loop.lessons(user=settings.user, status=None if show_all else "active")
     items = [{"id": x.id, "scope": x.scope, "status": x.status, "kind": x.kind,
               "question": x.question, "answer": x.answer} for x in rows]
     if as_json:
         click.echo(json.dumps(items, ensure_ascii=False))
         return
     for x in items:
-        click.echo(f"[{x['id']}] {x['scope']:<6} {x['status']:<10} {x['question']} → "
+        click.echo(f"[{x['id']}] {x['scope']:<10} {x['status']:<10} {x['question']} → "
                    f"{x['answer']}")
 
 
@@ -262,19 +259,22 @@ def _last_turn(repl: Repl) -> int:
 
 
 def _good(repl: Repl, rest: str) -> None:
-    repl.bot.rate(_last_turn(repl), +1, user=repl.session.user_id, reason=rest or None)
+    repl.bot.parts.learning.rate(_last_turn(repl), +1, user=repl.session.user_id,
+                                 reason=rest or None)
     click.echo("Thanks: noted as a good answer.")
 
 
 def _bad(repl: Repl, rest: str) -> None:
-    repl.bot.rate(_last_turn(repl), -1, user=repl.session.user_id, reason=rest or None)
+    repl.bot.parts.learning.rate(_last_turn(repl), -1, user=repl.session.user_id,
+                                 reason=rest or None)
     click.echo("Noted as a bad answer. /correct ANSWER teaches the right one.")
 
 
 def _correct(repl: Repl, rest: str) -> None:
     if not rest:
         raise InvalidInputError("Usage: /correct THE RIGHT ANSWER")
-    receipt = repl.bot.correct(_last_turn(repl), rest, user=repl.session.user_id)
+    receipt = repl.bot.parts.learning.correct(_last_turn(repl), rest,
+                                              user=repl.session.user_id)
     click.echo(f"Learned (lesson {receipt.lesson_id}): the next time this is asked, "
                "that is the answer.")
 

@@ -11,7 +11,7 @@ from dialoop import __version__
 from dialoop.assistant import open_assistant
 from dialoop.cli import command_db
 from dialoop.cli.chat import model_options
-from dialoop.serve.accounts import Accounts
+from dialoop.store.accounts import Accounts
 
 __all__ = ["serve"]
 
@@ -67,3 +67,4 @@ def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines:
                    else "warning")
     finally:
         bot.close()
+        pool.close()  # shared with the assistant, so not closed by it

@@ -128,8 +128,8 @@ def eval_model(ctx: click.Context, data_file: Path, adapter: str | None, model: 
                engine_kind: str, turns: str, max_new_tokens: int, limit: int | None,
                no_generate: bool, out: Path | None, as_json: bool) -> None:
     """Perplexity, token accuracy, BLEU, ROUGE-L, exact match and key accuracy: base vs adapter."""
+    from dialoop.eval.model import compare
     from dialoop.train.data import load_dialogues
-    from dialoop.train.evaluate import compare
 
     settings = settings_from(ctx)
     dialogues = load_dialogues(data_file)[:limit]
@@ -162,8 +162,8 @@ def _resolve_adapter(
         if not (path / "adapter_config.json").is_file():
             raise InvalidInputError(f"{path} is not a PEFT adapter folder (no adapter_config).")
         return (path.name, path, None), None
-    from dialoop.learn.adapters import GGUF_FILE, AdapterStore
     from dialoop.store import open_database
+    from dialoop.store.adapters import GGUF_FILE, AdapterStore
 
     db = open_database(settings.resolved_database_url)
     try:

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 import click
 
 from dialoop.cli import command_db
-from dialoop.serve.accounts import ROLES, Accounts
+from dialoop.store.accounts import ROLES, Accounts
 
 __all__ = ["users"]
 

@@ -24,30 +24,11 @@ from dataclasses import dataclass, field
 
 from dialoop.engine import Engine, Message
 from dialoop.errors import ContextOverflowError
+from dialoop.evidence import Evidence, render_evidence
 
-__all__ = ["DROP_BLOCK", "Evidence", "Prompt", "build_prompt", "render_evidence"]
+__all__ = ["DROP_BLOCK", "Prompt", "build_prompt"]
 
 DROP_BLOCK = 4  # exchanges dropped at a time
-
-
-@dataclass(frozen=True)
-class Evidence:
-    """Something the answer should rest on, with where it came from."""
-
-    kind: str  # "lesson" | "triple" | "document" | "tool" | …
-    text: str  # what the model is shown
-    source: str  # a citable reference: "lesson:12", "triple:881", "docs/returns.md#3"
-    score: float = 1.0  # retrieval score, higher is better
-
-    def to_dict(self) -> dict[str, object]:
-        return {"kind": self.kind, "text": self.text, "source": self.source,
-                "score": round(self.score, 4)}
-
-
-def render_evidence(evidence: Sequence[Evidence]) -> str:
-    """The evidence block of the system message."""
-    lines = [f"[{i}] {e.text}" for i, e in enumerate(evidence, 1)]
-    return "Use these facts to answer. They are correct:\n" + "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -32,9 +32,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from dialoop.dialogue.context import Evidence
 from dialoop.dialogue.domain import DomainError
 from dialoop.engine.embedding import Embedder
+from dialoop.evidence import Evidence
 
 if TYPE_CHECKING:
     from dialoop.dialogue.state import DialogueState

@@ -1,30 +1,37 @@
-"""The turn pipeline: understand → decide → act, ending in a plan for the response.
+"""The turn pipeline: understand → decide → act, ending in the whole decision of a turn.
 
     manager = DialogueManager(load_domain("examples/store_support/domain.yaml"), engine=engine)
     plan = manager.plan("Where is my order?", user="ann", turns=turns, ...)
-    plan.text      # fixed wording (a question, a template), or None: the model writes it
-    plan.evidence  # what the model's answer should rest on
-    plan.trace     # intent and confidence, state before/after, each action and why, tool calls
+    plan.text      # fixed wording (a question, a template, a lesson), or None: generate
+    plan.evidence  # what a generated answer rests on
+    plan.adapter   # the adapter version that generates it (None: the base model)
+    plan.state     # the dialogue state after this turn (stored in its own column)
+    plan.trace     # a DialogueTrace: intent, state before/after, each action and why
 
-:class:`~dialoop.assistant.Assistant` owns the rest of the turn (storing the user's
-message first, generating, storing the answer with ``plan.trace``).
+:class:`~dialoop.assistant.Assistant` only carries the plan out: it stores the
+user's message, generates (or says ``plan.text``) and stores the answer.
 
 Understand: the intent classifier (with its LLM fallback when unsure), slot values
-found in the message, and the state update (:func:`~dialoop.dialogue.state.advance`).
-Decide: the policy picks one action. Act: a look-up or tool call adds to what is
-known and the policy is asked again; answer, clarify and hand_off end the turn.
-``policy.max_steps`` bounds the loop: at the last step the answer is forced.
+found in the message, the state update (:func:`~dialoop.dialogue.state.advance`)
+and the lessons the correction memory holds for the message. Decide: the policy
+picks one action. Act: a look-up or tool call adds to what is known and the policy
+is asked again; answer, clarify and hand_off end the turn. ``policy.max_steps``
+bounds the loop: at the last step the answer is forced.
 
 Guards between decide and act keep any policy safe: a tool whose required
 arguments are missing becomes a question for them; an intent that asks for
 confirmation is never acted on before the user said yes to these values; a tool
 or look-up already run in this turn is not run again.
 
-Seams for other parts: ``evidence`` providers (the correction memory's lessons)
-are asked whenever the model writes an answer; ``lookup`` is the knowledge the
-``look_up`` action queries; ``grounding`` (the knowledge graph) may answer or
-decline a general assistant's question before the model does; ``adapters``
-chooses the LoRA adapter per user.
+Who decides what is said is written in one place, :data:`PRECEDENCE` (applied by
+:meth:`DialogueManager._choose`): the first rule that applies wins, the trace says
+which (``decided_by``), and only the winner's effect on the state is applied.
+
+Seams for other parts, each a Protocol: ``memory`` (the correction memory's
+lessons), ``evidence`` providers (asked whenever the model writes an answer),
+``lookup`` (the knowledge the ``look_up`` action queries), ``grounding`` (the
+knowledge graph, which may answer or decline a general assistant's question) and
+``adapters`` (who chooses the LoRA adapter per user, first non-None wins).
 """
 
 from __future__ import annotations
@@ -38,10 +45,9 @@ from typing import Any, Protocol
 import jinja2
 
 from dialoop.agent.tools import ToolCall, ToolContext
-from dialoop.dialogue.context import Evidence
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.intent import IntentClassifier, IntentResult
-from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Grounding, Lookup
+from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Grounded, Grounding, Lookup
 from dialoop.dialogue.policy import (
     TERMINAL,
     Decision,
@@ -54,29 +60,67 @@ from dialoop.dialogue.policy import (
 from dialoop.dialogue.state import DialogueState, Understanding, advance, extract_slots
 from dialoop.engine import Engine, Message
 from dialoop.engine.embedding import Embedder, default_embedder
+from dialoop.evidence import DialogueTrace, Evidence, LessonMatch, Recall, Step
 
-__all__ = ["AdapterChooser", "DialogueManager", "TurnPlan", "state_from_turns"]
+__all__ = ["PRECEDENCE", "AdapterChooser", "DialogueManager", "Memory", "TurnPlan",
+           "state_from_turns"]
 
 log = logging.getLogger(__name__)
+
+PRECEDENCE: tuple[tuple[str, str], ...] = (
+    ("hand_off", "the policy hands the conversation to a person"),
+    ("tool", "a tool ran in this turn: say what it did (no lesson or fact can know that)"),
+    ("task", "the task needs an answer first: a tool argument or a confirmation the guard "
+             "asks for, or the user is answering the question we asked"),
+    ("lesson", "a lesson the correction memory is sure of: a user's own correction"),
+    ("knowledge", "the knowledge graph answers, or declines what it knows it cannot answer"),
+    ("policy", "the policy's own wording: a template, a fixed reply or a clarifying question"),
+    ("model", "the model writes the answer from the evidence"),
+)
+"""Who decides what is said, first rule that applies wins (see ``DialogueManager._choose``)."""
 
 
 class AdapterChooser(Protocol):
     def adapter_for(self, user: str) -> str | None:
-        """The name of the LoRA adapter to answer ``user`` with (None: the base model)."""
+        """The adapter version (``line@vN``) to answer ``user`` with (None: no opinion)."""
+        ...
+
+
+class Memory(Protocol):
+    def recall(self, message: str, *, user: str) -> Recall:
+        """The lessons that apply to ``message`` for ``user``, and whether one is sure."""
         ...
 
 
 @dataclass
 class TurnPlan:
-    """What the response step needs: fixed text, or what to generate from."""
+    """The whole decision of a turn: what to say (or generate from), with what, and why."""
 
     text: str | None  # fixed wording; None: the model writes the answer
     system: str | None  # the system prompt to generate with
     evidence: list[Evidence]
-    adapter: str | None
+    adapter: str | None  # the adapter version that generates (None: the base model)
     state: DialogueState  # after this turn
-    trace: dict[str, Any]
+    trace: DialogueTrace
+    lessons: list[LessonMatch] = field(default_factory=list)  # what the memory matched
     handed_off: bool = False  # this turn handed the session to a person
+
+    @property
+    def memory(self) -> str | None:
+        """How the lessons were applied: "direct" (said as taught), "prompt" or None."""
+        if not self.lessons:
+            return None
+        return "direct" if self.trace.response == "lesson" else "prompt"
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """What the policy's final action would say, before precedence decides."""
+
+    action: str
+    text: str | None  # None: generate
+    response: str  # "question:SLOT", "template:NAME", "fixed" or "generated"
+    forced: bool  # a guard turned the policy's action into this question
 
 
 @dataclass
@@ -86,7 +130,7 @@ class _Turn:
     understood: Understanding
     state: DialogueState
     ranking: list[tuple[str, float]]  # the classifier's intents, best first
-    steps: list[dict[str, Any]] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)
     calls: list[ToolCall] = field(default_factory=list)
     acted: str | None = None
@@ -113,7 +157,8 @@ class DialogueManager:
         embedder: Embedder | None = None,
         lookup: Lookup | None = None,
         evidence: Sequence[EvidenceProvider] = (),
-        adapters: AdapterChooser | None = None,
+        memory: Memory | None = None,
+        adapters: Sequence[AdapterChooser] = (),
         classifier: IntentClassifier | None = None,
         grounding: Grounding | None = None,
     ) -> None:
@@ -123,7 +168,8 @@ class DialogueManager:
         self.policy = make_policy(domain, policy) if policy is None or isinstance(policy, str) \
             else policy
         self.evidence = list(evidence)
-        self.adapters = adapters
+        self.memory = memory
+        self.adapters = list(adapters)
         self.classifier: IntentClassifier | None = None
         self.lookup = lookup
         if not domain.is_general:
@@ -142,71 +188,113 @@ class DialogueManager:
         system: str | None = None,
         session_id: str | None = None,
         home: Path | None = None,
+        adapter: str | None = None,
+        use_memory: bool = True,
     ) -> TurnPlan:
-        """Understand ``message``, decide and act; ``turns`` are the session's earlier turns."""
+        """Understand ``message``, decide and act; ``turns`` are the session's earlier turns.
+
+        ``adapter`` fixes the adapter version a generated answer uses (``"none"``: the
+        base model) instead of asking the choosers; ``use_memory=False`` leaves the
+        correction memory out of this turn.
+        """
         before = state_from_turns(turns, self.domain)
         result, understood = self._understand(message, before, history)
+        recall = self.memory.recall(message, user=user) \
+            if self.memory is not None and use_memory else Recall()
         turn = _Turn(understood, understood.state, result.ranking)
         context = ToolContext(user=user, session_id=session_id, home=home)
-        text = self._run_steps(turn, message, user, context)
-        grounded = None
-        if text is None and self.grounding is not None and self.domain.is_general:
-            grounded = self.grounding.lookup(message, user=user)
-            turn.evidence += grounded.evidence
-            if grounded.reply is not None:  # the knowledge answers, or honestly declines
-                text = grounded.reply
-                turn.steps[-1]["response"] = "knowledge"
+        candidate = self._run_steps(turn, message, user, context)
+        rule, text, response, why, grounded = self._choose(candidate, turn, before, recall,
+                                                           message, user)
+        if rule in ("hand_off", "tool", "task", "policy", "model"):
+            apply_effect(self.domain, turn.state, candidate.action)
+        action = candidate.action if rule in ("hand_off", "tool", "task", "policy", "model") \
+            else "answer"
         evidence = list(turn.evidence)
         if text is None:  # the model writes the answer: give it everything it should rest on
             evidence += self._provided(message, user, turn.state)
             if (call := turn.last_call) and call.ok:
                 evidence.append(Evidence("tool", f"{call.name} returned: {call.result}",
                                          f"tool:{call.name}"))
-        final = turn.steps[-1]
-        trace = {
-            "domain": self.domain.name,
-            "policy": self.policy.name,
-            "intent": result.to_dict(),
-            "understood": understood.to_dict(),
-            "state_before": before.to_dict(),
-            "state_after": turn.state.to_dict(),
-            "steps": turn.steps,
-            "action": final["action"],
-            "why": final["why"],
-            "tool_calls": [c.to_dict() for c in turn.calls],
-            "evidence": [e.to_dict() for e in evidence],
-            "response": final.get("response", "generated"),
-            "knowledge": grounded.describe() if grounded is not None else None,
-        }
+            evidence += [m.evidence() for m in recall.matches]
+        trace = DialogueTrace(
+            domain=self.domain.name, policy=self.policy.name, intent=result.to_dict(),
+            understood=understood.to_dict(), state_before=before.to_dict(),
+            state_after=turn.state.to_dict(), steps=turn.steps, action=action,
+            why=why or turn.steps[-1].why, response=response, decided_by=rule,
+            tool_calls=[c.to_dict() for c in turn.calls], evidence=evidence,
+            knowledge=grounded.describe() if grounded is not None else None,
+        )
         summary = turn.state.summary(self.domain)
         return TurnPlan(
             text=text,
             system="\n\n".join(p for p in (system, summary) if p) or None,
             evidence=evidence,
-            adapter=self.adapters.adapter_for(user) if self.adapters else None,
+            adapter=self._adapter(user, adapter) if text is None else None,
             state=turn.state,
             trace=trace,
+            lessons=list(recall.matches),
             handed_off=turn.state.handed_off and not before.handed_off,
         )
 
+    # -- who decides what is said -----------------------------------------------------------
+
+    def _choose(
+        self, c: _Candidate, turn: _Turn, before: DialogueState, recall: Recall, message: str,
+        user: str,
+    ) -> tuple[str, str | None, str, str | None, Grounded | None]:
+        """Apply :data:`PRECEDENCE`: (rule, text or None to generate, response, why, what the
+        knowledge graph said if it was asked)."""
+        kind = c.action.partition(":")[0]
+        if kind == "hand_off":
+            return "hand_off", c.text, c.response, None, None
+        if turn.calls:
+            return "tool", c.text, c.response, None, None
+        if c.forced or before.requested or before.confirming:
+            return "task", c.text, c.response, None, None
+        if (lesson := recall.direct) is not None:
+            why = (f"lesson {lesson.lesson_id} taught this answer (similarity "
+                   f"{lesson.score:.2f}); the policy chose {c.action}")
+            return "lesson", lesson.answer, "lesson", why, None
+        grounded = None
+        if self.grounding is not None and self.domain.is_general:
+            grounded = self.grounding.lookup(message, user=user)
+            turn.evidence += grounded.evidence
+            if grounded.reply is not None:  # the knowledge answers, or honestly declines
+                return "knowledge", grounded.reply, "knowledge", None, grounded
+        if c.text is not None:
+            return "policy", c.text, c.response, None, grounded
+        return "model", None, "generated", None, grounded
+
+    def _adapter(self, user: str, fixed: str | None) -> str | None:
+        """The adapter version a generated answer uses: the fixed one, else the first
+        chooser with an opinion, else none (the base model)."""
+        if fixed is not None:
+            return None if fixed == "none" else fixed
+        for chooser in self.adapters:
+            if (chosen := chooser.adapter_for(user)) is not None:
+                return chosen
+        return None
+
     def _run_steps(self, turn: _Turn, message: str, user: str,
-                   context: ToolContext) -> str | None:
-        """Decide and act until a final action (at most ``max_steps``); its fixed text."""
+                   context: ToolContext) -> _Candidate:
+        """Decide and act until a final action (at most ``max_steps``); what it would say."""
         max_steps = self.domain.spec.policy.max_steps
-        text: str | None = None
         for step in range(max_steps):
             features = Features.of(self.domain, turn.understood, turn.state, acted=turn.acted,
                                    tool_failed=bool(turn.calls and not turn.calls[-1].ok),
                                    evidence_found=bool(turn.evidence))
             decision = self.policy.decide(features)
             action, why = self._guard(decision, turn, last=step == max_steps - 1)
-            record: dict[str, Any] = {"action": action, "why": why, "policy": decision.policy,
-                                      "features": features.to_dict()}
+            record = Step(action=action, why=why, policy=decision.policy,
+                          features=features.to_dict())
             turn.steps.append(record)
-            text = self._act(action, decision, record, turn, message, user, context)
             if action.partition(":")[0] in TERMINAL:
-                break
-        return text
+                # a question the guard asks (a tool argument, a confirmation) serves the task
+                asked = action.startswith("clarify") and not decision.action.startswith("clarify")
+                return self._final(action, decision, record, turn, message, asked)
+            self._act(action, record, turn, message, user, context)
+        raise AssertionError("the last step is always forced to a final action")
 
     # -- understand -----------------------------------------------------------------------
 
@@ -284,39 +372,45 @@ class DialogueManager:
 
     # -- act ----------------------------------------------------------------------------
 
-    def _act(self, action: str, decision: Decision, record: dict[str, Any], turn: _Turn,
-             message: str, user: str, context: ToolContext) -> str | None:
-        """Run ``action``; return the fixed reply text of a final action (None: generate)."""
+    def _act(self, action: str, record: Step, turn: _Turn, message: str, user: str,
+             context: ToolContext) -> None:
+        """Run a non-final action (a look-up or a tool call): it adds to what is known."""
         kind, _, target = action.partition(":")
         if kind == "look_up":
             assert self.lookup is not None
             found = self.lookup.find(message, user=user, state=turn.state)
             turn.evidence += found
             turn.acted, turn.looked_up = "look_up", True
-            record["evidence"] = [e.to_dict() for e in found]
-            return None
-        if kind == "call_tool":
-            call = self.domain.tools.call(target, self._arguments(target, turn.state), context)
-            turn.calls.append(call)
-            turn.acted = action
-            record["tool"] = call.to_dict()
-            apply_effect(self.domain, turn.state, action)
-            return None
+            record.evidence = [e.to_dict() for e in found]
+            return
+        assert kind == "call_tool", f"not an action to run: {action}"
+        call = self.domain.tools.call(target, self._arguments(target, turn.state), context)
+        turn.calls.append(call)
+        turn.acted = action
+        record.tool = call.to_dict()
+        apply_effect(self.domain, turn.state, action)  # the tool ran: its effect stands
+
+    def _final(self, action: str, decision: Decision, record: Step, turn: _Turn,
+               message: str, forced: bool) -> _Candidate:
+        """What a final action would say. Its effect on the state waits for precedence."""
+        kind, _, target = action.partition(":")
         if kind == "clarify":
             target = target or clarify_target(self.domain, turn.understood, turn.state)
-            record["action"] = f"clarify:{target}"
-            apply_effect(self.domain, turn.state, record["action"])
-            record["response"] = f"question:{target}"
-            return self._question(target, turn)
+            record.action = f"clarify:{target}"
+            record.response = f"question:{target}"
+            return _Candidate(record.action, self._question(target, turn), record.response,
+                              forced)
         if kind == "hand_off":
-            apply_effect(self.domain, turn.state, action)
             name = decision.respond or "hand_off"
-            record["response"] = f"template:{name}" if self.domain.has_template(name) else "fixed"
-            return self._template(name, turn, message) or (
-                "I am passing this conversation to a person; they will reply here.")
-        return self._answer(decision, record, turn, message)
+            text = self._template(name, turn, message) if self.domain.has_template(name) \
+                else None
+            record.response = f"template:{name}" if text is not None else "fixed"
+            text = text or "I am passing this conversation to a person; they will reply here."
+            return _Candidate(action, text, record.response, forced)
+        text = self._answer(decision, record, turn, message)
+        return _Candidate(action, text, record.response or "generated", forced)
 
-    def _answer(self, decision: Decision, record: dict[str, Any], turn: _Turn,
+    def _answer(self, decision: Decision, record: Step, turn: _Turn,
                 message: str) -> str | None:
         call = turn.last_call
         names = [decision.respond]
@@ -329,12 +423,12 @@ class DialogueManager:
             if name and self.domain.has_template(name):
                 text = self._template(name, turn, message)
                 if text is not None:
-                    record["response"] = f"template:{name}"
+                    record.response = f"template:{name}"
                     return text
         if call is not None and not call.ok:  # never let the model paper over a failure
-            record["response"] = "fixed"
+            record.response = "fixed"
             return f"Sorry, I could not do that: {call.error}"
-        record["response"] = "generated"
+        record.response = "generated"
         return None
 
     def _question(self, target: str, turn: _Turn) -> str:
@@ -384,11 +478,11 @@ class DialogueManager:
         return found
 
 
+
 def state_from_turns(turns: Sequence[Any], domain: Domain) -> DialogueState:
     """The state after the session's last answered turn (a fresh state if there is none)."""
     for turn in reversed(turns):
-        trace = getattr(turn, "trace", None) or {}
-        stored = (trace.get("dialogue") or {}).get("state_after")
+        stored = getattr(turn, "state", None)
         if turn.role == "assistant" and stored is not None:
             state = DialogueState.from_dict(stored)
             # A session continued under another domain keeps only what this one knows.

@@ -98,6 +98,17 @@ class Sessions:
                 )
             )
 
+    def turn(self, turn_id: int, user: str) -> Turn:
+        """Turn ``turn_id`` if it is in one of ``user``'s sessions (else: not found)."""
+        with self.db.read() as s:
+            turn = s.scalar(
+                sa.select(Turn).join(ChatSession, ChatSession.id == Turn.session_id)
+                .where(Turn.id == turn_id, ChatSession.user_id == user)
+            )
+        if turn is None:
+            raise NotFoundError(f"No turn {turn_id} in your sessions.")
+        return turn
+
     def add_turn(self, session: ChatSession, role: str, content: str, **fields: Any) -> Turn:
         """Append a turn and commit it: when this returns, the turn is on disk."""
         if role not in ("user", "assistant"):

@@ -1,7 +1,9 @@
 """Dialogue state and slot filling: what the user wants and what they have told us so far.
 
-The state lives in each assistant turn's trace (``trace["dialogue"]["state_after"]``),
-so it survives restarts and any turn can show what was known when it was answered.
+The state after each answer is stored with that assistant turn, in a column of its own
+(``Turn.state``, JSON with a ``version``), so it survives restarts and any turn can show
+what was known when it was answered. A change to its shape bumps :data:`STATE_VERSION`
+and teaches :meth:`DialogueState.from_dict` to read the older one.
 
 Slot values are found by type:
 
@@ -29,6 +31,7 @@ from typing import Any
 from dialoop.dialogue.domain import Domain, SlotSpec
 
 __all__ = [
+    "STATE_VERSION",
     "SWITCH_CONFIDENCE",
     "DialogueState",
     "SlotUpdate",
@@ -53,6 +56,9 @@ _DATE_WORDS = re.compile(rf"\b(today|tomorrow|yesterday|\d{{4}}-\d{{2}}-\d{{2}}|
                          rf"\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH})", re.I)
 _EMAIL_LIKE = re.compile(r"\S+@\S+")
 
+STATE_VERSION = 1
+"""The shape of a stored state (``DialogueState.to_dict``); states without one are 1."""
+
 SWITCH_CONFIDENCE = 0.75
 """A message that answers the assistant's question continues the current goal unless the
 classifier is at least this sure that the user has moved on to another task."""
@@ -71,14 +77,17 @@ class DialogueState:
     turns: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {"intent": self.intent, "slots": dict(self.slots), "requested": self.requested,
-                "confirming": self.confirming, "confirmed": self.confirmed,
-                "handed_off": self.handed_off, "turns": self.turns}
+        return {"version": STATE_VERSION, "intent": self.intent, "slots": dict(self.slots),
+                "requested": self.requested, "confirming": self.confirming,
+                "confirmed": self.confirmed, "handed_off": self.handed_off, "turns": self.turns}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> DialogueState:
         if not data:
             return cls()
+        if int(data.get("version", 1)) > STATE_VERSION:
+            raise ValueError(f"a dialogue state of version {data['version']} is newer than "
+                             f"this dialoop ({STATE_VERSION}): upgrade dialoop")
         return cls(intent=data.get("intent"), slots=dict(data.get("slots") or {}),
                    requested=data.get("requested"), confirming=data.get("confirming"),
                    confirmed=data.get("confirmed"), handed_off=bool(data.get("handed_off")),

@@ -1,8 +1,9 @@
 """Scoring scripted test dialogues, like Rasa's ``rasa test`` for stories.
 
-``dialoop eval dialogue`` (:mod:`dialoop.cli.dialogue`) runs each script through
-the real assistant and hands every turn's reply and stored trace to a
-:class:`Scoreboard`. Per user turn the trace is compared with the script:
+:func:`run_dialogues` (``dialoop eval dialogue``) runs each script through the real
+assistant, in a fresh home of its own, and hands every turn's reply and stored trace
+(:class:`~dialoop.evidence.DialogueTrace`) to a :class:`Scoreboard`. Per user turn
+the trace is compared with the script:
 
 - **intent accuracy**: the intent the turn served (after carrying a goal over) is the
   scripted one;
@@ -17,14 +18,22 @@ the real assistant and hands every turn's reply and stored trace to a
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tempfile
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from dialoop.assistant import open_assistant
+from dialoop.config import load_settings
 from dialoop.dialogue.domain import Domain, Goal, Script, ScriptTurn
+from dialoop.dialogue.intent import IntentClassifier
 from dialoop.dialogue.state import normalize_value
+from dialoop.engine import Engine
+from dialoop.evidence import DialogueTrace
 
-__all__ = ["DialogueResult", "EvalReport", "Scoreboard"]
+__all__ = ["DialogueResult", "EvalReport", "Scoreboard", "run_dialogues"]
 
 
 @dataclass
@@ -79,7 +88,7 @@ class Scoreboard:
         self.results: list[DialogueResult] = []
         self._tally = _Tally()
 
-    def add(self, script: Script, turns: Sequence[tuple[str, dict[str, Any]]]) -> DialogueResult:
+    def add(self, script: Script, turns: Sequence[tuple[str, DialogueTrace]]) -> DialogueResult:
         """Score one dialogue from its (reply text, dialogue trace) pairs, one per turn."""
         failures: list[str] = []
         gold: dict[str, Any] = {}
@@ -119,17 +128,49 @@ class Scoreboard:
         )
 
 
-def _score_turn(turn: ScriptTurn, trace: dict[str, Any], gold_before: dict[str, Any],
+def run_dialogues(
+    domain: Domain,
+    scripts: Sequence[Script],
+    *,
+    engine: Engine,
+    policy: str,
+    classifier: IntentClassifier | None = None,
+    progress: Callable[[DialogueResult], None] | None = None,
+) -> EvalReport:
+    """Run each script in a fresh dialoop home (its own database and tool data) and score it.
+
+    ``classifier``: one already trained for ``domain``, shared between runs.
+    """
+    start = time.perf_counter()
+    board = Scoreboard(domain)
+    for script in scripts:
+        with tempfile.TemporaryDirectory(prefix="dialoop-eval-") as home:
+            settings = load_settings(home=Path(home))
+            with open_assistant(settings, engine=engine, domain=domain, policy=policy,
+                                classifier=classifier) as bot:
+                session = bot.session(None)
+                turns = []
+                for turn in script.turns:
+                    reply = bot.ask(turn.user, session=session)
+                    assert reply.trace.dialogue is not None
+                    turns.append((reply.text, reply.trace.dialogue))
+        result = board.add(script, turns)
+        if progress:
+            progress(result)
+    return board.report(policy, time.perf_counter() - start)
+
+
+def _score_turn(turn: ScriptTurn, trace: DialogueTrace, gold_before: dict[str, Any],
                 gold_after: dict[str, Any], reply: str, tally: _Tally) -> list[str]:
     problems = []
-    intent = trace["understood"]["intent"]
+    intent = trace.understood["intent"]
     if turn.intent is not None:
         tally.intents.append(intent == turn.intent)
         if intent != turn.intent:
-            problems.append(f"intent {intent} (p={trace['intent']['confidence']:.2f}), "
+            problems.append(f"intent {intent} (p={trace.intent['confidence']:.2f}), "
                             f"expected {turn.intent}")
-    predicted_before = trace["state_before"]["slots"]
-    predicted = trace["state_after"]["slots"]
+    predicted_before = trace.state_before["slots"]
+    predicted = trace.state_after["slots"]
     gold_changes = {(k, _key(v)) for k, v in gold_after.items() if gold_before.get(k) != v}
     predicted_changes = {(k, _key(v)) for k, v in predicted.items()
                          if predicted_before.get(k) != v}
@@ -141,7 +182,7 @@ def _score_turn(turn: ScriptTurn, trace: dict[str, Any], gold_before: dict[str, 
     tally.goals.append(same_state)
     if not same_state:
         problems.append(f"state {predicted}, expected {gold_after}")
-    actions = [step["action"] for step in trace["steps"]]
+    actions = [step.action for step in trace.steps]
     if turn.actions:
         ok = len(actions) == len(turn.actions) and all(
             _action_matches(want, got) for want, got in zip(turn.actions, actions, strict=True))
@@ -153,10 +194,10 @@ def _score_turn(turn: ScriptTurn, trace: dict[str, Any], gold_before: dict[str, 
     return problems
 
 
-def _check_goal(domain: Domain, goal: Goal, traces: list[dict[str, Any]],
+def _check_goal(domain: Domain, goal: Goal, traces: list[DialogueTrace],
                 last_reply: str) -> list[str]:
     problems = []
-    calls = [c for t in traces for c in t["tool_calls"]]
+    calls = [c for t in traces for c in t.tool_calls]
     for tool, wanted in goal.tools.items():
         wanted = {k: normalize_value(domain, k, v) for k, v in wanted.items()}
         if not any(c["name"] == tool and c["ok"] and all(
@@ -166,7 +207,7 @@ def _check_goal(domain: Domain, goal: Goal, traces: list[dict[str, Any]],
     for tool in goal.tools_failed:
         if not any(c["name"] == tool and not c["ok"] for c in calls):
             problems.append(f"{tool} was expected to fail, and did not (or did not run)")
-    final = traces[-1]["state_after"] if traces else {"slots": {}, "handed_off": False}
+    final = traces[-1].state_after if traces else {"slots": {}, "handed_off": False}
     for slot, value in goal.slots.items():
         if _key(final["slots"].get(slot)) != _key(normalize_value(domain, slot, value)):
             problems.append(f"{slot} is {final['slots'].get(slot)!r}, expected {value!r}")

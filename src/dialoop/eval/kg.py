@@ -26,12 +26,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dialoop.assistant import Assistant, open_assistant
 from dialoop.config import Settings
 from dialoop.engine import Engine
 from dialoop.errors import InvalidInputError
 
 __all__ = ["MODES", "EvalReport", "Question", "evaluate", "is_correct", "is_decline",
-           "load_questions"]
+           "load_dataset", "load_questions"]
 
 MODES = ("template", "model", "none")
 _DECLINE = re.compile(
@@ -83,6 +84,16 @@ def load_questions(path: Path) -> list[Question]:
     return out
 
 
+def load_dataset(dataset: Path) -> tuple[list[Path], list[Question]]:
+    """The graph files and the questions of a KG QA dataset folder (checked)."""
+    graphs = sorted(p for p in dataset.glob("graph.*") if p.suffix != ".py")
+    questions_file = dataset / "questions.jsonl"
+    if not graphs or not questions_file.is_file():
+        raise InvalidInputError(f"{dataset} is not a KG QA dataset: it needs graph.jsonl (or "
+                                "graph.ttl, …) and questions.jsonl.")
+    return graphs, load_questions(questions_file)
+
+
 def is_decline(reply: str) -> bool:
     return _DECLINE.search(reply) is not None
 
@@ -121,46 +132,34 @@ def evaluate(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> list[EvalReport]:
     """Run every question of ``dataset`` in each mode on a fresh database; one report each."""
-    from dialoop.assistant import Assistant
-    from dialoop.knowledge.lookup import KnowledgeBase
-    from dialoop.store import open_database
-
-    graphs = sorted(p for p in dataset.glob("graph.*") if p.suffix != ".py")
-    questions_file = dataset / "questions.jsonl"
-    if not graphs or not questions_file.is_file():
-        raise InvalidInputError(f"{dataset} is not a KG QA dataset: it needs graph.jsonl (or "
-                                "graph.ttl, …) and questions.jsonl.")
-    questions = load_questions(questions_file)[:limit]
+    graphs, questions = load_dataset(dataset)
+    questions = questions[:limit]
+    for mode in modes:
+        if mode not in MODES:
+            raise InvalidInputError(f"Unknown mode {mode!r}: use {', '.join(MODES)}.")
     reports = []
     with tempfile.TemporaryDirectory(prefix="dialoop-eval-kg-") as tmp:
         for mode in modes:
-            if mode not in MODES:
-                raise InvalidInputError(f"Unknown mode {mode!r}: use {', '.join(MODES)}.")
             s = settings.model_copy(update={
                 "home": Path(tmp) / mode, "database_url": None, "knowledge": mode != "none",
                 "knowledge_answer": "model" if mode == "model" else "template",
                 "knowledge_decline": True,
             })
             s.home.mkdir(parents=True, exist_ok=True)
-            db = open_database(s.resolved_database_url)
-            try:
-                kb = KnowledgeBase(db, s)
+            with open_assistant(s, engine=engine) as bot:
                 for g in graphs:
-                    kb.import_file(g, user="eval")
-                bot = Assistant(s, engine, db, kb)
+                    bot.parts.knowledge.import_file(g, user="eval")
                 reports.append(_run(bot, mode, questions, max_tokens, progress))
-            finally:
-                db.close()
     return reports
 
 
-def _run(bot: object, mode: str, questions: list[Question], max_tokens: int,
+def _run(bot: Assistant, mode: str, questions: list[Question], max_tokens: int,
          progress: Callable[[str, int, int], None] | None) -> EvalReport:
     report = EvalReport(mode)
-    params = bot.default_params(max_tokens=max_tokens, temperature=0.0)  # type: ignore[attr-defined]
+    params = bot.default_params(max_tokens=max_tokens, temperature=0.0)
     start = time.perf_counter()
     for i, q in enumerate(questions):
-        reply = bot.ask(q.question, params=params).text  # type: ignore[attr-defined]
+        reply = bot.ask(q.question, params=params).text
         ok = is_correct(q, reply)
         report.by_type[q.type].append(ok)
         if q.answers and is_decline(reply):

@@ -4,12 +4,11 @@
 teaching, ``import_file`` for loading); see docs/knowledge.md.
 """
 
-from dialoop.knowledge.graph import GLOBAL, EntitySpec, Fact, Graph, Literal, RelationSpec
+from dialoop.knowledge.graph import EntitySpec, Fact, Graph, Literal, RelationSpec
 from dialoop.knowledge.lookup import NOTHING, KnowledgeBase, KnowledgeResult, fuse
 from dialoop.knowledge.reasoning import Answer
 
 __all__ = [
-    "GLOBAL",
     "NOTHING",
     "Answer",
     "EntitySpec",

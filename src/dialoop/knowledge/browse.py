@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from dialoop.errors import NotFoundError
-from dialoop.knowledge.graph import GLOBAL, TripleView, visible
+from dialoop.evidence import Scope
+from dialoop.knowledge.graph import TripleView, visible
 from dialoop.knowledge.lookup import KnowledgeBase
 from dialoop.knowledge.schema import KgChunk, KgDocument, KgName, KgNode, KgRelation, KgTriple
 from dialoop.knowledge.words import norm
@@ -46,7 +47,7 @@ def entity_view(kb: KnowledgeBase, entity: str, user: str, *, limit: int = 500
 
 def triple_dict(t: TripleView) -> dict[str, Any]:
     return {"id": t.citation, "subject": t.subject.label, "relation": t.relation,
-            "object": t.object.label, "scope": "global" if t.scope == GLOBAL else t.scope,
+            "object": t.object.label, "scope": t.scope,
             "source": t.source, "added_by": t.added_by, "lesson_id": t.lesson_id,
             "created_at": t.created_at.isoformat()}
 
@@ -82,8 +83,10 @@ def stats(kb: KnowledgeBase, user: str) -> dict[str, Any]:
             return s.scalar(sa.select(sa.func.count()).select_from(q.subquery())) or 0
 
         figures: dict[str, Any] = {
-            "triples (global)": count(sa.select(KgTriple.id).where(KgTriple.scope == GLOBAL)),
-            "triples (yours)": count(sa.select(KgTriple.id).where(KgTriple.scope == user)),
+            "triples (global)": count(sa.select(KgTriple.id).where(
+                KgTriple.scope == str(Scope.everyone()))),
+            "triples (yours)": count(sa.select(KgTriple.id).where(
+                KgTriple.scope == str(Scope.of(user)))),
             "entities": count(sa.select(KgName.node_id).distinct()
                               .where(visible(KgName.scope, user))),
             "relations": count(sa.select(KgTriple.relation_id).distinct()

@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import sqlalchemy as sa
 
-from dialoop.dialogue.context import Evidence
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError
+from dialoop.evidence import Evidence, Scope
 from dialoop.knowledge.graph import visible
 from dialoop.knowledge.schema import KgChunk, KgDocument
 from dialoop.store import Database
@@ -151,7 +151,7 @@ class Documents:
         with self.db.read() as s:
             return s.scalar(sa.select(KgChunk.id).limit(1)) is None
 
-    def ingest(self, path: Path, *, user: str, scope: str) -> int:
+    def ingest(self, path: Path, *, user: str, scope: Scope) -> int:
         """Store the passages of ``path``; returns how many (0: this content is already in)."""
         raw = read_text_file(path)
         suffix = path.suffix.lower()
@@ -166,10 +166,10 @@ class Documents:
         title = passages[0].heading or path.stem
         vectors = self._embedder().embed([_passage_text(p) for p in passages])  # (P, dim)
         with self.db.write() as s:
-            if s.scalar(sa.select(KgDocument.id).where(KgDocument.scope == scope,
+            if s.scalar(sa.select(KgDocument.id).where(KgDocument.scope == str(scope),
                                                        KgDocument.digest == digest)):
                 return 0
-            doc = KgDocument(scope=scope, source=path.name[:512], title=title[:255],
+            doc = KgDocument(scope=str(scope), source=path.name[:512], title=title[:255],
                              digest=digest, added_by=user, meta={"path": str(path)})
             s.add(doc)
             s.flush()

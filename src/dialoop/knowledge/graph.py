@@ -3,7 +3,7 @@
     graph = Graph(db)
     graph.load([EntitySpec("p:lamp", label="Aurora Lamp", type="Product"),
                 Fact("p:lamp", "price", Literal("19.99", "decimal", unit="EUR"))],
-               scope=GLOBAL, source="catalog.jsonl", added_by="admin")
+               scope=Scope.everyone(), source="catalog.jsonl", added_by="admin")
     graph.add_fact("Rex", "owner", "Alice", user="bob")   # only bob sees it
 
 Three relation keys are special: ``type`` links an entity to its class (stored as a
@@ -30,7 +30,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from dialoop.errors import InvalidInputError, NotFoundError
-from dialoop.knowledge.schema import GLOBAL, KgName, KgNode, KgRelation, KgTriple
+from dialoop.evidence import Scope
+from dialoop.knowledge.schema import KgName, KgNode, KgRelation, KgTriple
 from dialoop.knowledge.words import norm
 from dialoop.store import Database
 from dialoop.store.models import utcnow
@@ -143,7 +144,7 @@ class TripleView:
     relation_key: str
     relation: str  # label
     object: Node
-    scope: str
+    scope: str  # as stored: "global" or "user:<id>" (Scope)
     source: str
     added_by: str
     lesson_id: int | None
@@ -318,7 +319,7 @@ def _chunks(items: Sequence[Any], size: int = _BATCH) -> Iterator[Sequence[Any]]
 
 def visible(column: sa.ColumnElement[str], user: str) -> sa.ColumnElement[bool]:
     """Rows everyone sees, plus ``user``'s own."""
-    return column.in_([GLOBAL, user])
+    return column.in_(Scope.visible(user))
 
 
 class _Plan:
@@ -389,7 +390,7 @@ class Graph:
         self,
         records: Iterable[Record],
         *,
-        scope: str,
+        scope: Scope,
         source: str,
         added_by: str,
         lesson_id: int | None = None,
@@ -412,7 +413,7 @@ class Graph:
                  "datatype": None, "unit": None, "number": None, "created_at": now}
                 for k, label in plan.entities.items()
             ])
-            if scope == GLOBAL:  # an operator's explicit label wins over the first one seen
+            if scope.is_global:  # an operator's explicit label wins over the first one seen
                 for key, label in plan.entities.items():
                     if label:
                         conn.execute(sa.update(KgNode).where(
@@ -426,13 +427,13 @@ class Graph:
             ent_ids, labels = _ids(conn, "entity", plan.entities)
             lit_ids, _ = _ids(conn, "literal", plan.literals)
             names_before = _count(conn, KgName)
-            name_rows = self._name_rows(plan, ent_ids, labels, scope, source, now)
+            name_rows = self._name_rows(plan, ent_ids, labels, str(scope), source, now)
             _insert_ignoring_duplicates(conn, KgName.__table__, name_rows)
             before = _count(conn, KgTriple)
             _insert_ignoring_duplicates(conn, KgTriple.__table__, [
                 {"subject_id": ent_ids[s_], "relation_id": rel_ids[r],
                  "object_id": (ent_ids if kind == "entity" else lit_ids)[o],
-                 "scope": scope, "source": source[:512], "added_by": added_by,
+                 "scope": str(scope), "source": source[:512], "added_by": added_by,
                  "lesson_id": lesson_id, "created_at": now}
                 for s_, r, kind, o in plan.facts
             ])
@@ -490,18 +491,19 @@ class Graph:
         obj: Term,
         *,
         user: str,
-        scope: str | None = None,
+        scope: Scope | None = None,
         source: str = "api",
         lesson_id: int | None = None,
     ) -> TripleView | None:
-        """Add one fact, visible to ``user`` only (or to everyone with ``scope=GLOBAL``).
+        """Add one fact, visible to ``user`` only (or to everyone with a global ``scope``);
+        names are resolved among what ``user`` sees.
 
         A plain-text object becomes a literal or an entity as :func:`infer_term` says;
         names that a visible entity or relation already has resolve to it. Adding a
         fact that exists returns the existing one; a ``label`` or ``alias`` returns None.
         """
         _check_user(user)
-        scope = user if scope is None else scope
+        scope = Scope.of(user) if scope is None else scope
         if isinstance(obj, str):
             obj = infer_term(obj)
         subject_key = self._resolve_key(subject, user)
@@ -545,7 +547,7 @@ class Graph:
                     return key
         return name
 
-    def _find_fact(self, subject: str, relation: str, obj: Term, scope: str) -> TripleView:
+    def _find_fact(self, subject: str, relation: str, obj: Term, scope: Scope) -> TripleView:
         with self.db.read() as s:
             o_kind, o_key = ("literal", obj.key) if isinstance(obj, Literal) else ("entity", obj)
             sub = sa.select(KgNode.id).where(KgNode.kind == "entity", KgNode.key == subject)
@@ -554,20 +556,20 @@ class Graph:
             tid = s.scalar(sa.select(KgTriple.id).where(
                 KgTriple.subject_id == sub.scalar_subquery(),
                 KgTriple.relation_id == rel.scalar_subquery(),
-                KgTriple.object_id == ob.scalar_subquery(), KgTriple.scope == scope,
+                KgTriple.object_id == ob.scalar_subquery(), KgTriple.scope == str(scope),
             ))
         assert tid is not None
         return self.triples([tid])[0]
 
-    def remove(self, *, user: str, triple_ids: Sequence[int] = (),
+    def remove(self, *, scope: Scope, triple_ids: Sequence[int] = (),
                lesson_id: int | None = None) -> int:
-        """Delete ``user``'s own facts by id or by lesson; returns how many went.
+        """Delete the facts of ``scope`` by id or by lesson; returns how many went.
 
-        Global facts are removed by re-importing without them (or by an operator with
-        ``user=""``): a user cannot delete what everyone sees.
+        Callers let a user remove only their own scope's facts (a user cannot delete
+        what everyone sees); global facts go with their lesson, or by re-importing.
         """
         with self.db.write() as s:
-            q = sa.delete(KgTriple).where(KgTriple.scope == user)
+            q = sa.delete(KgTriple).where(KgTriple.scope == str(scope))
             if triple_ids:
                 q = q.where(KgTriple.id.in_(list(triple_ids)))
             elif lesson_id is not None:
@@ -612,7 +614,8 @@ class Graph:
 
     def names(self, user: str, *, scope_only: bool = False) -> list[tuple[int, str, str]]:
         """(node id, name, kind) of every visible name (``scope_only``: the user's own)."""
-        cond = KgName.scope == user if scope_only else visible(KgName.scope, user)
+        cond = KgName.scope == str(Scope.of(user)) if scope_only \
+            else visible(KgName.scope, user)
         with self.db.read() as s:
             return s.execute(sa.select(KgName.node_id, KgName.name, KgName.kind).where(cond)
                              ).all()
@@ -668,13 +671,15 @@ class Graph:
         if type_id is None:
             return {}
         cls, member, names = aliased(KgName), aliased(KgTriple), aliased(KgName)
+        everyone = str(Scope.everyone())
         with self.db.read() as s:
             rows = s.execute(
                 sa.select(member.subject_id, names.name, names.kind)
                 .join(cls, sa.and_(cls.node_id == member.object_id, cls.norm == norm(kind),
-                                   cls.scope == GLOBAL))
-                .join(names, sa.and_(names.node_id == member.subject_id, names.scope == GLOBAL))
-                .where(member.relation_id == type_id, member.scope == GLOBAL)
+                                   cls.scope == everyone))
+                .join(names, sa.and_(names.node_id == member.subject_id,
+                                     names.scope == everyone))
+                .where(member.relation_id == type_id, member.scope == everyone)
                 .order_by(member.subject_id, names.kind.desc(), names.id)).all()
         by_node: dict[int, list[str]] = {}
         for node_id, name, _ in rows:

@@ -286,7 +286,7 @@ class RelationMatcher:
                 texts = {label, *aliases}
                 if "://" not in key:
                     texts.add(key.replace("_", " "))
-                for text in texts:
+                for text in sorted(texts):  # sorted: ties break the same way in every run
                     toks = tokenize(text)
                     stems = tuple(t.stem for t in toks if _content(t)) or tuple(
                         t.stem for t in toks)

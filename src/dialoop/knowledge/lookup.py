@@ -24,12 +24,12 @@ import numpy as np
 from sqlalchemy import orm
 
 from dialoop.config import Settings
-from dialoop.dialogue.context import Evidence
 from dialoop.engine import Chunk, Usage
 from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.errors import InvalidInputError
+from dialoop.evidence import Evidence, Scope
 from dialoop.knowledge.documents import Documents
-from dialoop.knowledge.graph import GLOBAL, Graph, LoadResult, Term, TripleView
+from dialoop.knowledge.graph import Graph, LoadResult, Term, TripleView
 from dialoop.knowledge.linking import Linker, RelationMatcher
 from dialoop.knowledge.reasoning import Answer, Reasoner
 from dialoop.store import Database
@@ -150,16 +150,16 @@ class KnowledgeBase:
     # -- teaching and loading ------------------------------------------------------------
 
     def add_fact(self, subject: str, relation: str, obj: Term, *, user: str,
-                 scope: str | None = None, source: str = "api",
+                 scope: Scope | None = None, source: str = "api",
                  lesson_id: int | None = None) -> TripleView | None:
         """Teach one fact (see :meth:`Graph.add_fact`); private to ``user`` unless global."""
         return self.graph.add_fact(subject, relation, obj, user=user, scope=scope,
                                    source=source, lesson_id=lesson_id)
 
-    def learn_correction(self, text: str, *, user: str, scope: str | None = None,
+    def learn_correction(self, text: str, *, user: str, scope: Scope,
                          lesson_id: int | None = None) -> TripleView | None:
-        """Store a correction that states a plain fact as a triple, scoped to ``user``
-        (or ``scope``: GLOBAL for a global lesson).
+        """Store a correction ``user`` taught in ``scope`` that states a plain fact as a
+        triple of that scope.
 
         Understood: "S | R | O", "The R of S is O", "S's R is O". Anything else returns
         None (the learning loop keeps it as a correction memory instead).
@@ -169,14 +169,16 @@ class KnowledgeBase:
             return None
         return self.add_fact(*fact, user=user, scope=scope, source="lesson", lesson_id=lesson_id)
 
-    def forget(self, *, user: str, lesson_id: int | None = None,
+    def forget(self, *, scope: Scope, lesson_id: int | None = None,
                triple_ids: Sequence[int] = ()) -> int:
-        """Remove ``user``'s facts taught in a lesson (or by id); returns how many."""
-        return self.graph.remove(user=user, lesson_id=lesson_id, triple_ids=triple_ids)
+        """Remove the facts of ``scope`` taught in a lesson (or by id); returns how many."""
+        return self.graph.remove(scope=scope, lesson_id=lesson_id, triple_ids=triple_ids)
 
-    def import_file(self, path: Path, *, user: str, scope: str = GLOBAL,
+    def import_file(self, path: Path, *, user: str, scope: Scope | None = None,
                     fmt: str | None = None) -> LoadResult:
-        """Import a graph file (CSV, JSONL, RDF) or a document (text, Markdown, HTML)."""
+        """Import a graph file (CSV, JSONL, RDF) or a document (text, Markdown, HTML) that
+        ``user`` adds for ``scope`` (default: everyone)."""
+        scope = scope or Scope.everyone()
         if fmt is None and path.suffix.lower() in DOCUMENT_SUFFIXES:
             added = self.documents.ingest(path, user=user, scope=scope)
             return LoadResult(added, 0 if added else 1, 0)

@@ -23,9 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dialoop.store.models import Base, utcnow
 
-__all__ = ["GLOBAL", "KgChunk", "KgDocument", "KgName", "KgNode", "KgRelation", "KgTriple"]
+__all__ = ["KgChunk", "KgDocument", "KgName", "KgNode", "KgRelation", "KgTriple"]
 
-GLOBAL = ""  # the scope of facts everyone sees
 
 
 class KgNode(Base):
@@ -61,7 +60,7 @@ class KgName(Base):
     norm: Mapped[str] = mapped_column(sa.String(255), index=True)
     """Lowercased, stemmed, punctuation-free form, as the linker compares it."""
     kind: Mapped[str] = mapped_column(sa.String(8))  # "label" | "alias"
-    scope: Mapped[str] = mapped_column(sa.String(128))
+    scope: Mapped[str] = mapped_column(sa.String(140))
     source: Mapped[str] = mapped_column(sa.String(512))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -93,7 +92,7 @@ class KgTriple(Base):
     subject_id: Mapped[int] = mapped_column(sa.ForeignKey("kg_nodes.id"))
     relation_id: Mapped[int] = mapped_column(sa.ForeignKey("kg_relations.id"))
     object_id: Mapped[int] = mapped_column(sa.ForeignKey("kg_nodes.id"))
-    scope: Mapped[str] = mapped_column(sa.String(128))
+    scope: Mapped[str] = mapped_column(sa.String(140))
     source: Mapped[str] = mapped_column(sa.String(512))
     """Where the fact came from: a file name, "chat", "api"."""
     added_by: Mapped[str] = mapped_column(sa.String(128))
@@ -111,7 +110,7 @@ class KgDocument(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
-    scope: Mapped[str] = mapped_column(sa.String(128))
+    scope: Mapped[str] = mapped_column(sa.String(140))
     source: Mapped[str] = mapped_column(sa.String(512))
     title: Mapped[str] = mapped_column(sa.String(255))
     digest: Mapped[str] = mapped_column(sa.String(64))  # of the content: re-ingesting adds nothing

@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
+from dialoop.evidence import Scope
 from dialoop.knowledge.graph import TYPE, Graph, visible
 from dialoop.knowledge.schema import KgNode, KgTriple
 
@@ -34,7 +35,7 @@ WITH RECURSIVE walk(node, depth, path, rels, lit) AS (
                                    ELSE t.subject_id END
     WHERE w.depth < :max_hops AND w.lit = 0
       AND t.relation_id IN ({relations})
-      AND t.scope IN ('', :user)
+      AND t.scope IN (:everyone, :mine)
       AND (w.rels NOT LIKE '%,' || t.relation_id || ',%' OR t.relation_id IN ({repeatable}))
 )
 SELECT node, depth, path, lit FROM walk WHERE depth > 0 LIMIT :limit
@@ -80,7 +81,9 @@ def walk(
                        relations=",".join(str(int(x)) for x in relation_ids),
                        repeatable=",".join(str(int(x)) for x in repeatable) or "-1")
     with graph.db.read() as s:
-        rows = s.execute(sa.text(sql), {"max_hops": max_hops, "user": user, "limit": limit}).all()
+        everyone, mine = Scope.visible(user)
+        rows = s.execute(sa.text(sql), {"max_hops": max_hops, "everyone": everyone,
+                                        "mine": mine, "limit": limit}).all()
     out = []
     for node, _depth, path, lit in rows:
         hops = []

@@ -10,25 +10,26 @@ nothing was stored.
 - **preference**: a chosen and a rejected response to the same question.
 
 A turn of another user is reported as not found, exactly like a turn that does not
-exist: feedback never reveals what other users asked. Global scope (a lesson for
-everyone) needs an admin.
+exist: feedback never reveals what other users asked. Who may teach in which scope
+is checked by the caller (:class:`~dialoop.learn.loop.LearningLoop`, with
+:class:`~dialoop.store.accounts.Permissions`) before anything reaches this store.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
 
-from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.evidence import Scope
 from dialoop.learn.memory import MAX_ANSWER_CHARS, CorrectionMemory
 from dialoop.store import Database
 from dialoop.store.models import ChatSession, Feedback, Lesson, Turn
 
-__all__ = ["FeedbackReceipt", "FeedbackStore", "Scope"]
+__all__ = ["FeedbackReceipt", "FeedbackStore"]
 
-Scope = Literal["user", "global"]
 MAX_REASON_CHARS = 2_000
 
 
@@ -72,17 +73,15 @@ class FeedbackStore:
         with self.db.write() as s:
             facts = _turn(s, turn_id, user)
             row = Feedback(kind="rating", user_id=user, session_id=facts.session_id,
-                           turn_id=turn_id, scope="user", rating=rating, reason=reason,
+                           turn_id=turn_id, scope=str(Scope.of(user)), rating=rating, reason=reason,
                            adapter=facts.adapter)
             s.add(row)
         return FeedbackReceipt(row.id, "rating")
 
     def correct(
-        self, turn_id: int, answer: str, *, user: str, scope: Scope = "user",
-        is_admin: bool = False,
+        self, turn_id: int, answer: str, *, user: str, scope: Scope
     ) -> FeedbackReceipt:
         """The answer an assistant turn of ``user``'s should have given."""
-        _check_scope(scope, is_admin)
         with self.db.read() as s:
             question = _turn(s, turn_id, user).question
         prepared = self.memory.prepare(question, answer)  # validates; embeds outside the lock
@@ -92,22 +91,19 @@ class FeedbackStore:
                                 facts=facts)
 
     def teach(
-        self, question: str, answer: str, *, user: str, scope: Scope = "user",
-        is_admin: bool = False,
+        self, question: str, answer: str, *, user: str, scope: Scope
     ) -> FeedbackReceipt:
         """A free-standing lesson: ``question`` should be answered with ``answer``."""
-        _check_scope(scope, is_admin)
         prepared = self.memory.prepare(question, answer)
         with self.db.write() as s:
             return self._lesson(s, "correction", user, scope, question, answer, prepared)
 
     def prefer(
         self, chosen: str, rejected: str, *, user: str, question: str | None = None,
-        turn_id: int | None = None, scope: Scope = "user", is_admin: bool = False,
+        turn_id: int | None = None, scope: Scope,
     ) -> FeedbackReceipt:
         """``chosen`` is a better response than ``rejected`` to ``question`` (or to the
         question of assistant turn ``turn_id``, whose answer ``rejected`` defaults to)."""
-        _check_scope(scope, is_admin)
         if (question is None) == (turn_id is None):
             raise InvalidInputError("Give either the question or the turn the preference is on.")
         facts = None
@@ -143,12 +139,12 @@ class FeedbackStore:
         return table
 
     def _lesson(
-        self, s: Any, kind: str, user: str, scope: str, question: str, answer: str,
+        self, s: Any, kind: str, user: str, scope: Scope, question: str, answer: str,
         prepared: tuple[bytes, list[str]], *, facts: _TurnFacts | None = None,
         rejected: str | None = None,
     ) -> FeedbackReceipt:
         row = Feedback(
-            kind=kind, user_id=user, scope=scope, question=question.strip(),
+            kind=kind, user_id=user, scope=str(scope), question=question.strip(),
             answer=answer.strip(), rejected=rejected,
             session_id=facts.session_id if facts else None,
             turn_id=facts.turn_id if facts else None, adapter=facts.adapter if facts else None,
@@ -185,16 +181,6 @@ def _turn(s: Any, turn_id: int, user: str) -> _TurnFacts:
     if question is None:
         raise InvalidInputError(f"Turn {turn_id} answers no question of yours.")
     return _TurnFacts(turn.id, turn.session_id, question, turn.content, turn.adapter)
-
-
-def _check_scope(scope: str, is_admin: bool) -> None:
-    if scope not in ("user", "global"):
-        raise InvalidInputError(f"A scope is 'user' or 'global', not {scope!r}.")
-    if scope == "global" and not is_admin:
-        raise PermissionDeniedError(
-            "Only an admin can teach everyone (scope global): teach it for yourself with "
-            "scope user, or ask an admin."
-        )
 
 
 def _optional_text(text: str | None, what: str, limit: int) -> str | None:

@@ -1,7 +1,11 @@
 """The learning loop as one composition: memory, feedback, adapters and consolidation runs.
 
-:class:`~dialoop.assistant.Assistant` delegates its learning methods here; the
-permission rules (who may teach everyone, promote, roll back) live here too.
+The server, the CLI and the Python API call it directly (it is one of the parts
+:func:`~dialoop.assistant.open_assistant` composes). In a turn, the dialogue manager
+asks it two things through narrow seams: which lessons apply to a message
+(:meth:`LearningLoop.recall`) and which adapter version answers a user
+(:meth:`LearningLoop.adapter_for`). Who may do what is asked of
+:class:`~dialoop.store.accounts.Permissions`, the one check shared with the server.
 """
 
 from __future__ import annotations
@@ -10,18 +14,17 @@ import logging
 import time
 from typing import Any, Protocol
 
-import sqlalchemy as sa
-
 from dialoop.config import Settings
 from dialoop.engine.embedding import Embedder
-from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from dialoop.knowledge.schema import GLOBAL
+from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.evidence import Recall, Scope
 from dialoop.learn import worker
-from dialoop.learn.adapters import AdapterStore
-from dialoop.learn.feedback import FeedbackReceipt, FeedbackStore, Scope
-from dialoop.learn.memory import CorrectionMemory, LessonMatch
+from dialoop.learn.feedback import FeedbackReceipt, FeedbackStore
+from dialoop.learn.memory import CorrectionMemory
 from dialoop.store import Database
-from dialoop.store.models import Account, AdapterVersion, LearnRun, Lesson
+from dialoop.store.accounts import Permissions
+from dialoop.store.adapters import AdapterStore
+from dialoop.store.models import AdapterVersion, LearnRun, Lesson
 
 __all__ = ["FactStore", "LearningLoop", "run_to_dict"]
 
@@ -31,41 +34,30 @@ log = logging.getLogger(__name__)
 class FactStore(Protocol):
     """Where a lesson that states a plain fact keeps it (the knowledge base)."""
 
-    def learn_correction(self, text: str, *, user: str, scope: str | None = None,
-                         lesson_id: int | None = None) -> object: ...
+    def learn_correction(self, text: str, *, user: str, scope: Scope, lesson_id: int
+                         ) -> object: ...
 
-    def forget(self, *, user: str, lesson_id: int | None = None) -> int: ...
-
-
-def _fact_scope(scope: str, user: str) -> str:
-    """The knowledge-graph scope of a lesson's facts: everyone's, or its owner's."""
-    return GLOBAL if scope == "global" else user
+    def forget(self, *, scope: Scope, lesson_id: int | None = None) -> int: ...
 
 
 class LearningLoop:
     """Feedback in, lessons applied, adapters trained, judged and served."""
 
     def __init__(
-        self, settings: Settings, db: Database, adapters: AdapterStore, embedder: Embedder,
-        *, facts: FactStore | None = None,
+        self, *, settings: Settings, db: Database, adapters: AdapterStore, embedder: Embedder,
+        permissions: Permissions, facts: FactStore | None = None,
     ) -> None:
         self.settings = settings
         self.db = db
         self.adapters = adapters
         self.facts = facts
+        self.permissions = permissions
         self.memory = CorrectionMemory(
             db, embedder,
             match_similarity=settings.learn_match_similarity,
             supersede_similarity=settings.learn_supersede_similarity,
         )
         self.feedback = FeedbackStore(db, self.memory)
-
-    def is_admin(self, user: str) -> bool:
-        """A user with a server account has its role (``dialoop users``); anyone else is an
-        admin when named in the ``admin_users`` setting (the local user by default)."""
-        with self.db.read() as s:
-            role = s.scalar(sa.select(Account.role).where(Account.user_id == user))
-        return role == "admin" if role is not None else user in self.settings.admin_users
 
     # -- in a turn ----------------------------------------------------------------------
 
@@ -74,73 +66,84 @@ class LearningLoop:
         version, else the global line's, else None (the base model). (The dialogue
         manager's ``AdapterChooser``.)"""
         heads = self.adapters.heads()
-        for line in (f"user:{user}", "global"):
+        for line in _lines_of(user):
             if heads.get(line) is not None:
                 return f"{line}@v{heads[line]}"
         return None
 
-    def direct_answer(self, matches: list[LessonMatch]) -> str | None:
-        """The taught answer to reply with, when the memory mode says so; else None."""
-        if not matches:
-            return None
+    def recall(self, message: str, *, user: str) -> Recall:
+        """The user's and global lessons that match ``message``, and whether the best one
+        is sure enough to be the answer itself (``learn_memory_mode``: ``direct`` always,
+        ``prompt`` never, ``auto`` at ``learn_direct_similarity`` or above). (The dialogue
+        manager's ``Memory``.)"""
+        matches = self.memory.match(message, user=user)
         mode = self.settings.learn_memory_mode
-        best = matches[0]
-        if mode == "direct" or (mode == "auto"
-                                and best.score >= self.settings.learn_direct_similarity):
-            return best.answer
-        return None
-
-    @staticmethod
-    def trace(matches: list[LessonMatch], direct: str | None) -> dict[str, Any]:
-        """What the turn trace records about learning: which lessons, applied how."""
-        if not matches:
-            return {"lessons": []}
-        return {"lessons": [m.to_dict() for m in matches],
-                "memory": "direct" if direct is not None else "prompt"}
+        sure = bool(matches) and (mode == "direct" or (
+            mode == "auto" and matches[0].score >= self.settings.learn_direct_similarity))
+        return Recall(matches, sure)
 
     # -- feedback -------------------------------------------------------------------------
+    # ``scope`` is "user" (the caller's own, the default), "global", or a Scope.
 
-    def teach(self, question: str, answer: str, *, user: str, scope: Scope = "user"
+    def teach(self, question: str, answer: str, *, user: str, scope: Scope | str = "user"
               ) -> FeedbackReceipt:
-        receipt = self.feedback.teach(question, answer, user=user, scope=scope,
-                                      is_admin=self.is_admin(user))
-        self._facts_follow(receipt, answer, user, scope)
+        """Teach that ``question`` is answered with ``answer``; applies from the next turn."""
+        where = self._scope(scope, user, "teach")
+        receipt = self.feedback.teach(question, answer, user=user, scope=where)
+        self._facts_follow(receipt, answer, user, where)
         self._maybe_trigger(user)
         return receipt
 
-    def correct(self, turn_id: int, answer: str, *, user: str, scope: Scope = "user"
+    def correct(self, turn_id: int, answer: str, *, user: str, scope: Scope | str = "user"
                 ) -> FeedbackReceipt:
-        receipt = self.feedback.correct(turn_id, answer, user=user, scope=scope,
-                                        is_admin=self.is_admin(user))
-        self._facts_follow(receipt, answer, user, scope)
+        """The answer assistant turn ``turn_id`` should have given."""
+        where = self._scope(scope, user, "teach")
+        receipt = self.feedback.correct(turn_id, answer, user=user, scope=where)
+        self._facts_follow(receipt, answer, user, where)
         self._maybe_trigger(user)
         return receipt
 
     def prefer(self, chosen: str, rejected: str, *, user: str, question: str | None = None,
-               turn_id: int | None = None, scope: Scope = "user") -> FeedbackReceipt:
+               turn_id: int | None = None, scope: Scope | str = "user") -> FeedbackReceipt:
+        """``chosen`` is better than ``rejected`` for ``question`` (or turn ``turn_id``'s)."""
+        where = self._scope(scope, user, "teach")
         receipt = self.feedback.prefer(chosen, rejected, user=user, question=question,
-                                       turn_id=turn_id, scope=scope,
-                                       is_admin=self.is_admin(user))
+                                       turn_id=turn_id, scope=where)
         self._maybe_trigger(user)
         return receipt
 
     def rate(self, turn_id: int, rating: int, *, user: str, reason: str | None = None
              ) -> FeedbackReceipt:
+        """+1 (good) or -1 (bad) on assistant turn ``turn_id``."""
         return self.feedback.rate(turn_id, rating, user=user, reason=reason)
 
     def forget(self, lesson_id: int, *, user: str) -> Lesson:
-        lesson = self.memory.forget(lesson_id, user=user, is_admin=self.is_admin(user))
+        """Stop applying a lesson now; the next consolidation leaves it out of the adapter."""
+        lesson = self.memory.forget(lesson_id, user=user,
+                                    is_admin=self.permissions.is_admin(user))
         if self.facts is not None:
-            self.facts.forget(user=_fact_scope(lesson.scope, lesson.user_id), lesson_id=lesson.id)
+            self.facts.forget(scope=Scope.parse(lesson.scope), lesson_id=lesson.id)
         return lesson
 
+    def lessons(self, *, user: str, status: str | None = "active") -> list[Lesson]:
+        """The user's lessons and the global ones (``status=None``: all, not only active)."""
+        return self.memory.lessons(user=user, status=status)
+
     def promote_lesson(self, lesson_id: int, *, user: str) -> Lesson:
-        lesson = self.memory.promote(lesson_id, is_admin=self.is_admin(user))
+        """Make a user's lesson global (admins only)."""
+        lesson = self.memory.promote(lesson_id, is_admin=self.permissions.is_admin(user))
         # A fact the user's lesson stated moves to the new global lesson, for everyone.
-        if self.facts is not None and self.facts.forget(user=lesson.user_id, lesson_id=lesson_id):
-            self.facts.learn_correction(lesson.answer, user=lesson.user_id, scope=GLOBAL,
-                                        lesson_id=lesson.id)
+        if self.facts is not None and self.facts.forget(scope=Scope.of(lesson.user_id),
+                                                        lesson_id=lesson_id):
+            self.facts.learn_correction(lesson.answer, user=lesson.user_id,
+                                        scope=Scope.everyone(), lesson_id=lesson.id)
         return lesson
+
+    def _scope(self, scope: Scope | str, user: str, doing: str) -> Scope:
+        """The scope the caller means, checked: a user's own, or (admins) everyone's."""
+        where = scope if isinstance(scope, Scope) else Scope.named(scope, user)
+        self.permissions.check_scope(user, where, doing)
+        return where
 
     def _facts_follow(self, receipt: FeedbackReceipt, answer: str, user: str,
                       scope: Scope) -> None:
@@ -149,18 +152,20 @@ class LearningLoop:
         citable. Superseding or forgetting the lesson removes it."""
         if self.facts is None:
             return
-        owner = _fact_scope(scope, user)
         for old in receipt.superseded:
-            self.facts.forget(user=owner, lesson_id=old)
+            self.facts.forget(scope=scope, lesson_id=old)
         if self.settings.knowledge and receipt.lesson_id is not None:
-            self.facts.learn_correction(answer, user=user, scope=owner,
+            self.facts.learn_correction(answer, user=user, scope=scope,
                                         lesson_id=receipt.lesson_id)
 
     # -- consolidation ----------------------------------------------------------------------
 
     def start_run(self, *, user: str, trigger: str = "manual",
                   options: dict[str, Any] | None = None, background: bool = True) -> LearnRun:
-        """Queue a consolidation run; with ``background`` start a worker process for it."""
+        """Queue a consolidation run; with ``background`` start a worker process for it.
+
+        ``options`` override learn_* settings for this run (epochs, gate thresholds, …).
+        """
         self._check_can_run(user)
         run = worker.enqueue(self.db, requested_by=user, trigger=trigger, options=options)
         if background:
@@ -169,7 +174,8 @@ class LearningLoop:
 
     def consolidate(self, *, user: str, options: dict[str, Any] | None = None,
                     on_progress: worker.Progress | None = None) -> LearnRun:
-        """Run a consolidation now, in this process (waiting if another worker runs)."""
+        """Run a consolidation now, in this process (waiting if another worker runs); the
+        finished run's ``report`` says what was promoted or rejected and why."""
         run = self.start_run(user=user, options=options, background=False)
         while True:  # another worker may hold the lock; ours runs once it is free
             worker.work(self.settings, on_progress=on_progress)
@@ -187,7 +193,8 @@ class LearningLoop:
         return self.adapters.rollback(line, version)
 
     def promote(self, line: str, version: int, *, user: str) -> AdapterVersion:
-        """Serve a candidate version that has not failed the gate (a manual decision)."""
+        """Serve a candidate version that has not failed the gate (a manual decision; admins,
+        or a user for their own line)."""
         self._check_line_rights(line, user)
         return self.adapters.promote(line, version)
 
@@ -198,10 +205,9 @@ class LearningLoop:
         mine = self.memory.lessons(user=user, status=None)
         heads = self.adapters.heads()
         runs = worker.latest_runs(self.db, limit=1)
-        serving = next((f"{line}@v{heads[line]}" for line in (f"user:{user}", "global")
-                        if heads.get(line) is not None), None)
+        serving = self.adapter_for(user)
         trained: set[int] = set()
-        for line in (f"user:{user}", "global"):
+        for line in _lines_of(user):
             head = self.adapters.active(line)
             if head is not None:
                 trained |= set(head.meta.get("lessons", []))
@@ -216,8 +222,8 @@ class LearningLoop:
                 "forgotten": sum(1 for x in mine if x.status == "forgotten"),
             },
             "adapter": serving,
-            "heads": {k: v for k, v in heads.items() if k == "global" or k == f"user:{user}"
-                      or self.is_admin(user)},
+            "heads": {k: v for k, v in heads.items()
+                      if k in _lines_of(user) or self.permissions.is_admin(user)},
             "last_run": run_to_dict(runs[0]) if runs else None,
             "satisfaction": self.feedback.satisfaction(),
         }
@@ -226,7 +232,7 @@ class LearningLoop:
         """Adapter versions of the lines this user may see, oldest first."""
         heads = self.adapters.heads()
         rows = [r for r in self.adapters.history(line)
-                if self.is_admin(user) or r.name in ("global", f"user:{user}")]
+                if r.name in _lines_of(user) or self.permissions.is_admin(user)]
         sat = self.feedback.satisfaction()
         return [{
             "line": r.name, "version": r.version, "key": r.key, "status": r.status,
@@ -249,17 +255,21 @@ class LearningLoop:
             log.debug("queued run %s", run.id)
 
     def _check_can_run(self, user: str) -> None:
-        if not self.is_admin(user) and not self.memory.lessons(user=user):
+        if not self.permissions.is_admin(user) and not self.memory.lessons(user=user):
             raise InvalidInputError("You have no active lessons to consolidate.")
 
     def _check_line_rights(self, line: str, user: str) -> None:
-        if self.is_admin(user) or line == f"user:{user}":
+        if line == str(Scope.of(user)) or self.permissions.is_admin(user):
             return
-        if line == "global":
-            raise PermissionDeniedError(
-                "Only an admin can change what serves everyone (the global adapter)."
-            )
+        if line == str(Scope.everyone()):
+            self.permissions.require_admin(user, "change what serves everyone (the global "
+                                                 "adapter)")
         raise NotFoundError(f"No adapter line {line!r} of yours: `dialoop learn history`.")
+
+
+def _lines_of(user: str) -> tuple[str, str]:
+    """The adapter lines that may answer ``user``, most specific first."""
+    return str(Scope.of(user)), str(Scope.everyone())
 
 
 def run_to_dict(run: LearnRun) -> dict[str, Any]:

@@ -16,35 +16,33 @@ it measures what is asked about the entity, not the entity's rare name. Threshol
 are calibrated on benchmarks/data/learning_facts.jsonl (docs/learning.md shows the
 numbers).
 
-A matched lesson becomes :class:`~dialoop.dialogue.context.Evidence` (kind
+A matched lesson (:class:`~dialoop.evidence.LessonMatch`) becomes evidence (kind
 ``lesson``) in the prompt, or, when the match is near-certain, the reply itself:
-a correction *is* the answer the assistant should have given.
+a correction *is* the answer the assistant should have given (the dialogue
+manager's precedence decides).
 
-Scope: a user's lessons match only that user's messages; global lessons match
-everyone's. Only ``active`` lessons match; superseded and forgotten ones stay in
-the table (the record of what was taught) but never shape an answer again.
+Scope (:class:`~dialoop.evidence.Scope`, stored as ``"global"`` or ``"user:<id>"``):
+a user's lessons match only that user's messages; global lessons match everyone's.
+Only ``active`` lessons match; superseded and forgotten ones stay in the table (the
+record of what was taught) but never shape an answer again.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
-from dialoop.dialogue.context import Evidence
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.evidence import Evidence, LessonMatch, Scope
 from dialoop.store import Database
 from dialoop.store.models import Lesson, utcnow
 
-__all__ = [
-    "CorrectionMemory", "LessonMatch", "key_terms", "lesson_line", "masked", "terms_match",
-    "terms_present",
-]
+__all__ = ["CorrectionMemory", "key_terms", "masked", "terms_match", "terms_present"]
 
 MAX_QUESTION_CHARS = 2_000
 MAX_ANSWER_CHARS = 4_000
@@ -149,29 +147,6 @@ def _same_word(a: str, b: str) -> bool:
         short.endswith("y") and long == short[:-1] + "ies")
 
 
-@dataclass(frozen=True)
-class LessonMatch:
-    """A lesson that matched a message, and how well."""
-
-    lesson_id: int
-    question: str
-    answer: str
-    scope: str
-    user_id: str
-    score: float  # cosine similarity of the questions
-
-    def evidence(self) -> Evidence:
-        return Evidence(
-            kind="lesson",
-            text=f"Q: {self.question} A: {self.answer}",
-            source=f"lesson:{self.lesson_id}",
-            score=self.score,
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"id": self.lesson_id, "score": round(self.score, 4), "scope": self.scope}
-
-
 class CorrectionMemory:
     """Store lessons and find the ones that apply to a message. Thread-safe."""
 
@@ -208,12 +183,12 @@ class CorrectionMemory:
         matrix = np.stack([np.frombuffer(x.embedding, dtype=np.float32) for x in lessons])
         scores = (vectors * matrix).sum(axis=1)  # (n,) cosine: both sides are normalized
         found = [
-            LessonMatch(x.id, x.question, x.answer, x.scope, x.user_id, float(score))
+            LessonMatch(x.id, x.question, x.answer, Scope.parse(x.scope), float(score))
             for x, score in zip(lessons, scores, strict=True)
             if score >= self.match_similarity
         ]
         # Best score first; among equals, the user's own and then the newest lesson.
-        found.sort(key=lambda m: (-round(m.score, 3), m.scope != "user", -m.lesson_id))
+        found.sort(key=lambda m: (-round(m.score, 3), m.scope.is_global, -m.lesson_id))
         return found[: self.max_matches]
 
     # -- writing ----------------------------------------------------------------------------
@@ -240,7 +215,7 @@ class CorrectionMemory:
         *,
         kind: str,
         user: str,
-        scope: str,
+        scope: Scope,
         question: str,
         answer: str,
         prepared: tuple[bytes, list[str]],
@@ -249,24 +224,22 @@ class CorrectionMemory:
     ) -> Lesson:
         """Add a lesson inside the caller's write transaction ``s``; supersede older ones.
 
-        An older active lesson of the same kind in the same scope (the same owner, for
-        a user lesson) whose question is the same one (similarity ≥ supersede threshold,
+        ``user`` taught it. An older active lesson of the same kind in the same scope whose
+        question is the same one (similarity ≥ supersede threshold,
         same key terms) stops applying: the later correction wins.
         """
         embedding, terms = prepared
         lesson = Lesson(
-            kind=kind, user_id=user, scope=scope, question=question.strip(),
+            kind=kind, user_id=user, scope=str(scope), question=question.strip(),
             answer=answer.strip(), rejected=rejected, key_terms=terms, embedding=embedding,
             status="active", feedback_id=feedback_id,
         )
         s.add(lesson)
         s.flush()  # assigns lesson.id
         query = sa.select(Lesson).where(
-            Lesson.status == "active", Lesson.kind == kind, Lesson.scope == scope,
+            Lesson.status == "active", Lesson.kind == kind, Lesson.scope == str(scope),
             Lesson.id != lesson.id,
         )
-        if scope == "user":
-            query = query.where(Lesson.user_id == user)
         vector = np.frombuffer(embedding, dtype=np.float32)
         for old in s.scalars(query):
             same = float(np.frombuffer(old.embedding, dtype=np.float32) @ vector)
@@ -281,9 +254,9 @@ class CorrectionMemory:
         """
         with self.db.write() as s:
             lesson = s.get(Lesson, lesson_id)
-            if lesson is None or not (is_admin or (lesson.scope == "user"
-                                                   and lesson.user_id == user)):
-                if lesson is not None and lesson.scope == "global":
+            scope = Scope.parse(lesson.scope) if lesson is not None else None
+            if scope is None or not (is_admin or scope.user == user):
+                if scope is not None and scope.is_global:
                     raise PermissionDeniedError(
                         f"Lesson {lesson_id} is global: only an admin can forget it."
                     )
@@ -301,10 +274,10 @@ class CorrectionMemory:
             old = s.get(Lesson, lesson_id)
             if old is None or old.status != "active":
                 raise NotFoundError(f"No active lesson {lesson_id}.")
-            if old.scope == "global":
+            if Scope.parse(old.scope).is_global:
                 return old
             new = self.add(
-                s, kind=old.kind, user=old.user_id, scope="global", question=old.question,
+                s, kind=old.kind, user=old.user_id, scope=Scope.everyone(), question=old.question,
                 answer=old.answer, rejected=old.rejected,
                 prepared=(old.embedding, list(old.key_terms)), feedback_id=old.feedback_id,
             )
@@ -316,8 +289,7 @@ class CorrectionMemory:
     def get(self, lesson_id: int, *, user: str, is_admin: bool) -> Lesson:
         with self.db.read() as s:
             lesson = s.get(Lesson, lesson_id)
-        if lesson is None or not (is_admin or lesson.scope == "global"
-                                  or lesson.user_id == user):
+        if lesson is None or not (is_admin or Scope.parse(lesson.scope).visible_to(user)):
             raise NotFoundError(f"No lesson {lesson_id}.")
         return lesson
 
@@ -327,7 +299,7 @@ class CorrectionMemory:
         """Lessons visible to ``user`` (theirs and the global ones), or all with ``user=None``."""
         query = sa.select(Lesson).order_by(Lesson.id)
         if user is not None:
-            query = query.where(sa.or_(Lesson.scope == "global", Lesson.user_id == user))
+            query = query.where(Lesson.scope.in_(Scope.visible(user)))
         if status is not None:
             query = query.where(Lesson.status == status)
         if kind is not None:
@@ -335,29 +307,19 @@ class CorrectionMemory:
         with self.db.read() as s:
             return list(s.scalars(query))
 
-    def for_line(self, line: str) -> list[Lesson]:
+    def for_line(self, line: Scope) -> list[Lesson]:
         """The active lessons an adapter line is trained on: global ones, plus the user's own."""
         query = sa.select(Lesson).where(Lesson.status == "active").order_by(Lesson.id)
-        if line == "global":
-            query = query.where(Lesson.scope == "global")
-        else:
-            owner = line.removeprefix("user:")
-            query = query.where(sa.or_(
-                Lesson.scope == "global", sa.and_(Lesson.scope == "user", Lesson.user_id == owner)
-            ))
+        scopes = [str(line)] if line.is_global else Scope.visible(line.user)  # type: ignore[arg-type]
+        query = query.where(Lesson.scope.in_(scopes))
         with self.db.read() as s:
             return list(s.scalars(query))
 
     def _in_scope(self, user: str) -> list[Lesson]:
         query = sa.select(Lesson).where(
             Lesson.status == "active", Lesson.kind == "correction",
-            sa.or_(Lesson.scope == "global",
-                   sa.and_(Lesson.scope == "user", Lesson.user_id == user)),
+            Lesson.scope.in_(Scope.visible(user)),
         )
         with self.db.read() as s:
             return list(s.scalars(query))
 
-
-def lesson_line(scope: str, user: str) -> str:
-    """The adapter line a lesson of ``scope`` by ``user`` trains: "global" or "user:<id>"."""
-    return "global" if scope == "global" else f"user:{user}"

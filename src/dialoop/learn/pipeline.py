@@ -17,12 +17,14 @@ from typing import Any
 
 from dialoop.config import Settings
 from dialoop.engine.embedding import default_embedder
-from dialoop.learn.adapters import AdapterStore
+from dialoop.errors import InvalidInputError
+from dialoop.evidence import Scope
 from dialoop.learn.consolidate import TrainConfig, build_examples, train_lora
 from dialoop.learn.gate import GateThresholds, evaluate
 from dialoop.learn.memory import CorrectionMemory
 from dialoop.learn.replay import REPLAY_PROMPTS, base_answers
 from dialoop.store import Database
+from dialoop.store.adapters import AdapterStore
 from dialoop.store.models import Lesson
 
 __all__ = ["consolidate_lines", "lines_to_train"]
@@ -33,12 +35,22 @@ Report = Callable[..., None]  # (stage, progress 0..1, force=False)
 
 
 def lines_to_train(memory: CorrectionMemory, adapters: AdapterStore) -> dict[str, list[Lesson]]:
-    """Every line that has active lessons or still serves a version, with its lessons."""
-    users = {x.user_id for x in memory.lessons(status="active") if x.scope == "user"}
-    names = {"global", *(f"user:{u}" for u in users)}
-    names |= {name for name, v in adapters.heads().items()
-              if v is not None and (name == "global" or name.startswith("user:"))}
-    return {name: memory.for_line(name) for name in sorted(names)}
+    """Every line that has active lessons or still serves a version, with its lessons.
+
+    A line is named by its scope (``"global"``, ``"user:ann"``); adapters trained by
+    ``dialoop train sft`` have other names and are not consolidation's business.
+    """
+    lines = {str(Scope.everyone())} | {x.scope for x in memory.lessons(status="active")}
+    lines |= {name for name, v in adapters.heads().items() if v is not None and _is_scope(name)}
+    return {name: memory.for_line(Scope.parse(name)) for name in sorted(lines)}
+
+
+def _is_scope(name: str) -> bool:
+    try:
+        Scope.parse(name)
+    except InvalidInputError:
+        return False
+    return True
 
 
 def consolidate_lines(settings: Settings, db: Database, run_id: int, report: Report
@@ -129,7 +141,7 @@ def _consolidate_line(
         peft.save_pretrained(tmp)
         row = adapters.add(
             name, Path(tmp), source="consolidation", base_model=engine.name, base_gguf=gguf,
-            user_id=name.removeprefix("user:") if name.startswith("user:") else None,
+            user_id=Scope.parse(name).user,
             meta={"lessons": [x.id for x in lessons], "run": run_id,
                   "examples": len(examples), "train": trained.to_dict()},
         )

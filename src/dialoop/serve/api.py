@@ -9,22 +9,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-import sqlalchemy as sa
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from dialoop import __version__
-from dialoop.assistant import Assistant
+from dialoop.assistant import Assistant, Parts
 from dialoop.dialogue.session import turn_to_dict
-from dialoop.errors import NotFoundError
-from dialoop.serve.accounts import Caller
 from dialoop.serve.auth import Auth, CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse
 from dialoop.serve.metrics import CONTENT_TYPE, Metrics
 from dialoop.serve.scheduler import Scheduler
-from dialoop.store.models import ChatSession, Turn
+from dialoop.store.accounts import Caller
+from dialoop.store.models import ChatSession
 
 __all__ = ["router"]
 
@@ -143,21 +141,21 @@ async def me(request: Request, caller: CallerDep) -> dict[str, Any]:
 async def list_sessions(
     request: Request, caller: CallerDep, limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[dict[str, Any]]:
-    assistant: Assistant = request.app.state.assistant
-    items = await run_in_threadpool(assistant.sessions.list, caller.user, limit=limit)
+    parts: Parts = request.app.state.parts
+    items = await run_in_threadpool(parts.sessions.list, caller.user, limit=limit)
     return [_summary(i.session, i.turns) for i in items]
 
 
 @router.get("/sessions/{ref}", response_model=SessionOut, tags=["sessions"],
             summary="One of your sessions (by name or id) with all its turns and traces")
 async def get_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
-    return await run_in_threadpool(_export, request.app.state.assistant, ref, caller)
+    return await run_in_threadpool(_export, request.app.state.parts, ref, caller)
 
 
 @router.get("/sessions/{ref}/export", response_model=SessionOut, tags=["sessions"],
             summary="The same, as a JSON file to download")
 async def export_session(request: Request, caller: CallerDep, ref: str) -> JSONResponse:
-    data = await run_in_threadpool(_export, request.app.state.assistant, ref, caller)
+    data = await run_in_threadpool(_export, request.app.state.parts, ref, caller)
     filename = f"dialoop-session-{data['id']}.json"
     return JSONResponse(SessionOut.model_validate(data).model_dump(mode="json"),
                         headers={"Content-Disposition": f'attachment; filename="{filename}"'})
@@ -166,32 +164,21 @@ async def export_session(request: Request, caller: CallerDep, ref: str) -> JSONR
 @router.delete("/sessions/{ref}", response_model=DeletedOut, tags=["sessions"],
                summary="Delete one of your sessions and all its turns")
 async def delete_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
-    assistant: Assistant = request.app.state.assistant
-    session = await run_in_threadpool(assistant.sessions.delete, ref, caller.user)
+    parts: Parts = request.app.state.parts
+    session = await run_in_threadpool(parts.sessions.delete, ref, caller.user)
     return {"deleted": session.id}
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut, tags=["sessions"],
             summary="One turn of yours, with its trace (why it was answered so)")
 async def get_turn(request: Request, caller: CallerDep, turn_id: int) -> dict[str, Any]:
-    assistant: Assistant = request.app.state.assistant
-    return await run_in_threadpool(find_turn, assistant, turn_id, caller)
-
-
-def find_turn(assistant: Assistant, turn_id: int, caller: Caller) -> dict[str, Any]:
-    """The turn ``turn_id`` if it is in one of the caller's sessions."""
-    with assistant.db.read() as s:
-        turn = s.scalar(
-            sa.select(Turn).join(ChatSession, ChatSession.id == Turn.session_id)
-            .where(Turn.id == turn_id, ChatSession.user_id == caller.user)
-        )
-    if turn is None:
-        raise NotFoundError(f"No turn {turn_id} in your sessions.")
+    parts: Parts = request.app.state.parts
+    turn = await run_in_threadpool(parts.sessions.turn, turn_id, caller.user)
     return {**turn_to_dict(turn), "session_id": turn.session_id}
 
 
-def _export(assistant: Assistant, ref: str, caller: Caller) -> dict[str, Any]:
-    data = assistant.sessions.export(ref, caller.user)
+def _export(parts: Parts, ref: str, caller: Caller) -> dict[str, Any]:
+    data = parts.sessions.export(ref, caller.user)
     for turn in data["turns"]:
         turn["session_id"] = data["id"]
     return data

@@ -5,6 +5,10 @@
 
     app = create_app(open_assistant())   # any ASGI server; `dialoop serve` runs uvicorn
 
+The routes answer through the assistant and read and write through its parts
+(``assistant.parts``: sessions, the learning loop, the knowledge base, accounts and
+permissions), which they find in ``app.state``.
+
 Parts: the OpenAI-compatible routes (:mod:`.openai`), the native API (:mod:`.api`),
 API keys (:mod:`.auth`), the answer scheduler (:mod:`.scheduler`), metrics
 (:mod:`.metrics`), the body size limit (:mod:`.limits`) and the web page (:mod:`.web`).
@@ -23,7 +27,6 @@ from fastapi_offline import FastAPIOffline
 from dialoop import __version__
 from dialoop.assistant import Assistant
 from dialoop.serve import api, knowledge, learning, openai, web
-from dialoop.serve.accounts import Accounts
 from dialoop.serve.auth import Auth
 from dialoop.serve.httperrors import install_error_handlers
 from dialoop.serve.limits import BodyLimit
@@ -45,7 +48,6 @@ dialoop's server: an OpenAI-compatible API under `/v1` and dialoop's own API und
 def create_app(
     assistant: Assistant,
     *,
-    accounts: Accounts | None = None,
     keys_required: bool = False,
     max_waiting: int = 32,
     max_body_bytes: int = DEFAULT_MAX_BODY,
@@ -58,7 +60,8 @@ def create_app(
     """
     slots = assistant.engine.size if isinstance(assistant.engine, EnginePool) else 1
     scheduler = Scheduler(slots, max_waiting)
-    metrics = Metrics(scheduler, assistant.adapters.heads)
+    parts = assistant.parts
+    metrics = Metrics(scheduler, parts.adapters.heads)
     scheduler.on_finish.append(lambda gen: _observe(metrics, gen))
 
     @asynccontextmanager
@@ -71,10 +74,10 @@ def create_app(
         static_url="/static-docs",
     )
     app.state.assistant = assistant
+    app.state.parts = parts
     app.state.scheduler = scheduler
     app.state.metrics = metrics
-    app.state.auth = Auth(accounts or Accounts(assistant.db), assistant.settings.user,
-                          keys_required)
+    app.state.auth = Auth(parts.accounts, parts.permissions, parts.settings.user, keys_required)
     app.state.started = int(time.time())
     # Which optional parts of the native API are on (the web page asks /api/health).
     app.state.features = {"chat": True, "sessions": True, "feedback": False,
@@ -83,10 +86,8 @@ def create_app(
     install_error_handlers(app)
     app.include_router(openai.router)
     app.include_router(api.router)
-    if hasattr(assistant, "learning"):  # the assistant has a learning loop
-        learning.install(app)
-    if hasattr(assistant, "knowledge"):  # and a knowledge base
-        knowledge.install(app)
+    learning.install(app)
+    knowledge.install(app)
     web.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -1,9 +1,10 @@
 """Who is calling: an API key (``Authorization: Bearer dlp_…``), or nobody in local mode.
 
 Local mode: a server started without any API key listens on 127.0.0.1 only and
-treats every request as the configured local user, with the admin role (whoever
-can reach a loopback port already runs programs on this machine); a key sent
-anyway is not looked at. As soon as a
+treats every request as the configured local user, with that user's role as
+:class:`~dialoop.store.accounts.Permissions` gives it (the default local user is an
+admin: whoever can reach a loopback port already runs programs on this machine); a
+key sent anyway is not looked at. As soon as a
 key exists, keys are required, also by a server started in local mode. A server
 started with keys, or on another address, always requires them, even if every key
 is later revoked.
@@ -19,7 +20,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from dialoop.errors import NotAuthenticatedError, PermissionDeniedError
-from dialoop.serve.accounts import Accounts, Caller
+from dialoop.store.accounts import Accounts, Caller, Permissions
 
 __all__ = ["Auth", "CallerDep", "NotAuthenticatedError", "current_caller", "require_admin"]
 
@@ -29,6 +30,7 @@ class Auth:
     """How the app decides who calls."""
 
     accounts: Accounts
+    permissions: Permissions
     local_user: str
     keys_required: bool  # fixed at start: keys were configured, or the host is not loopback
 
@@ -38,7 +40,7 @@ class Auth:
         In local mode a key is not looked at: OpenAI clients insist on sending one.
         """
         if not (self.keys_required or self.accounts.any_active()):
-            return Caller(self.local_user, "admin")
+            return Caller(self.local_user, self.permissions.role(self.local_user))
         if not key:
             raise NotAuthenticatedError(
                 "This server needs an API key: send it as `Authorization: Bearer <key>`."

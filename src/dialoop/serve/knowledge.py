@@ -15,12 +15,13 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
-from dialoop.knowledge import GLOBAL, KnowledgeBase
+from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.evidence import Scope
+from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.browse import entity_view, search_entities, stats, triple_dict
-from dialoop.serve.accounts import Caller
 from dialoop.serve.auth import CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse
+from dialoop.store.accounts import Caller
 
 __all__ = ["install"]
 
@@ -76,7 +77,7 @@ class ImportOut(BaseModel):
 
 
 def _kb(request: Request) -> KnowledgeBase:
-    return request.app.state.assistant.knowledge  # type: ignore[no-any-return]
+    return request.app.state.parts.knowledge  # type: ignore[no-any-return]
 
 
 @router.get("/stats", summary="Count the facts, entities and documents you see")
@@ -112,11 +113,11 @@ async def query(request: Request, caller: CallerDep, body: QueryIn) -> Any:
 @router.post("/triples", response_model=TripleOut, status_code=201,
              summary="Add a fact (for yourself; scope global: admins)")
 async def add_triple(request: Request, caller: CallerDep, body: TripleIn) -> Any:
-    if body.scope == "global" and not caller.is_admin:
-        raise PermissionDeniedError("Only an admin may add facts for everyone (scope 'global').")
+    scope = Scope.named(body.scope, caller.user)
+    await run_in_threadpool(request.app.state.parts.permissions.check_scope, caller.user, scope,
+                            "add facts")
     t = await run_in_threadpool(_kb(request).add_fact, body.subject, body.relation, body.object,
-                                user=caller.user, scope=GLOBAL if body.scope == "global" else None,
-                                source="api")
+                                user=caller.user, scope=scope, source="api")
     if t is None:
         raise InvalidInputError("'label' and 'alias' name an entity; they are not facts to "
                                 "cite. Use another relation.")
@@ -125,7 +126,8 @@ async def add_triple(request: Request, caller: CallerDep, body: TripleIn) -> Any
 
 @router.delete("/triples/{triple_id}", status_code=204, summary="Delete one of your facts")
 async def delete_triple(request: Request, caller: CallerDep, triple_id: int) -> None:
-    gone = await run_in_threadpool(_kb(request).forget, user=caller.user, triple_ids=[triple_id])
+    gone = await run_in_threadpool(_kb(request).forget, scope=Scope.of(caller.user),
+                                   triple_ids=[triple_id])
     if not gone:  # another user's fact looks exactly like a missing one
         raise NotFoundError(f"You have no fact triple:{triple_id}.")
 
@@ -147,7 +149,7 @@ async def import_file(request: Request,
         with tempfile.TemporaryDirectory(prefix="dialoop-import-") as tmp:
             path = Path(tmp) / name
             path.write_bytes(data)
-            return _kb(request).import_file(path, user=caller.user, scope=GLOBAL)
+            return _kb(request).import_file(path, user=caller.user, scope=Scope.everyone())
 
     result = await run_in_threadpool(load)
     return {"file": name, "added": result.added, "existing": result.existing,

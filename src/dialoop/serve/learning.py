@@ -1,27 +1,27 @@
-"""The native API, part two: feedback, lessons and the learning loop (issue 3's Assistant API).
+"""The native API, part two: feedback, lessons and the learning loop.
 
-Installed by :func:`~dialoop.serve.app.create_app` only when the assistant has the
-learning loop (``assistant.learning``). Every call acts as the caller; ownership and
-scope rules (whose turn, whose lesson, who may teach everyone) are the learning
-loop's, and its errors come back with their HTTP status. The HTTP layer adds one
-rule of its own: only an account with the admin role promotes lessons or rolls back
-the global adapter.
+Every call acts as the caller and goes to the learning loop
+(:class:`~dialoop.learn.loop.LearningLoop`); ownership and scope rules (whose turn,
+whose lesson, who may teach everyone, promote or roll back) are its own, checked by
+the same :class:`~dialoop.store.accounts.Permissions` the CLI uses, and its errors
+come back with their HTTP status. The HTTP layer adds no rule of its own.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 
-from dialoop.errors import PermissionDeniedError
-from dialoop.serve.accounts import Caller
-from dialoop.serve.auth import CallerDep, require_admin
+from dialoop.evidence import Scope
+from dialoop.learn.loop import LearningLoop, run_to_dict
+from dialoop.serve.auth import CallerDep
 from dialoop.serve.httperrors import ErrorResponse
 from dialoop.store import Database
 
@@ -32,7 +32,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "allowed."},
 }
 router = APIRouter(prefix="/api", responses=_ERRORS)
-Scope = Literal["user", "global"]
+ScopeWord = Literal["user", "global"]  # the caller's own, or everyone's (admins)
 _TEXT = Field(min_length=1, max_length=100_000)
 
 
@@ -43,13 +43,13 @@ class RatingIn(BaseModel):
 
 class CorrectionIn(BaseModel):
     answer: str = _TEXT
-    scope: Scope = "user"
+    scope: ScopeWord = "user"
 
 
 class LessonIn(BaseModel):
     question: str = _TEXT
     answer: str = _TEXT
-    scope: Scope = "user"
+    scope: ScopeWord = "user"
 
 
 class PreferenceIn(BaseModel):
@@ -57,7 +57,7 @@ class PreferenceIn(BaseModel):
     rejected: str = _TEXT
     question: str | None = Field(None, max_length=100_000)
     turn_id: int | None = None
-    scope: Scope = "user"
+    scope: ScopeWord = "user"
 
 
 class RollbackIn(BaseModel):
@@ -84,8 +84,8 @@ class LessonOut(BaseModel):
     created_at: str
 
 
-def _run(request: Request, method: str, *args: Any, **kwargs: Any) -> Any:
-    return run_in_threadpool(getattr(request.app.state.assistant, method), *args, **kwargs)
+def _learning(request: Request) -> LearningLoop:
+    return request.app.state.parts.learning  # type: ignore[no-any-return]
 
 
 def _lesson(lesson: Any) -> dict[str, Any]:
@@ -94,36 +94,30 @@ def _lesson(lesson: Any) -> dict[str, Any]:
             "status": lesson.status, "created_at": lesson.created_at.isoformat()}
 
 
-def _global_needs_admin(caller: Caller, scope: str) -> None:
-    if scope == "global" and not caller.is_admin:
-        raise PermissionDeniedError("Only an admin may teach everyone (scope 'global').")
-
-
 # -- feedback ---------------------------------------------------------------------------------
 
 @router.post("/turns/{turn_id}/rating", response_model=ReceiptOut, tags=["feedback"],
              summary="Rate one of your answers")
 async def rate(request: Request, caller: CallerDep, turn_id: int, body: RatingIn) -> Any:
-    receipt = await _run(request, "rate", turn_id, body.value, user=caller.user,
-                         reason=body.reason)
+    receipt = await run_in_threadpool(_learning(request).rate, turn_id, body.value,
+                                      user=caller.user, reason=body.reason)
     return receipt.to_dict()
 
 
 @router.post("/turns/{turn_id}/correction", response_model=ReceiptOut, tags=["feedback"],
              summary="Give the answer one of your turns should have given")
 async def correct(request: Request, caller: CallerDep, turn_id: int, body: CorrectionIn) -> Any:
-    _global_needs_admin(caller, body.scope)
-    receipt = await _run(request, "correct", turn_id, body.answer, user=caller.user,
-                         scope=body.scope)
+    receipt = await run_in_threadpool(_learning(request).correct, turn_id, body.answer,
+                                      user=caller.user, scope=body.scope)
     return receipt.to_dict()
 
 
 @router.post("/preferences", response_model=ReceiptOut, tags=["feedback"],
              summary="Say which of two answers is better")
 async def prefer(request: Request, caller: CallerDep, body: PreferenceIn) -> Any:
-    _global_needs_admin(caller, body.scope)
-    receipt = await _run(request, "prefer", body.chosen, body.rejected, question=body.question,
-                         turn_id=body.turn_id, user=caller.user, scope=body.scope)
+    receipt = await run_in_threadpool(
+        _learning(request).prefer, body.chosen, body.rejected, question=body.question,
+        turn_id=body.turn_id, user=caller.user, scope=body.scope)
     return receipt.to_dict()
 
 
@@ -133,31 +127,31 @@ async def prefer(request: Request, caller: CallerDep, body: PreferenceIn) -> Any
             summary="Your lessons and the global ones")
 async def lessons(request: Request, caller: CallerDep,
                   status: Annotated[Literal["active", "all"], Query()] = "active") -> Any:
-    found = await _run(request, "lessons", user=caller.user,
-                       status=None if status == "all" else status)
+    found = await run_in_threadpool(_learning(request).lessons, user=caller.user,
+                                    status=None if status == "all" else status)
     return [_lesson(x) for x in found]
 
 
 @router.post("/lessons", response_model=ReceiptOut, tags=["lessons"],
              summary="Teach a question and the answer it should get")
 async def teach(request: Request, caller: CallerDep, body: LessonIn) -> Any:
-    _global_needs_admin(caller, body.scope)
-    receipt = await _run(request, "teach", body.question, body.answer, user=caller.user,
-                         scope=body.scope)
+    receipt = await run_in_threadpool(_learning(request).teach, body.question, body.answer,
+                                      user=caller.user, scope=body.scope)
     return receipt.to_dict()
 
 
 @router.post("/lessons/{lesson_id}/promote", response_model=LessonOut, tags=["lessons"],
              summary="Make a lesson apply to everyone (admin)")
-async def promote_lesson(request: Request, lesson_id: int,
-                         caller: Annotated[Caller, Depends(require_admin)]) -> Any:
-    return _lesson(await _run(request, "promote_lesson", lesson_id, user=caller.user))
+async def promote_lesson(request: Request, caller: CallerDep, lesson_id: int) -> Any:
+    return _lesson(await run_in_threadpool(_learning(request).promote_lesson, lesson_id,
+                                           user=caller.user))
 
 
 @router.delete("/lessons/{lesson_id}", response_model=LessonOut, tags=["lessons"],
                summary="Forget a lesson: it stops applying now")
 async def forget(request: Request, caller: CallerDep, lesson_id: int) -> Any:
-    return _lesson(await _run(request, "forget", lesson_id, user=caller.user))
+    return _lesson(await run_in_threadpool(_learning(request).forget, lesson_id,
+                                           user=caller.user))
 
 
 # -- learning ------------------------------------------------------------------------------------
@@ -165,30 +159,28 @@ async def forget(request: Request, caller: CallerDep, lesson_id: int) -> Any:
 @router.get("/learning/status", tags=["learning"],
             summary="Lessons, the adapter serving you, the last run, satisfaction")
 async def status(request: Request, caller: CallerDep) -> dict[str, Any]:
-    return await _run(request, "learning_status", user=caller.user)
+    return await run_in_threadpool(_learning(request).status, user=caller.user)
 
 
 @router.post("/learning/run", tags=["learning"], status_code=202,
              summary="Queue a consolidation run (trains, gates, promotes in the background)")
 async def run(request: Request, caller: CallerDep) -> dict[str, Any]:
-    from dialoop.learn.loop import run_to_dict
-
-    return run_to_dict(await _run(request, "consolidate", user=caller.user, wait=False))
+    return run_to_dict(await run_in_threadpool(_learning(request).start_run, user=caller.user,
+                                               trigger="api"))
 
 
 @router.get("/learning/history", tags=["learning"],
             summary="Adapter versions with their gate metrics and satisfaction")
 async def history(request: Request, caller: CallerDep, line: str | None = None
                   ) -> list[dict[str, Any]]:
-    return await _run(request, "learning_history", user=caller.user, line=line)
+    return await run_in_threadpool(_learning(request).history, user=caller.user, line=line)
 
 
 @router.post("/learning/rollback", tags=["learning"],
              summary="Serve an earlier version of an adapter line again, or none")
 async def rollback(request: Request, caller: CallerDep, body: RollbackIn) -> dict[str, Any]:
-    if body.line == "global" and not caller.is_admin:
-        raise PermissionDeniedError("Only an admin may roll back the global adapter.")
-    row = await _run(request, "rollback", body.line, body.version, user=caller.user)
+    row = await run_in_threadpool(_learning(request).rollback, body.line, body.version,
+                                  user=caller.user)
     return {"line": body.line, "serving": row.key if row is not None else None}
 
 
@@ -203,17 +195,20 @@ class _LessonCounts(Collector):
 
         from dialoop.store.models import Lesson  # only in builds with the learning loop
 
-        family = GaugeMetricFamily("dialoop_lessons", "Lessons by scope and status.",
-                                   labels=["scope", "status"])
+        family = GaugeMetricFamily("dialoop_lessons", "Lessons by scope (global or user) "
+                                   "and status.", labels=["scope", "status"])
         with self._db.read() as s:
             rows = s.execute(sa.select(Lesson.scope, Lesson.status, sa.func.count())
                              .group_by(Lesson.scope, Lesson.status)).all()
-        for scope, state, n in rows:
-            family.add_metric([scope, state], n)
+        counts: Counter[tuple[str, str]] = Counter()
+        for scope, state, n in rows:  # one series per kind of scope, not one per user
+            counts[(Scope.parse(scope).word, state)] += n
+        for (word, state), n in sorted(counts.items()):
+            family.add_metric([word, state], n)
         yield family
 
 
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.state.features.update(feedback=True, learning=True)
-    app.state.metrics.register(_LessonCounts(app.state.assistant.db))
+    app.state.metrics.register(_LessonCounts(app.state.parts.db))

@@ -39,10 +39,11 @@ from dialoop.assistant import Assistant, Reply
 from dialoop.dialogue.session import ChatSession
 from dialoop.engine import GenerationParams
 from dialoop.errors import DialoopError, InvalidInputError, NotFoundError, PermissionDeniedError
-from dialoop.serve.accounts import Caller
+from dialoop.evidence import TurnTrace
 from dialoop.serve.auth import CallerDep
 from dialoop.serve.httperrors import ErrorResponse, dialoop_error_payload
 from dialoop.serve.scheduler import Generation, Scheduler
+from dialoop.store.accounts import Caller
 
 __all__ = ["ChatCompletionRequest", "router"]
 
@@ -343,9 +344,10 @@ def _open_session(
 ) -> ChatSession:
     """The session to answer in; an empty one is seeded with the request's history."""
     session = assistant.session(ref, user=user, system=system)
-    if history and not assistant.sessions.turns(session):
+    sessions = assistant.parts.sessions
+    if history and not sessions.turns(session):
         for m in history:
-            assistant.sessions.add_turn(session, m.role, m.text, trace={"source": "request"})
+            sessions.add_turn(session, m.role, m.text, trace=TurnTrace.seeded().to_dict())
     return session
 
 

@@ -1,4 +1,4 @@
-"""Accounts and API keys: who is calling, and with which role.
+"""Accounts, API keys and permissions: who is calling, with which role, and what they may do.
 
 A key looks like ``dlp_<key id>_<secret>``. The key id is public (it names the key
 in ``dialoop users list`` and lets the server find the row); the secret is 256
@@ -9,6 +9,10 @@ scrypt costs tens of milliseconds by design; paying that on every request would
 cost more than the answer's first token on a small model. A key, once verified,
 is remembered in memory by a SHA-256 digest of the whole key, and only the
 revocation check (one indexed read) runs per request.
+
+:class:`Permissions` is the one answer to "is this user an admin?", for the library,
+the CLI and the server alike: an account's role where the user has an account,
+else the ``admin_users`` setting (the local user by default).
 """
 
 from __future__ import annotations
@@ -18,17 +22,19 @@ import hmac
 import re
 import secrets
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 import sqlalchemy as sa
 
-from dialoop.errors import InvalidInputError, NotFoundError
+from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.evidence import Scope
 from dialoop.store import Database
 from dialoop.store.models import Account, ApiKey, utcnow
 
-__all__ = ["ROLES", "Accounts", "Caller", "KeyInfo", "Role", "UserInfo"]
+__all__ = ["ROLES", "Accounts", "Caller", "KeyInfo", "Permissions", "Role", "UserInfo"]
 
 Role = Literal["user", "admin"]
 ROLES: tuple[Role, ...] = ("user", "admin")
@@ -170,6 +176,38 @@ class Accounts:
                 if not delete and r.revoked_at is None:
                     r.revoked_at = now
         return revoked
+
+
+class Permissions:
+    """Who is an admin, and what that allows. The one check used by every caller."""
+
+    def __init__(self, db: Database, admin_users: Sequence[str]) -> None:
+        self.db = db
+        self.admin_users = frozenset(admin_users)
+
+    def role(self, user: str) -> Role:
+        """The account's role; a user without an account is an admin when named in
+        ``admin_users``."""
+        with self.db.read() as s:
+            role = s.scalar(sa.select(Account.role).where(Account.user_id == user))
+        if role is not None:
+            return role  # type: ignore[no-any-return]
+        return "admin" if user in self.admin_users else "user"
+
+    def is_admin(self, user: str) -> bool:
+        return self.role(user) == "admin"
+
+    def require_admin(self, user: str, doing: str) -> None:
+        """Raise :class:`PermissionDeniedError` unless ``user`` is an admin."""
+        if not self.is_admin(user):
+            raise PermissionDeniedError(f"Only an admin may {doing}, and {user} is not one.")
+
+    def check_scope(self, user: str, scope: Scope, doing: str) -> None:
+        """``user`` may act in ``scope``: their own, or (admins) everyone's or anyone's."""
+        if scope.user == user:
+            return
+        self.require_admin(user, f"{doing} for everyone (scope global)" if scope.is_global
+                           else f"{doing} for another user")
 
 
 def _check_user(user: str) -> None:

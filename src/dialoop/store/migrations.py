@@ -258,12 +258,51 @@ def m006_accounts(op: Operations) -> None:
     op.create_index("ix_api_keys_user_id", "api_keys", ["user_id"])
 
 
+def m007_turn_state(op: Operations) -> None:
+    """The dialogue state gets a column of its own (it lived inside the trace JSON)."""
+    op.add_column("turns", sa.Column("state", sa.JSON))
+    turns = sa.table("turns", sa.column("id", sa.Integer), sa.column("role", sa.String),
+                     sa.column("trace", sa.JSON), sa.column("state", sa.JSON))
+    conn = op.get_bind()
+    rows = conn.execute(sa.select(turns.c.id, turns.c.trace).where(
+        turns.c.role == "assistant", turns.c.trace.is_not(None))).all()
+    for turn_id, trace in rows:
+        state = ((trace or {}).get("dialogue") or {}).get("state_after")
+        if state is not None:
+            conn.execute(sa.update(turns).where(turns.c.id == turn_id).values(state=state))
+
+
+def m008_one_scope(op: Operations) -> None:
+    """One encoding of scope everywhere: "global" or "user:<id>" (dialoop.evidence.Scope).
+
+    Lessons and feedback said "user"/"global" beside a user id; knowledge facts, names
+    and documents said "" for everyone and the bare user id otherwise.
+    """
+    for name, old in (("lessons", 16), ("feedback", 16), ("kg_triples", 128),
+                      ("kg_names", 128), ("kg_documents", 128)):
+        with op.batch_alter_table(name) as batch:  # SQLite rebuilds the table
+            batch.alter_column("scope", existing_type=sa.String(old), type_=sa.String(140),
+                               existing_nullable=False)
+    conn = op.get_bind()
+    for name in ("lessons", "feedback"):
+        t = sa.table(name, sa.column("scope", sa.String), sa.column("user_id", sa.String))
+        conn.execute(sa.update(t).where(t.c.scope == "user")
+                     .values(scope=sa.literal("user:") + t.c.user_id))
+    for name in ("kg_triples", "kg_names", "kg_documents"):
+        t = sa.table(name, sa.column("scope", sa.String))
+        conn.execute(sa.update(t).where(t.c.scope == "").values(scope="global"))
+        conn.execute(sa.update(t).where(t.c.scope != "global")
+                     .values(scope=sa.literal("user:") + t.c.scope))
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
     m003_learning,
     m004_knowledge,
     m006_accounts,
+    m007_turn_state,
+    m008_one_scope,
 ]
 
 

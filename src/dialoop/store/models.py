@@ -108,6 +108,9 @@ class Turn(Base):
     seconds: Mapped[float | None]
     first_token_seconds: Mapped[float | None]
     trace: Mapped[dict[str, Any] | None]
+    """What the answer understood, decided and used (``dialoop.evidence.TurnTrace``)."""
+    state: Mapped[dict[str, Any] | None]
+    """The dialogue state after this answer (``DialogueState.to_dict``; m007)."""
 
 
 class AdapterVersion(Base):
@@ -180,7 +183,7 @@ class Feedback(Base):
     user_id: Mapped[str] = mapped_column(sa.String(128), index=True)
     session_id: Mapped[str | None] = mapped_column(sa.String(32))
     turn_id: Mapped[int | None] = mapped_column(index=True)  # the assistant turn judged
-    scope: Mapped[str] = mapped_column(sa.String(16))  # user | global
+    scope: Mapped[str] = mapped_column(sa.String(140))  # "global" | "user:<id>" (Scope)
     rating: Mapped[int | None]  # +1 | -1
     reason: Mapped[str | None] = mapped_column(sa.Text)
     question: Mapped[str | None] = mapped_column(sa.Text)
@@ -200,7 +203,7 @@ class Lesson(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(sa.String(16))  # correction | preference
     user_id: Mapped[str] = mapped_column(sa.String(128), index=True)  # who taught it
-    scope: Mapped[str] = mapped_column(sa.String(16), index=True)  # user | global
+    scope: Mapped[str] = mapped_column(sa.String(140), index=True)  # "global" | "user:<id>" (Scope)
     question: Mapped[str] = mapped_column(sa.Text)
     answer: Mapped[str] = mapped_column(sa.Text)
     rejected: Mapped[str | None] = mapped_column(sa.Text)

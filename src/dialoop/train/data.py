@@ -10,7 +10,7 @@ Two formats are read, one conversation per line, and may be mixed in one file:
                                       {"from": "gpt", "value": "…"}]}             ShareGPT
 
 An assistant message may carry ``keys``: strings a correct answer must contain
-(for QA-style evaluation, see :mod:`dialoop.train.evaluate`); they never reach the
+(for QA-style evaluation, see :mod:`dialoop.eval.model`); they never reach the
 model. Every problem is reported with the file and line it is on, and nothing is
 trained on a file that has one.
 """

@@ -57,8 +57,8 @@ from dialoop.config import Settings
 from dialoop.engine.models import resolve_model
 from dialoop.engine.torch import load_model
 from dialoop.errors import InvalidInputError, NotFoundError
-from dialoop.learn.adapters import AdapterStore, AdapterVersion, check_name
 from dialoop.store import open_database
+from dialoop.store.adapters import AdapterStore, AdapterVersion, check_name
 from dialoop.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from dialoop.train.data import load_dialogues, split_dialogues
 from dialoop.train.packing import PackedRow, encode_dialogues, pack, row_loss
