@@ -95,8 +95,8 @@ def without_reuse(threads: int, answer_tokens: int, answers: list[str]
         for turn in TURNS:
             session = bot.session(f"cold-{turn}")
             for i in range(1, turn):
-                bot.sessions.add_turn(session, "user", _message(i))
-                bot.sessions.add_turn(session, "assistant", answers[i - 1])
+                bot.parts.sessions.add_turn(session, "user", _message(i))
+                bot.parts.sessions.add_turn(session, "assistant", answers[i - 1])
             first, reply = _first_token(bot, _message(turn), session, answer_tokens)
             out[turn] = (first, reply.usage.prompt_tokens)
         bot.close()
