@@ -1,22 +1,34 @@
-"""Interactive learning on the bundled model: memory path, adapter path, both, and a naive
-baseline, side by side in one run.
+"""Learning from corrections, measured the model-editing way: base model, correction memory,
+scoped adapter, both, and a naive LoRA, side by side in one run, after N sequential lessons.
 
-Facts (benchmarks/data/learning_facts.jsonl, all fictional) are taught one after
-another as a user would. After N of them:
+Data (``--data``):
 
-- Reliability: the taught question's answer contains the fact's key string;
-- Generalization: its three paraphrases' answers do too;
-- Locality: controls the base model answered correctly still are, and "near"
-  questions (a similar-looking different entity) do not receive the key string.
+- ``bench``: benchmarks/data/learning_facts.jsonl, fictional facts we wrote, each with three
+  paraphrases, a "near" question (another name) and a "sibling" (another question about
+  the same name), plus control questions the base model answers right;
+- ``knowedit``: ../shared/data/knowedit (CounterFact and WikiFactDiff, English; public
+  knowledge-editing records nobody here wrote), taught ``src → alt`` one after another.
 
-Paths: **memory** (the correction memory, no training), **adapter** (consolidated
-LoRA through the real pipeline, memory off), **both**, and **naive** (a plain LoRA
-fine-tune on the corrections alone: lr 1e-3, 30 steps, no replay, no negatives, no
-paraphrases, no gate). Also: seconds from a correction to a correct paraphrase
-answer (memory path), consolidation time, adapter cost (size, swap time, prefix
-cache, decode speed).
+Metrics on an even sample of the taught facts (``--sample``):
+
+- Reliability: the taught question's answer contains the taught answer;
+- Generalization: the paraphrase's (``rephrase``'s) answer does too;
+- Locality: bench — controls still answered right and near questions not given the taught
+  answer; knowedit — the answer to ``loc`` is identical to the base model's (greedy);
+- Portability (knowedit): ``port`` answered with ``port_ans`` (no target);
+- Sibling (bench): other questions about the taught name do not get the taught answer.
+
+Paths: **memory** (the correction memory, adapter off), **adapter** (the consolidated
+adapter behind its router, memory off: exactly how it serves), **both**, and **naive**
+(a plain LoRA on the corrections alone, no router: q/v projections of every layer, rank
+8, lr 1e-3, 30 steps of 8). Consolidation runs with the default settings and the gate
+at its default thresholds; its outcome and time are printed. ``--curve`` consolidates
+at more checkpoints for the adapter path alone (``dialoop learn report --plot`` draws the
+versions' gate metrics; the bench prints its own).
 
     flock /tmp/dialoop-bench.lock python benchmarks/bench_learning.py --n 20 100
+    flock /tmp/dialoop-bench.lock python benchmarks/bench_learning.py --data knowedit \\
+        --n 20 100 500
 """
 
 from __future__ import annotations
@@ -25,52 +37,96 @@ import argparse
 import json
 import logging
 import os
+import platform
+import random
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-DATA = Path(__file__).parent / "data" / "learning_facts.jsonl"
+BENCH_DATA = Path(__file__).parent / "data" / "learning_facts.jsonl"
+KNOWEDIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "knowedit"
 MAX_TOKENS = 40
 USER = "bench"
+Answer = Callable[[str], str]
 
 
-def load() -> tuple[list[dict], list[dict]]:
-    rows = [json.loads(line) for line in DATA.read_text(encoding="utf-8").splitlines()]
-    return [r for r in rows if r["type"] == "fact"], [r for r in rows if r["type"] == "control"]
+# -- data --------------------------------------------------------------------------------
+
+def load_bench() -> tuple[list[dict], list[dict]]:
+    rows = [json.loads(line) for line in BENCH_DATA.read_text(encoding="utf-8").splitlines()]
+    facts = [{"question": r["question"], "answer": r["answer"], "key": r["key"],
+              "paraphrases": r["paraphrases"], "near": r["near"], "sibling": r["sibling"]}
+             for r in rows if r["type"] == "fact"]
+    return facts, [r for r in rows if r["type"] == "control"]
+
+
+def load_knowedit(seed: int = 0) -> list[dict]:
+    """Both files, shuffled once with a fixed seed (they alternate kinds of edit)."""
+    if not KNOWEDIT.is_dir():
+        raise SystemExit(f"{KNOWEDIT} is missing: put ../shared beside the project.")
+    records = []
+    for name in ("counterfact_en.json", "wikifactdiff_en.json"):
+        records += json.loads((KNOWEDIT / name).read_text(encoding="utf-8"))
+    random.Random(seed).shuffle(records)
+    return [{"question": r["src"], "answer": r["alt"], "key": r["alt"],
+             "paraphrases": [r["rephrase"]], "loc": r["loc"], "port": r["port"],
+             "port_key": r["port_ans"]} for r in records]
 
 
 def has(key: str, text: str) -> bool:
     return key.lower() in text.lower()
 
 
-def score(answer, facts: list[dict], controls: list[dict]) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """``answer(question) -> text`` over facts and (base-correct) controls."""
+def even(items: list[dict], n: int) -> list[dict]:
+    step = max(1, len(items) / n)
+    return [items[int(i * step)] for i in range(min(n, len(items)))]
+
+
+# -- scoring -------------------------------------------------------------------------------
+
+def score(answer: Answer, facts: list[dict], controls: list[dict],
+          base: dict[str, str]) -> dict[str, float]:
+    """``answer(question) -> text`` over the facts (and, for bench data, the controls)."""
     rel = [has(f["key"], answer(f["question"])) for f in facts]
     gen = [has(f["key"], answer(p)) for f in facts for p in f["paraphrases"]]
-    near = [not has(f["key"], answer(f["near"])) for f in facts]
-    sibling = [not has(f["key"], answer(f["sibling"])) for f in facts]
-    ctrl = [has(c["key"], answer(c["question"])) for c in controls]
-    loc = near + ctrl
-    return {"rel": _mean(rel), "gen": _mean(gen), "loc": _mean(loc),
-            "loc_near": _mean(near), "loc_controls": _mean(ctrl),
-            "loc_sibling": _mean(sibling)}
+    row = {"rel": _mean(rel), "gen": _mean(gen)}
+    if "loc" in facts[0]:  # knowedit: identical to the base model's answer
+        row["loc"] = _mean([answer(f["loc"]) == base[f["loc"]] for f in facts])
+        row["port"] = _mean([has(f["port_key"], answer(f["port"])) for f in facts])
+    else:
+        near = [not has(f["key"], answer(f["near"])) for f in facts]
+        ctrl = [has(c["key"], answer(c["question"])) for c in controls]
+        row["loc"] = _mean(near + ctrl)
+        row["loc_near"], row["loc_controls"] = _mean(near), _mean(ctrl)
+        row["sibling"] = _mean([not has(f["key"], answer(f["sibling"])) for f in facts])
+    return row
 
 
 def _mean(xs: list[bool]) -> float:
     return round(sum(xs) / len(xs), 3) if xs else float("nan")
 
 
+def show(results: dict, path: str, n: int, row: dict[str, float]) -> None:
+    results["rows"].append({"path": path, "n": n, **row})
+    extra = "".join(f"  {k} {v:.2f}" for k, v in row.items() if k not in ("rel", "gen", "loc"))
+    print(f"{path:<24} N={n:<4} Rel {row['rel']:.2f}  Gen {row['gen']:.2f}  "
+          f"Loc {row['loc']:.2f}{extra}", flush=True)
+
+
+# -- the run -------------------------------------------------------------------------------
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", choices=["bench", "knowedit"], default="bench")
     ap.add_argument("--n", type=int, nargs="+", default=[20, 100])
-    ap.add_argument("--adapter-n", type=int, nargs="+", default=None,
-                    help="Checkpoints for the adapter paths (default: same as --n).")
+    ap.add_argument("--curve", type=int, nargs="*", default=[],
+                    help="More checkpoints for the adapter path alone (e.g. 10 50 200).")
+    ap.add_argument("--sample", type=int, default=100, help="Facts scored per checkpoint.")
+    ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "adapter", "naive"])
     ap.add_argument("--json", type=Path, help="Also write the results here.")
-    ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "adapter", "naive"],
-                    help="Leave these paths out (e.g. to tune learn_* settings, set as "
-                         "DIALOOP_LEARN_* variables).")
     ap.add_argument("--calibrate", action="store_true",
                     help="Only print how the memory's match rule separates paraphrases from "
                          "near questions and controls, per similarity threshold.")
@@ -80,155 +136,133 @@ def main() -> None:
         return
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.data == "knowedit":
+        facts, controls = load_knowedit(), []
+    else:
+        facts, controls = load_bench()
+    checkpoints = sorted(set(args.n) | set(args.curve))
+    if checkpoints[-1] > len(facts):
+        raise SystemExit(f"--n {checkpoints[-1]}: {args.data} has {len(facts)} facts.")
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, load average "
+          f"{os.getloadavg()[0]:.1f}; data {args.data}, checkpoints {checkpoints}", flush=True)
+    Run(args, facts, controls).go(checkpoints)
 
-    facts, controls = load()
-    home = Path(tempfile.mkdtemp(prefix="bench-learning-"))
-    os.environ["DIALOOP_HOME"] = str(home)
-    from dialoop.assistant import open_assistant
-    from dialoop.config import load_settings
-    from dialoop.engine.llamacpp import LlamaCppEngine
-    from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
-    from dialoop.learn.replay import generate
 
-    # One thread: on a shared 2-core machine a 2-thread pool collapses (see config.py).
-    engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME, context_window=2048,
-                            threads=1)
+class Run:
+    def __init__(self, args: argparse.Namespace, facts: list[dict], controls: list[dict]
+                 ) -> None:
+        from dialoop.assistant import open_assistant
+        from dialoop.config import load_settings
+        from dialoop.engine.llamacpp import LlamaCppEngine
+        from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
+        from dialoop.learn.replay import generate
 
-    def base(q: str) -> str:
-        return generate(engine, q, max_tokens=MAX_TOKENS)
+        self.args, self.facts = args, facts
+        self.home = Path(tempfile.mkdtemp(prefix="bench-learning-"))
+        # One thread: on a 2-core machine the other core is the consolidation's.
+        self.engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME,
+                                     context_window=2048, threads=1)
+        self.generate = lambda q, adapter=None: generate(self.engine, q, max_tokens=MAX_TOKENS,
+                                                         adapter=adapter)
+        # Knowledge off: a taught sentence would also become a triple, and the graph's
+        # answer would stand in for the weights'.
+        self.settings = load_settings(home=self.home, max_tokens=MAX_TOKENS, knowledge=False)
+        self.bot = open_assistant(self.settings, engine=self.engine)
+        self.learning = self.bot.parts.learning
+        self.controls = [c for c in controls if has(c["key"], self.generate(c["question"]))]
+        self.results: dict[str, Any] = {"data": args.data, "rows": [], "consolidation": {},
+                                        "controls_base_correct": len(self.controls)}
+        self.taught = 0
 
-    controls = [c for c in controls if has(c["key"], base(c["question"]))]
-    print(f"{len(facts)} facts, {len(controls)} controls the base model answers correctly")
-    results: dict[str, Any] = {"controls_base_correct": len(controls), "rows": []}
-    base_row = score(base, facts[: max(args.n)], controls)
-    _row(results, "base model", max(args.n), base_row)
+    def ask(self, q: str, *, memory: bool, adapter: str = "none") -> str:
+        return self.bot.ask(q, user=USER, memory=memory, adapter=adapter).text
 
-    settings = load_settings(max_tokens=MAX_TOKENS, learn_gate_reliability=0.0,
-                             learn_gate_generalization=0.0, learn_gate_locality=0.0)
-    bot = open_assistant(settings, engine=engine)
-    learning = bot.parts.learning
+    def go(self, checkpoints: list[int]) -> None:
+        sample = even(self.facts[: checkpoints[-1]], self.args.sample)
+        base = self._base(self.facts[: checkpoints[-1]])
+        show(self.results, "base model", checkpoints[-1],
+             score(self.generate, sample, self.controls, base))
+        for n in checkpoints:
+            self.teach(n)
+            scored = even(self.facts[:n], self.args.sample)
+            full = n in self.args.n
+            if full and "memory" not in self.args.skip:
+                show(self.results, "memory", n, score(
+                    lambda q: self.ask(q, memory=True), scored, self.controls, base))
+            if "adapter" not in self.args.skip:
+                row = self.consolidate(n)
+                show(self.results, "adapter (memory off)", n,
+                     score(self.served(row, memory=False), scored, self.controls, base))
+                if full:
+                    show(self.results, "both", n,
+                         score(self.served(row, memory=True), scored, self.controls, base))
+            if full and "naive" not in self.args.skip:
+                key = self.naive(n)
+                show(self.results, "naive LoRA", n, score(
+                    lambda q, k=key: self.generate(q, k), scored, self.controls, base))
+                self.engine.unload_adapter(key)
+        self.finish()
 
-    def ask(q: str, *, memory: bool, adapter: str | None = None, mode: str | None = None
-            ) -> str:
-        if mode is not None:  # how the memory applies lessons (read by the loop per turn)
-            learning.settings = settings.model_copy(update={"learn_memory_mode": mode})
-        try:
-            return bot.ask(q, user=USER, memory=memory, adapter=adapter).text
-        finally:
-            learning.settings = settings
+    def _base(self, facts: list[dict]) -> dict[str, str]:
+        """The base model's greedy answers to the locality questions (knowedit)."""
+        return {f["loc"]: self.generate(f["loc"]) for f in even(facts, self.args.sample)
+                if "loc" in f} if "loc" in facts[0] else {}
 
-    # -- memory path: sequential corrections ------------------------------------------
-    latencies: list[float] = []
-    taught = 0
-    for n in sorted(args.n):
-        if "memory" in args.skip:
-            for f in facts[taught:n]:
-                learning.teach(f["question"], f["answer"], user=USER)
-            taught = n
-            continue
-        for f in facts[taught:n]:
+    def teach(self, n: int) -> None:
+        latencies = []
+        for f in self.facts[self.taught:n]:
             start = time.perf_counter()
-            learning.teach(f["question"], f["answer"], user=USER)
-            ok = has(f["key"], ask(f["paraphrases"][0], memory=True))
-            latencies.append(time.perf_counter() - start if ok else float("inf"))
-        taught = n
-        for mode in ("auto", "prompt") if n == min(args.n) else ("auto",):
-            row = score(lambda q, m=mode: ask(q, memory=True, adapter="none", mode=m),
-                        facts[:n], controls)
-            _row(results, f"memory ({mode})", n, row)
-    if latencies:
-        finite = sorted(x for x in latencies if x != float("inf"))
-        results["correction_to_paraphrase_p50_s"] = round(statistics.median(latencies), 3)
-        results["correction_to_paraphrase_p90_s"] = round(
-            sorted(latencies)[int(0.9 * (len(latencies) - 1))], 3)
-        print(f"correction → correct paraphrase (memory): p50 "
-              f"{results['correction_to_paraphrase_p50_s']} s, "
-              f"{len(finite)}/{len(latencies)} within the next answer")
+            self.learning.teach(f["question"], f["answer"], user=USER)
+            if len(latencies) < 50:  # correction → the next answer to a paraphrase, memory on
+                ok = has(f["key"], self.ask(f["paraphrases"][0], memory=True))
+                latencies.append(time.perf_counter() - start if ok else float("inf"))
+        self.taught = n
+        if latencies:
+            right = sum(x != float("inf") for x in latencies)
+            print(f"taught {n}: correction → paraphrase answered right at once "
+                  f"{right}/{len(latencies)}, p50 {statistics.median(latencies):.3f} s",
+                  flush=True)
 
-    # -- adapter path, both, naive -------------------------------------------------------
-    for n in sorted(args.adapter_n or args.n) if "adapter" not in args.skip else []:
-        _forget_all_but(bot, n)
+    def consolidate(self, n: int) -> Any:
         start = time.perf_counter()
-        run = learning.consolidate(user=USER)
+        run = self.learning.consolidate(user=USER)
         seconds = time.perf_counter() - start
-        line = run.report["lines"].get(f"user:{USER}", {})
-        results[f"consolidation_{n}_s"] = round(seconds, 1)
-        results[f"gate_{n}"] = line.get("gate")
-        print(f"consolidation of {n} lessons: {seconds:.0f} s "
-              f"(training {line.get('train', {}).get('seconds')} s, gate "
-              f"{(line.get('gate') or {}).get('seconds')} s) → {line.get('outcome')}; "
-              f"gate metrics {(line.get('gate') or {}).get('metrics')}")
-        key = f"user:{USER}@v{line['version']}"
-        _row(results, "adapter (memory off)", n,
-             score(lambda q, k=key: ask(q, memory=False, adapter=k), facts[:n], controls))
-        _row(results, "both", n,
-             score(lambda q, k=key: ask(q, memory=True, adapter=k), facts[:n], controls))
-        if n == min(args.adapter_n or args.n):
-            results["cost"] = _cost(bot, engine, key, settings)
-        if "naive" in args.skip:
-            continue
-        naive_key, naive_s = _naive(engine, facts[:n], home)
-        results[f"naive_training_{n}_s"] = round(naive_s, 1)
-        _row(results, "naive LoRA (memory off)", n,
-             score(lambda q, k=naive_key: generate(engine, q, max_tokens=MAX_TOKENS, adapter=k),
-                   facts[:n], controls))
-        engine.unload_adapter(naive_key)
+        line = run.report["lines"][f"user:{USER}"]
+        gate = line["gate"]
+        self.results["consolidation"][n] = {
+            "seconds": round(seconds, 1), "train_seconds": line["train"]["seconds"],
+            "gate_seconds": gate["seconds"], "outcome": line["outcome"],
+            "gate": gate["metrics"], "gate_counts": gate["counts"]}
+        print(f"consolidation of {n} lessons: {seconds:.0f} s (training "
+              f"{line['train']['seconds']:.0f} s, gate {gate['seconds']:.0f} s) → "
+              f"{line['outcome']} at the default thresholds; gate {gate['metrics']}, "
+              f"{gate['counts'].get('locality_routed', 0)} of {gate['counts']['locality']} "
+              "locality probes routed to the adapter", flush=True)
+        return self.bot.parts.adapters.get(f"user:{USER}", line["version"])
 
-    print(json.dumps({k: v for k, v in results.items()
-                      if k != "rows" and not k.startswith("gate_")}, indent=1))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    bot.close()
-    engine.close()
+    def served(self, row: Any, *, memory: bool) -> Answer:
+        """The answer as the candidate would serve it: its router decides adapter or base."""
+        def answer(q: str) -> str:
+            routed = self.learning.routes(row, q, user=USER)
+            return self.ask(q, memory=memory, adapter=row.key if routed else "none")
+        return answer
 
+    def naive(self, n: int) -> str:
+        key, seconds = _naive(self.engine, self.facts[:n], self.home)
+        self.results.setdefault("naive_seconds", {})[n] = round(seconds, 1)
+        return key
 
-def calibrate() -> None:
-    """How the memory's match rule separates paraphrases (want matched) from near,
-    same-entity and control questions (want unmatched), per similarity threshold."""
-    import numpy as np
-
-    from dialoop.engine.embedding import default_embedder
-    from dialoop.learn.memory import key_terms, masked, terms_match
-
-    facts, controls = load()
-    embed = default_embedder().embed
-    kinds: dict[str, list[tuple[float, bool]]] = {
-        "paraphrase": [], "near": [], "sibling": [], "control": []}
-    for f in facts:
-        terms = key_terms(f["question"])
-        q = embed([masked(f["question"], terms)])[0]
-        for kind, texts in (("paraphrase", f["paraphrases"]), ("near", [f["near"]]),
-                            ("sibling", [f["sibling"]]),
-                            ("control", [c["question"] for c in controls[:5]])):
-            for text in texts:
-                sim = float(embed([masked(text, terms, f["question"])])[0] @ q)
-                kinds[kind].append((sim, terms_match(terms, f["question"], text)))
-    print("share matched (similarity ≥ threshold and key terms match)")
-    print("threshold " + " ".join(f"{k:>11}" for k in kinds))
-    for t in (0.6, 0.65, 0.7, 0.72, 0.75, 0.8, 0.85, 0.9):
-        print(f"  {t:.2f}   " + " ".join(
-            f"{np.mean([s >= t and ok for s, ok in v]):>11.3f}" for v in kinds.values()))
-
-
-def _row(results: dict, path: str, n: int, row: dict) -> None:
-    results["rows"].append({"path": path, "n": n, **row})
-    print(f"{path:<26} N={n:<4} Rel {row['rel']:.2f}  Gen {row['gen']:.2f}  "
-          f"Loc {row['loc']:.2f} (near {row['loc_near']:.2f}, controls "
-          f"{row['loc_controls']:.2f}) · same-entity other question "
-          f"{row['loc_sibling']:.2f}", flush=True)
-
-
-def _forget_all_but(bot, n: int) -> None:  # type: ignore[no-untyped-def]
-    """Keep the first ``n`` taught lessons active (the adapter checkpoints' lesson sets)."""
-    from dialoop.store.models import Lesson
-
-    with bot.parts.db.write() as s:
-        for i, lesson in enumerate(s.query(Lesson).order_by(Lesson.id)):
-            lesson.status = "active" if i < n else "forgotten"
+    def finish(self) -> None:
+        self.results["cost"] = _cost(self.bot, self.engine)
+        print(json.dumps({k: v for k, v in self.results.items() if k != "rows"}, indent=1))
+        if self.args.json:
+            self.args.json.write_text(json.dumps(self.results, indent=1))
+        self.bot.close()
+        self.engine.close()
 
 
 def _naive(engine, facts: list[dict], home: Path) -> tuple[str, float]:  # type: ignore[no-untyped-def]
-    """Plain LoRA on the corrections only: lr 1e-3, 30 steps, every layer, no replay."""
+    """Plain LoRA on the corrections alone: q/v of every layer, lr 1e-3, 30 steps of 8."""
     import torch
     from peft import LoraConfig, get_peft_model
 
@@ -248,7 +282,7 @@ def _naive(engine, facts: list[dict], home: Path) -> tuple[str, float]:  # type:
     start = time.perf_counter()
     peft.train()
     for step in range(30):
-        batch = [items[(step * 4 + i) % len(items)] for i in range(min(4, len(items)))]
+        batch = [items[(step * 8 + i) % len(items)] for i in range(min(8, len(items)))]
         T = max(len(x.input_ids) for x in batch)
         ids = torch.tensor([x.input_ids + [0] * (T - len(x.input_ids)) for x in batch])
         labels = torch.tensor([x.labels + [-100] * (T - len(x.labels)) for x in batch])
@@ -266,11 +300,11 @@ def _naive(engine, facts: list[dict], home: Path) -> tuple[str, float]:  # type:
     return key, seconds
 
 
-def _cost(bot, engine, key: str, settings) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """Adapter size, swap (load) time, prefix-cache effect and decode speed vs the base."""
+def _cost(bot, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """The last adapter's size, swap (load) time, and decode speed with it vs the base."""
     from dialoop.engine import GenerationParams
 
-    row = bot.parts.adapters.resolve(key)
+    row = bot.parts.learning.serving(USER) or bot.parts.adapters.history(f"user:{USER}")[-1]
     gguf = bot.parts.adapters.files(row, "llamacpp")
     swaps = []
     for _ in range(5):
@@ -278,40 +312,57 @@ def _cost(bot, engine, key: str, settings) -> dict[str, Any]:  # type: ignore[no
         engine.load_adapter("swap-probe", gguf)
         swaps.append(time.perf_counter() - start)
         engine.unload_adapter("swap-probe")
+    engine.load_adapter(row.key, gguf)
     params = GenerationParams(max_tokens=128, temperature=0.0)
     prompt = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
 
     def speed(adapter: str | None) -> float:
         rates = []
-        for _ in range(3):
+        for _ in range(5):
             usage = [c.usage for c in engine.stream(prompt, params, adapter=adapter) if c.usage]
             u = usage[0]
             rates.append((u.completion_tokens - 1) / (u.seconds - (u.first_token_seconds or 0)))
         return statistics.median(rates)
 
-    base_rate, adapter_rate = speed(None), speed(key)
-    # Prefix cache: the same long prompt again on the same adapter reuses its KV state;
-    # after a switch of adapter it cannot (a KV state belongs to the weights that made it).
-    msgs = [{"role": "system", "content": "You are terse. " * 40},
-            {"role": "user", "content": "Hi"}]
-    short = GenerationParams(max_tokens=2)
-    [c for c in engine.stream(msgs, short, adapter=key)]
-    same = [c.usage for c in engine.stream(msgs, short, adapter=key) if c.usage][0]
-    [c for c in engine.stream(msgs, short, adapter=None)]
-    switched = [c.usage for c in engine.stream(msgs, short, adapter=key) if c.usage][0]
+    base_rate, adapter_rate = speed(None), speed(row.key)
     cost = {
+        "adapter": row.key,
         "adapter_gguf_bytes": gguf.stat().st_size,
-        "adapter_peft_bytes": (gguf.parent / "adapter_model.safetensors").stat().st_size,
         "swap_load_s_median": round(statistics.median(swaps), 4),
         "decode_tok_s_base": round(base_rate, 1),
         "decode_tok_s_adapter": round(adapter_rate, 1),
         "decode_ratio": round(adapter_rate / base_rate, 3),
-        "prefix_cached_tokens_same_adapter": same.cached_tokens,
-        "prefix_cached_tokens_after_switch_back": switched.cached_tokens,
-        "prompt_tokens": same.prompt_tokens,
     }
     print("adapter cost:", cost, flush=True)
     return cost
+
+
+def calibrate() -> None:
+    """How the memory's match rule separates paraphrases (want matched) from near,
+    same-entity and control questions (want unmatched), per similarity threshold."""
+    import numpy as np
+
+    from dialoop.engine.embedding import default_embedder
+    from dialoop.learn.memory import key_terms, masked, terms_match
+
+    facts, controls = load_bench()
+    embed = default_embedder().embed
+    kinds: dict[str, list[tuple[float, bool]]] = {
+        "paraphrase": [], "near": [], "sibling": [], "control": []}
+    for f in facts:
+        terms = key_terms(f["question"])
+        q = embed([masked(f["question"], terms)])[0]
+        for kind, texts in (("paraphrase", f["paraphrases"]), ("near", [f["near"]]),
+                            ("sibling", [f["sibling"]]),
+                            ("control", [c["question"] for c in controls[:5]])):
+            for text in texts:
+                sim = float(embed([masked(text, terms, f["question"])])[0] @ q)
+                kinds[kind].append((sim, terms_match(terms, f["question"], text)))
+    print("share matched (similarity ≥ threshold and key terms match)")
+    print("threshold " + " ".join(f"{k:>11}" for k in kinds))
+    for t in (0.6, 0.65, 0.7, 0.72, 0.75, 0.8, 0.85, 0.9):
+        print(f"  {t:.2f}   " + " ".join(
+            f"{np.mean([s >= t and ok for s, ok in v]):>11.3f}" for v in kinds.values()))
 
 
 if __name__ == "__main__":

@@ -7,12 +7,12 @@ to generate — a test that reaches generation needs the real model (tests/integ
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from dialoop.engine import Chunk, GenerationParams, Message
+from dialoop.engine import Chunk, GenerationParams, Message, Usage
 
 
 class FakeEngine:
@@ -63,3 +63,22 @@ class HashEmbedder:
             v = np.random.default_rng(seed).normal(size=self.dim)
             rows.append(v / np.linalg.norm(v))
         return np.array(rows, dtype=np.float32)
+
+
+class ScriptedEngine(FakeEngine):
+    """A FakeEngine that answers: ``reply(prompt, adapter)`` gives the text of each answer,
+    and every call is logged in ``asked`` as (prompt, adapter)."""
+
+    def __init__(self, reply: Callable[[str, str | None], str]) -> None:
+        super().__init__()
+        self.reply = reply
+        self.asked: list[tuple[str, str | None]] = []
+
+    def stream(self, messages: Sequence[Message], params: GenerationParams, *,
+               adapter: str | None = None) -> Iterator[Chunk]:
+        prompt = messages[-1]["content"]
+        self.asked.append((prompt, adapter))
+        text = self.reply(prompt, adapter)
+        yield Chunk(text)
+        yield Chunk("", finish_reason="stop",
+                    usage=Usage(self.count_tokens(prompt), self.count_tokens(text), 0, 0.0, 0.0))

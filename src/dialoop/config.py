@@ -90,28 +90,45 @@ class Settings(BaseSettings):
     """Cosine similarity (names masked) a question needs to a lesson's question; its key
     terms must match too. Calibrated on benchmarks/data/learning_facts.jsonl: the highest
     value that still matches every paraphrase (docs/learning.md)."""
+    learn_route_similarity: float = Field(0.72, ge=0, le=1)
+    """The router of a consolidated adapter sends it a message only when the message matches
+    one of the adapter's active lessons at this similarity (and their key terms); everything
+    else goes to the base model, untouched."""
     learn_direct_similarity: float = Field(0.80, ge=0, le=1)
     """In auto mode, reply with the taught answer itself from this similarity up."""
     learn_supersede_similarity: float = Field(0.90, ge=0, le=1)
     """A new lesson replaces an older one in the same scope whose question is this close."""
-    learn_auto_after: int = Field(0, ge=0)
-    """Start a consolidation run in the background after this many new lessons (0: never)."""
-    learn_rank: int = Field(8, ge=1, le=256)
-    learn_layers: int = Field(8, ge=1)
+    learn_auto: bool | None = None
+    """Consolidate by itself in the background (after ``learn_auto_after`` new lessons or
+    ratings, or when a server has been idle ``learn_auto_idle_seconds`` with some waiting).
+    Unset: on in a server (``dialoop serve``, ``create_app``), off in the library and the
+    other commands. ``dialoop serve --no-learn`` turns it off."""
+    learn_auto_after: int = Field(5, ge=0)
+    """New lessons and ratings since the last run that start a run (0: not by count)."""
+    learn_auto_idle_seconds: float = Field(300.0, ge=0)
+    """A server that has answered nothing for this long, with lessons or ratings waiting,
+    starts a run (0: not by idleness)."""
+    learn_rank: int = Field(32, ge=1, le=256)
+    learn_layers: int = Field(4, ge=1)
     """LoRA goes on the top this-many transformer layers (training cost grows with it)."""
-    learn_epochs: int = Field(3, ge=1, le=100)
-    learn_lr: float = Field(2e-3, gt=0, le=1)
-    learn_replay: int = Field(30, ge=0, le=30)
-    """Replay prompts (the base model's own answers) trained on, for locality."""
-    learn_gate_replay: int = Field(30, ge=0, le=30)
-    """Held-out replay prompts the gate checks locality on."""
+    learn_epochs: int = Field(5, ge=1, le=100)
+    learn_lr: float = Field(3e-3, gt=0, le=1)
+    learn_replay: int = Field(0, ge=0, le=30)
+    """Replay prompts (the base model's own answers) trained on. The adapter's router keeps
+    unrelated prompts off it, so none are needed by default (docs/learning.md)."""
+    learn_gate_probes: int = Field(300, ge=0, le=300)
+    """Unrelated prompts the gate checks locality on (with each lesson's near and sibling
+    questions); only those the adapter's router lets through are generated."""
+    learn_gate_sample: int = Field(100, ge=1)
+    """Lessons the gate checks reliability and generalization on (an even sample of them
+    when there are more)."""
     learn_threads: int = Field(1, ge=1)
     """Threads for consolidation. One by default: the worker runs beside a serving
     process, and spinning thread pools on a busy CPU collapse (measured on 2 loaded
     cores: llama.cpp 0.9 tok/s with 2 threads, 51 with 1; torch 5x slower)."""
     learn_gate_reliability: float = Field(0.90, ge=0, le=1)
-    learn_gate_generalization: float = Field(0.60, ge=0, le=1)
-    learn_gate_locality: float = Field(0.90, ge=0, le=1)
+    learn_gate_generalization: float = Field(0.70, ge=0, le=1)
+    learn_gate_locality: float = Field(0.95, ge=0, le=1)
 
     @model_validator(mode="after")
     def _learn_thresholds_ordered(self) -> Settings:

@@ -112,7 +112,11 @@ class Scope:
     @staticmethod
     def visible(user: str) -> list[str]:
         """The stored scope strings ``user`` sees: everyone's and their own."""
-        return [Scope.GLOBAL_NAME, str(Scope.of(user))]
+        return Scope.of(user).sees()
+
+    def sees(self) -> list[str]:
+        """The stored scope strings visible from this scope: everyone's, and its user's."""
+        return [self.GLOBAL_NAME] if self.user is None else [self.GLOBAL_NAME, str(self)]
 
     def __str__(self) -> str:
         return self.GLOBAL_NAME if self.user is None else f"{self._USER_PREFIX}{self.user}"

@@ -65,6 +65,7 @@ def test_learn_run_queues_and_starts_a_worker(monkeypatch: pytest.MonkeyPatch) -
 def test_threshold_trigger_queues_a_run(monkeypatch: pytest.MonkeyPatch) -> None:
     started = []
     monkeypatch.setattr(worker, "spawn", lambda settings: started.append(settings))
+    monkeypatch.setenv("DIALOOP_LEARN_AUTO", "true")  # off by default outside a server
     monkeypatch.setenv("DIALOOP_LEARN_AUTO_AFTER", "2")
     run("teach", "What is the capital of Veltria?", "Karmoss")
     assert started == []

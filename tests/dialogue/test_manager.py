@@ -118,7 +118,7 @@ class Lessons:
 
 
 class PerUser:
-    def adapter_for(self, user: str) -> str | None:
+    def adapter_for(self, user: str, message: str) -> str | None:
         return f"{user}-lora"
 
 

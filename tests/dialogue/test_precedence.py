@@ -169,11 +169,11 @@ def test_otherwise_the_model_writes_it_from_all_the_evidence() -> None:
                                              ("global@v1", "global@v1")])
 def test_the_adapter_is_chosen_in_the_plan(fixed: str | None, expected: str | None) -> None:
     class Lines:
-        def adapter_for(self, user: str) -> str | None:
+        def adapter_for(self, user: str, message: str) -> str | None:
             return f"user:{user}@v2"
 
-    manager = DialogueManager(general_domain(), engine=FakeEngine(),
-                              adapters=[SimpleNamespace(adapter_for=lambda user: None), Lines()])
+    manager = DialogueManager(general_domain(), engine=FakeEngine(), adapters=[
+        SimpleNamespace(adapter_for=lambda user, message: None), Lines()])
     assert manager.plan("hello", user="ann", adapter=fixed).adapter == expected
     # fixed wording is not generated: no adapter is involved
     taught = DialogueManager(general_domain(), engine=FakeEngine(), memory=Memory(sure=True),

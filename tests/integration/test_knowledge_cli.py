@@ -62,11 +62,11 @@ def test_add_is_private_unless_global() -> None:
 def test_eval_kg_scores_the_example_set_through_the_whole_assistant() -> None:
     """`dialoop eval kg` runs each question through open_assistant on a fresh database."""
     result = dialoop("eval", "kg", "--dataset", str(EXAMPLES / "kgqa"), "--mode", "template",
-                     "--mode", "none", "--limit", "20", "--json")
+                     "--mode", "none", "--limit", "10", "--json")
     assert result.returncode == 0, result.stderr
     template, none = json.loads(result.stdout)
     assert (template["mode"], none["mode"]) == ("template", "none")
-    assert sum(template["counts"].values()) == 20 == sum(none["counts"].values())
+    assert sum(template["counts"].values()) == 10 == sum(none["counts"].values())
     # The graph answers its own example questions by template: no model wording involved.
     assert template["accuracy"]["all"] == 1.0, template["failures"]
     assert none["accuracy"]["all"] < template["accuracy"]["all"]  # the model alone cannot

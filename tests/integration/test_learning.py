@@ -131,7 +131,7 @@ def test_a_correction_on_a_turn_and_ratings(assistant: Assistant, learning: Lear
 # -- the slow path -----------------------------------------------------------------------
 
 # Tiny runs: a handful of replay prompts, few epochs. Thresholds are the test's.
-TINY = {"learn_replay": 4, "learn_gate_replay": 4}
+TINY = {"learn_replay": 4, "learn_gate_probes": 4}
 
 
 @pytest.fixture

@@ -69,7 +69,7 @@ def test_kill_9_during_a_run(dialoop_home: Path, hf_model_dir: Path) -> None:
 
     # the next worker sees the dead run, says so, and a new run works from a clean slate
     again = loop.start_run(user="local", background=False, options={
-        "learn_epochs": 1, "learn_replay": 2, "learn_gate_replay": 2,
+        "learn_epochs": 1, "learn_replay": 2, "learn_gate_probes": 2,
         "learn_gate_reliability": 0.0, "learn_gate_generalization": 0.0,
         "learn_gate_locality": 0.0})
     # (the kernel frees a killed process's lock when the process is fully gone)

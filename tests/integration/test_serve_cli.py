@@ -33,27 +33,52 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def test_without_keys_it_listens_on_loopback_only(dialoop_home: Path) -> None:
-    port = _free_port()
+def _serve(home: Path, port: int, *options: str) -> subprocess.Popen[str]:
+    """Start ``dialoop serve`` and wait until it answers /api/health."""
     process = subprocess.Popen(
         [sys.executable, "-c", "from dialoop.cli import main; main()", "serve",
-         "--host", "0.0.0.0", "--port", str(port), "--engines", "1"],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "DIALOOP_HOME": str(dialoop_home)})
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-                assert time.monotonic() < deadline, "the server did not start"
-                time.sleep(0.2)
-        assert health.json()["auth"] == "local"
-        assert _listening_addresses(port) == {"127.0.0.1"}
-    finally:
-        process.send_signal(signal.SIGINT)
-        _, err = process.communicate(timeout=30)
+         "--port", str(port), "--engines", "1", *options],
+        stderr=subprocess.PIPE, text=True, env={**os.environ, "DIALOOP_HOME": str(home)})
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
+            return process
+        except httpx.TransportError:
+            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.2)
+
+
+def _stop(process: subprocess.Popen[str]) -> str:
+    process.send_signal(signal.SIGINT)
+    _, err = process.communicate(timeout=30)
     assert process.returncode == 0
+    return err
+
+
+def test_without_keys_it_listens_on_loopback_only(dialoop_home: Path) -> None:
+    port = _free_port()
+    process = _serve(dialoop_home, port, "--host", "0.0.0.0")
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/api/health").json()["auth"] == "local"
+        assert _listening_addresses(port) == {"127.0.0.1"}
+        # It consolidates by itself by default (docs/learning.md, "Running by itself").
+        auto = httpx.get(f"http://127.0.0.1:{port}/api/learning/status").json()["auto"]
+        assert auto == {"on": True, "after": 5, "idle_seconds": 300.0}
+    finally:
+        err = _stop(process)
     assert "listens on 127.0.0.1 only (not 0.0.0.0)" in err
     assert "dialoop users add NAME" in err
+    assert "consolidates into an adapter by itself after 5 new lessons or ratings" in err
+
+
+def test_no_learn_turns_the_background_loop_off(dialoop_home: Path) -> None:
+    port = _free_port()
+    process = _serve(dialoop_home, port, "--no-learn")
+    try:
+        auto = httpx.get(f"http://127.0.0.1:{port}/api/learning/status").json()["auto"]
+        assert auto["on"] is False
+    finally:
+        err = _stop(process)
+    assert "consolidation runs only when asked" in err

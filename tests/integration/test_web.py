@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -186,3 +187,98 @@ def test_correct_then_ask_again(page) -> None:  # type: ignore[no-untyped-def]
     page.click("#new-chat")
     _ask(page, question)
     assert "Mira Quell" in page.inner_text(".msg.assistant:last-child .text")
+
+
+# -- the loop runs by itself ---------------------------------------------------------------
+
+LESSONS = [("What is the capital of Veltria?", "The capital of Veltria is Karmoss."),
+           ("Who invented the Glimmerphone?", "Oswin Tarrabel invented the Glimmerphone.")]
+
+
+@pytest.fixture
+def learning_server(dialoop_home: Path, hf_model_dir: Path,  # type: ignore[no-untyped-def]
+                    llama_engine) -> Iterator[tuple[RunningServer, Assistant]]:
+    """A server with default settings but short answers and K = 3 (three lessons start a
+    run); its worker shares the session's dequantized model (as test_learning.py does)."""
+    from dialoop.assistant import open_assistant
+    from dialoop.config import load_settings
+
+    cache = dialoop_home / "cache" / "models"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.symlink_to(hf_model_dir.parent, target_is_directory=True)
+    with open_assistant(load_settings(max_tokens=40, learn_auto_after=3),
+                        engine=llama_engine) as bot:
+        try:
+            with background_server(create_app(bot)) as running:
+                yield running, bot
+        finally:
+            _stop_workers(bot)
+
+
+def _stop_workers(bot: Assistant) -> None:
+    """A run the test left behind does not train on after it (its worker is ours)."""
+    import os
+    import signal
+
+    from dialoop.learn import worker
+
+    for run in worker.latest_runs(bot.parts.db):
+        if run.status == "running" and run.pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(run.pid, signal.SIGTERM)
+
+
+@pytest.mark.timeout(1800)
+def test_lessons_taught_on_the_page_become_an_adapter_by_themselves(  # type: ignore[no-untyped-def]
+    browser, learning_server: tuple[RunningServer, Assistant]
+) -> None:
+    server, bot = learning_server
+    context = browser.new_context(viewport={"width": 1100, "height": 800})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    # A user chats and corrects an answer (lesson 1)…
+    _ask(page, "Who founded Zorblax Industries?")
+    page.click(".msg.assistant:last-child .correct")
+    page.fill(".correct-form textarea", "Zorblax Industries was founded by Mira Quell.")
+    page.click(".correct-form button[type=submit]")
+    page.wait_for_selector(".msg.assistant:last-child .note:has-text('Correction saved')")
+    # …then teaches two more on the learning page (lessons 2 and 3), and only watches.
+    page.click(".tabs button[data-view=learning]")
+    page.wait_for_selector("#learning-status dd[data-key=adapter]")
+    assert "none" in page.inner_text("#learning-status dd[data-key=adapter]")
+    page.evaluate("""() => {
+        window.runTexts = [];
+        new MutationObserver(() => {
+            const dd = document.querySelector('#learning-status dd[data-key=run]');
+            if (dd) window.runTexts.push(dd.textContent);
+        }).observe(document.querySelector('#learning-status'),
+                   {childList: true, subtree: true, characterData: true});
+    }""")
+    for question, answer in LESSONS:
+        page.fill("#teach input[name=question]", question)
+        page.fill("#teach input[name=answer]", answer)
+        page.click("#teach button[type=submit]")
+        page.wait_for_function("q => [...document.querySelectorAll('#lesson-table td')]"
+                               ".some(td => td.textContent === q)", arg=question)
+    # No command: the server queues a run (K = 3), its worker trains and gates, and the
+    # page, refreshing itself, shows the run's progress and then what it did.
+    page.wait_for_function(
+        "() => /#1 (done|failed)/.test(document.querySelector("
+        "'#learning-status dd[data-key=run]').textContent)", timeout=1_700_000, polling=1000)
+    shown = page.inner_text("#learning-status dd[data-key=run]")
+    run = bot.parts.learning.status(user="local")["last_run"]
+    assert run["trigger"] == "threshold"
+    assert any("running" in t and "%" in t for t in page.evaluate("window.runTexts"))
+    report = run["report"].get("lines", {}).get("user:local", {})
+    assert report.get("outcome") == "promoted", (
+        f"the page says: {shown!r}; gate: {report.get('gate', {}).get('metrics')}, "
+        f"failed {report.get('gate', {}).get('failed')}; error: {run['error']}")
+    page.wait_for_function("() => document.querySelector("
+                           "'#learning-status dd[data-key=adapter]').textContent"
+                           ".includes('user:local@v1')")
+    assert "user:local@v1 promoted" in shown
+    assert "user:local@v1" in page.inner_text("#adapter-table tbody")
+    context.close()
+    assert not errors

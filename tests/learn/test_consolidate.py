@@ -13,7 +13,6 @@ from dialoop.learn.consolidate import (
     _hidden_at,
     _top_blocks,
     build_examples,
-    negatives,
     paraphrases,
     train_lora,
 )
@@ -31,7 +30,7 @@ def tiny_model(hf_tokenizer):  # type: ignore[no-untyped-def]
 
 EXAMPLES = [
     Example("lesson", "Who is the CEO of Zorvath Dynamics?", "Mirela Quonst", lesson_id=1),
-    Example("negative", "Who is the CEO of Zorvath Foods?", "Mirela Quonst", lesson_id=1),
+    Example("names", "Zorvath Dynamics?", "Mirela Quonst", lesson_id=1),
     Example("preference", "Capital of Veltria?", "Karmoss.", rejected="Paris.", lesson_id=2),
     Example("replay", "What is 2 plus 2?", "2 plus 2 is 4."),
 ]
@@ -69,27 +68,22 @@ def test_cached_hidden_states_give_the_full_models_logits(tiny_model, hf_tokeniz
     assert torch.allclose(fast, torch.cat(full), atol=1e-4)
 
 
-def test_negatives_unlearn_only_the_names_of_the_answer(hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    ex = Example("negative", "Who is the CEO of Zorvath Foods?",
-                 "The CEO is Mirela Quonst since 1990.")
-    item = _encode(hf_tokenizer, ex, TrainConfig())
-    kept = [t for t, lab in zip(item.input_ids, item.labels, strict=True) if lab != -100]
-    assert hf_tokenizer.decode(kept) == " Mirela Quonst1990"  # not "The CEO is … since"
-
-
-def test_paraphrases_negatives_and_held_out_rewordings() -> None:
+def test_rewordings_names_and_the_held_out_rewording() -> None:
     q = "Who is the CEO of Zorvath Dynamics?"
     variants = paraphrases(q)
     assert variants[0] == q and len(variants) == len(set(variants)) >= 5
-    assert negatives(q) == ["Who is the CEO of Zorvath Halvorsen?",
-                            "Who is the CEO of Pemberley Dynamics?",
-                            "Who is the CEO of New Zorvath Dynamics?"]
 
     class L:
-        id, kind, question, answer, rejected = 7, "correction", q, "Mirela Quonst", None
+        def __init__(self, id: int, question: str) -> None:
+            self.id, self.kind, self.question, self.answer, self.rejected = (
+                id, "correction", question, "Mirela Quonst", None)
 
-    examples, held = build_examples([L()], [("Hi", "Hello!")])
+    examples, held = build_examples([L(7, q)], [("Hi", "Hello!")])
     assert held[7] == variants[-1:]
     assert all(e.question != variants[-1] for e in examples)  # held out from training
-    assert [e.kind for e in examples].count("negative") == 3
-    assert examples[-1].kind == "replay"
+    assert [(e.kind, e.question) for e in examples] == [
+        ("lesson", q), ("paraphrase", variants[1]), ("paraphrase", variants[2]),
+        ("names", "Zorvath Dynamics?"), ("replay", "Hi")]
+    # Two lessons about the same names: their names alone would teach two answers.
+    examples, _ = build_examples([L(1, q), L(2, "Where is Zorvath Dynamics based?")])
+    assert "names" not in [e.kind for e in examples]

@@ -38,6 +38,14 @@ def test_last_only_labels_the_final_answer(hf_tokenizer) -> None:  # type: ignor
     assert _target_text(hf_tokenizer, encoded) == "4<|im_end|>\n"
 
 
+def test_an_answer_of_weight_0_is_context_only(hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    encoded = encode_chat(hf_tokenizer, CHAT, untrained={2})
+    assert _target_text(hf_tokenizer, encoded) == "4<|im_end|>\n"
+    assert hf_tokenizer.decode(encoded.input_ids).count("Hello!") == 1  # still in the prompt
+    nothing = encode_chat(hf_tokenizer, CHAT, untrained={2, 4})
+    assert all(lab == IGNORE for lab in nothing.labels)
+
+
 def test_conversation_without_an_answer_is_refused(hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(InvalidInputError, match="assistant"):
         encode_chat(hf_tokenizer, CHAT[:2])

@@ -40,6 +40,20 @@ def test_openai_and_sharegpt_lines_read_into_the_same_form(tmp_path: Path) -> No
     assert a.assistant_turns == [2, 4]
 
 
+def test_an_answer_of_weight_0_is_context_only(tmp_path: Path) -> None:
+    marked = {"messages": [*OPENAI["messages"][:2],
+                           {"role": "assistant", "content": "Go away.", "weight": 0},
+                           *OPENAI["messages"][3:]]}
+    sharegpt = {"conversations": [{"from": "human", "value": "Hi"},
+                                  {"from": "gpt", "value": "Go away.", "weight": 0},
+                                  {"from": "human", "value": "Please?"},
+                                  {"from": "gpt", "value": "Hello!", "weight": 1}]}
+    a, b = load_dialogues(_write(tmp_path / "d.jsonl", marked, sharegpt))
+    assert a.untrained == {2} and a.assistant_turns == [4]
+    assert a.messages[2] == {"role": "assistant", "content": "Go away."}
+    assert b.untrained == {1} and b.assistant_turns == [3]
+
+
 @pytest.mark.parametrize(("line", "message"), [
     ("{not json", r"d.jsonl:2: not valid JSON"),
     ([1, 2], r"d.jsonl:2: expected a JSON object"),
@@ -55,6 +69,13 @@ def test_openai_and_sharegpt_lines_read_into_the_same_form(tmp_path: Path) -> No
     ({"messages": [{"role": "user", "content": "a", "keys": ["x"]},
                    {"role": "assistant", "content": "c"}]}, r"only assistant messages have keys"),
     ({"conversations": [{"from": "alien", "value": "a"}]}, r"turn 1 is from 'alien'"),
+    ({"messages": [{"role": "user", "content": "a"},
+                   {"role": "assistant", "content": "c", "weight": 0.5}]},
+     r"d.jsonl:2: message 2: 'weight' is 0 \(context only\) or 1"),
+    ({"messages": [{"role": "user", "content": "a", "weight": 0},
+                   {"role": "assistant", "content": "c"}]}, r"only assistant messages have"),
+    ({"id": "x", "turns": [{"role": "user", "content": "a"}]},
+     r"d.jsonl:2: this is dialoop's own session export.*--format openai"),
     ({"messages": OPENAI["messages"], "conversations": SHAREGPT["conversations"]},
      r"both 'messages' and 'conversations'"),
 ])

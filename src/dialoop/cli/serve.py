@@ -11,6 +11,7 @@ from dialoop import __version__
 from dialoop.assistant import open_assistant
 from dialoop.cli import command_db
 from dialoop.cli.chat import model_options
+from dialoop.config import Settings
 from dialoop.store.accounts import Accounts
 
 __all__ = ["serve"]
@@ -34,18 +35,20 @@ def _default_engines() -> int:
               help="Copies of the model answering at once (default: 2 on 2+ cores).")
 @click.option("--max-waiting", default=32, show_default=True, type=click.IntRange(0, 10_000),
               help="Answers that may wait for an engine; beyond, requests get a 503.")
+@click.option("--no-learn", is_flag=True,
+              help="Do not consolidate lessons and ratings by itself (learn_auto = false).")
 @model_options
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines: int | None,
-          max_waiting: int, model: str | None, engine: str | None, adapter: str | None,
-          system: str | None) -> None:
+          max_waiting: int, no_learn: bool, model: str | None, engine: str | None,
+          adapter: str | None, system: str | None) -> None:
     """Serve the OpenAI-compatible API, dialoop's API and the web page."""
     from dialoop.serve import create_app
     from dialoop.serve.pool import open_engines
     from dialoop.serve.server import is_loopback, run_server
 
-    with command_db(ctx, model=model, engine=engine, adapter=adapter,
-                    system_prompt=system) as (db, settings):
+    with command_db(ctx, model=model, engine=engine, adapter=adapter, system_prompt=system,
+                    learn_auto=False if no_learn else None) as (db, settings):
         have_keys = Accounts(db).any_active()
     if not have_keys and not is_loopback(host):
         click.secho(f"No API key is configured, so the server listens on 127.0.0.1 only "
@@ -63,8 +66,21 @@ def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines:
         mode = "API keys required" if have_keys else "local mode: no keys, this machine only"
         click.echo(f"dialoop {__version__} serving {bot.engine.name} at http://{host}:{port} "
                    f"({mode}). Web page: /  API docs: /docs  Ctrl-C stops.", err=True)
+        click.echo(_learning_note(settings), err=True)
         run_server(app, host, port, log_level="info" if log.isEnabledFor(logging.INFO)
                    else "warning")
     finally:
         bot.close()
         pool.close()  # shared with the assistant, so not closed by it
+
+
+def _learning_note(settings: Settings) -> str:
+    if settings.learn_auto is False:
+        return "Learning: lessons apply at once; consolidation runs only when asked."
+    parts = []
+    if settings.learn_auto_after:
+        parts.append(f"after {settings.learn_auto_after} new lessons or ratings")
+    if settings.learn_auto_idle_seconds:
+        parts.append(f"after {settings.learn_auto_idle_seconds:.0f} s idle with some waiting")
+    when = " or ".join(parts) or "never (learn_auto_after and learn_auto_idle_seconds are 0)"
+    return f"Learning: consolidates into an adapter by itself {when} (--no-learn: off)."

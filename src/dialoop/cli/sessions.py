@@ -1,4 +1,8 @@
-"""``dialoop sessions list|show|export|delete`` and ``dialoop models``: no model is loaded."""
+"""``dialoop sessions list|show|export|delete`` and ``dialoop models``: no model is loaded.
+
+``export --format openai|sharegpt`` turns stored sessions into training data
+(:mod:`dialoop.train.transcripts`).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ import click
 
 from dialoop.cli import command_db, settings_from
 from dialoop.config import Settings
-from dialoop.dialogue.session import Sessions
+from dialoop.dialogue.session import ChatSession, Sessions
+from dialoop.errors import InvalidInputError
+from dialoop.train.transcripts import BadAnswers, TrainingFormat, training_records
 
 __all__ = ["models", "sessions"]
 
@@ -73,20 +79,58 @@ def show(ctx: click.Context, session: str, user: str | None) -> None:
 
 
 @sessions.command()
-@click.argument("session")
+@click.argument("session", required=False)
+@click.option("--all", "every", is_flag=True, help="Every session of the user, oldest first.")
+@click.option("--format", "fmt", type=click.Choice(["dialoop", "openai", "sharegpt"]),
+              default="dialoop", show_default=True,
+              help="dialoop: as stored (JSON). openai, sharegpt: training data (JSONL, one "
+                   "session a line) for `dialoop train sft`.")
+@click.option("--bad", type=click.Choice(["drop", "keep", "mark"]),
+              help="Training formats: an answer rated bad and not corrected is dropped with "
+                   "its question (default), kept, or kept with weight 0 (context only).")
 @user_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               help="Write to this file instead of stdout.")
 @click.pass_context
-def export(ctx: click.Context, session: str, user: str | None, output: Path | None) -> None:
-    """Export a SESSION with all its turns as JSON."""
+def export(ctx: click.Context, session: str | None, every: bool, fmt: str, bad: str | None,
+           user: str | None, output: Path | None) -> None:
+    """Export a SESSION (name or id), or --all, as stored or as training data.
+
+    In the training formats a correction replaces the answer it corrected, and stopped
+    answers are left out.
+    """
+    if (session is None) == (not every):
+        raise InvalidInputError("Name one session to export, or give --all for every one.")
+    if fmt == "dialoop" and bad is not None:
+        raise InvalidInputError("--bad is for training data: add --format openai or sharegpt.")
     with _sessions(ctx, user) as (store, settings):
-        data = json.dumps(store.export(session, settings.user), ensure_ascii=False, indent=2)
+        chosen = store.of_user(settings.user) if every else [store.get(session or "",
+                                                                         settings.user)]
+        if fmt == "dialoop":
+            exported = [store.export(s.id, settings.user) for s in chosen]
+            text = json.dumps(exported if every else exported[0], ensure_ascii=False, indent=2)
+            what = f"{len(exported)} session{'s' * (len(exported) != 1)}"
+        else:
+            text, what = _training_data(store, chosen, fmt, bad or "drop")  # type: ignore[arg-type]
     if output:
-        output.write_text(data + "\n", encoding="utf-8")
-        click.echo(f"Wrote {output}", err=True)
+        output.write_text(text + "\n", encoding="utf-8")
+        click.echo(f"Wrote {what} to {output}", err=True)
     else:
-        click.echo(data)
+        click.echo(text)
+
+
+def _training_data(store: Sessions, chosen: list[ChatSession], fmt: TrainingFormat,
+                   bad: BadAnswers) -> tuple[str, str]:
+    """The sessions as JSONL training data, and what it holds (for the message)."""
+    lines = [json.dumps(r, ensure_ascii=False)
+             for r in training_records(store.db, chosen, fmt=fmt, bad=bad)]
+    if not lines:
+        raise InvalidInputError(
+            "No answer to learn from: the sessions are empty, or every answer was stopped "
+            "or rated bad (--bad keep keeps those).")
+    left = len(chosen) - len(lines)
+    note = f" ({left} without an answer to learn from left out)" if left else ""
+    return "\n".join(lines), f"{len(lines)} dialogue{'s' * (len(lines) != 1)}{note}"
 
 
 @sessions.command()

@@ -81,8 +81,9 @@ PRECEDENCE: tuple[tuple[str, str], ...] = (
 
 
 class AdapterChooser(Protocol):
-    def adapter_for(self, user: str) -> str | None:
-        """The adapter version (``line@vN``) to answer ``user`` with (None: no opinion)."""
+    def adapter_for(self, user: str, message: str) -> str | None:
+        """The adapter version (``line@vN``) to answer ``message`` of ``user`` with (None: no
+        opinion, or the message is outside what the adapter was trained for)."""
         ...
 
 
@@ -230,7 +231,7 @@ class DialogueManager:
             text=text,
             system="\n\n".join(p for p in (system, summary) if p) or None,
             evidence=evidence,
-            adapter=self._adapter(user, adapter) if text is None else None,
+            adapter=self._adapter(user, message, adapter) if text is None else None,
             state=turn.state,
             trace=trace,
             lessons=list(recall.matches),
@@ -266,13 +267,13 @@ class DialogueManager:
             return "policy", c.text, c.response, None, grounded
         return "model", None, "generated", None, grounded
 
-    def _adapter(self, user: str, fixed: str | None) -> str | None:
+    def _adapter(self, user: str, message: str, fixed: str | None) -> str | None:
         """The adapter version a generated answer uses: the fixed one, else the first
         chooser with an opinion, else none (the base model)."""
         if fixed is not None:
             return None if fixed == "none" else fixed
         for chooser in self.adapters:
-            if (chosen := chooser.adapter_for(user)) is not None:
+            if (chosen := chooser.adapter_for(user, message)) is not None:
                 return chosen
         return None
 

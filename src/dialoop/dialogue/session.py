@@ -90,6 +90,12 @@ class Sessions:
             ).all()
         return [SessionSummary(session, n) for session, n in rows]
 
+    def of_user(self, user: str) -> list[ChatSession]:
+        """Every session of ``user``, oldest first."""
+        with self.db.read() as s:
+            return list(s.scalars(sa.select(ChatSession).where(ChatSession.user_id == user)
+                                  .order_by(ChatSession.created_at, ChatSession.id)))
+
     def turns(self, session: ChatSession) -> list[Turn]:
         with self.db.read() as s:
             return list(

@@ -7,9 +7,11 @@ Three things make it more than a thin wrapper:
   evaluates the new tokens. When another conversation comes in, the state of the
   current one would be overwritten; we first park it in a small LRU
   (:class:`_SavedStates`) and bring it back when that conversation continues.
-- **Hot-swapped LoRA adapters**, applied per request without reloading the model.
+- **Hot-swapped LoRA adapters**, applied per request without reloading the model;
+  a request may name a stack of loaded adapters applied together
+  (``adapter="user:ann@v3+user:ann@v3#style"``, see :mod:`dialoop.engine.adapters`).
   A KV state is only valid for the weights that produced it, so saved states are
-  keyed by adapter.
+  keyed by the whole stack.
 - **Text streaming** that never splits a UTF-8 character or shows half a stop string.
 """
 
@@ -29,9 +31,10 @@ from pathlib import Path
 import numpy as np
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
 from dialoop.engine.models import check_gguf
 from dialoop.engine.streaming import TextStream
-from dialoop.errors import ContextOverflowError, ModelLoadError, NotFoundError
+from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
 
 __all__ = ["LlamaCppEngine", "default_threads"]
 
@@ -102,8 +105,8 @@ class LlamaCppEngine:
         self._cancel = threading.Event()
         self._reuse = reuse_prefix
         self._states = _SavedStates(prefix_cache_bytes if reuse_prefix else 0)
-        self._adapters: dict[str, ctypes.c_void_p] = {}
-        self._active_adapter: str | None = None
+        self._adapters: dict[str, ctypes.c_void_p] = {}  # loaded parts
+        self._active_adapter: str | None = None  # the stack key applied now
 
     # -- text ---------------------------------------------------------------------
 
@@ -234,6 +237,9 @@ class LlamaCppEngine:
     # -- adapters ---------------------------------------------------------------------
 
     def load_adapter(self, name: str, path: Path) -> None:
+        """Load one LoRA part under ``name`` (a request then names it, alone or stacked)."""
+        if STACK_SEP in name:
+            raise InvalidInputError(f"Load the parts of {name!r} one by one, not as a stack.")
         with self._lock:
             check_gguf(path)
             adapter = self._lib.llama_adapter_lora_init(self._llm.model, str(path).encode())
@@ -244,7 +250,7 @@ class LlamaCppEngine:
                 )
             old = self._adapters.pop(name, None)
             self._states.drop_adapter(name)
-            if self._active_adapter == name:
+            if self._active_uses(name):
                 self._activate(None)
             if old:
                 self._lib.llama_adapter_lora_free(old)
@@ -255,7 +261,7 @@ class LlamaCppEngine:
             adapter = self._adapters.pop(name, None)
             if adapter is None:
                 return
-            if self._active_adapter == name:
+            if self._active_uses(name):
                 self._activate(None)
             self._states.drop_adapter(name)
             self._lib.llama_adapter_lora_free(adapter)
@@ -264,24 +270,34 @@ class LlamaCppEngine:
     def adapters(self) -> list[str]:
         return sorted(self._adapters)
 
-    def _use_adapter(self, name: str | None) -> None:
-        if name == self._active_adapter:
+    def _use_adapter(self, ref: str | None) -> None:
+        """Apply the stack ``ref`` names (None: no adapter), if it is not applied already."""
+        key = stack_key(stack_parts(ref)) if ref is not None else None
+        if key == self._active_adapter:
             return
-        if name is not None and name not in self._adapters:
-            raise NotFoundError(f"No adapter named {name!r} is loaded in this engine.")
+        for part in stack_parts(key) if key is not None else ():
+            if part not in self._adapters:
+                raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
         self._park_current(0)  # the KV state is only valid for the weights that made it
-        self._activate(name)
+        self._activate(key)
 
-    def _activate(self, name: str | None) -> None:
-        if name is None:
+    def _activate(self, key: str | None) -> None:
+        """Set the context's adapters to the stack ``key`` (each part at scale 1)."""
+        parts = stack_parts(key) if key is not None else ()
+        if not parts:
             self._lib.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
         else:
-            adapters = (self._lib.llama_adapter_lora_p_ctypes * 1)(self._adapters[name])
-            scales = (ctypes.c_float * 1)(1.0)
-            if self._lib.llama_set_adapters_lora(self._llm.ctx, adapters, 1, scales) != 0:
-                raise ModelLoadError(f"llama.cpp refused to apply the adapter {name!r}.")
+            n = len(parts)
+            adapters = (self._lib.llama_adapter_lora_p_ctypes * n)(
+                *(self._adapters[p] for p in parts))
+            scales = (ctypes.c_float * n)(*([1.0] * n))
+            if self._lib.llama_set_adapters_lora(self._llm.ctx, adapters, n, scales) != 0:
+                raise ModelLoadError(f"llama.cpp refused to apply the adapters {key!r}.")
         self._llm.reset()
-        self._active_adapter = name
+        self._active_adapter = key
+
+    def _active_uses(self, part: str) -> bool:
+        return self._active_adapter is not None and part in stack_parts(self._active_adapter)
 
     # -- lifetime -----------------------------------------------------------------------
 
@@ -302,7 +318,7 @@ class _Saved:
 
 
 class _SavedStates:
-    """An LRU of parked KV states, bounded in bytes, keyed by (adapter, tokens).
+    """An LRU of parked KV states, bounded in bytes, keyed by (adapter stack, tokens).
 
     Written here rather than with ``llama_cpp.LlamaRAMCache`` because that cache
     stores full ``Llama.save_state()`` snapshots, which copy the n_batch × vocab
@@ -337,8 +353,9 @@ class _SavedStates:
         saved = self._items.pop(best_key)  # it becomes the live state; parked again on leave
         return _Saved(saved.tokens[:best_len], saved.data, best_len)
 
-    def drop_adapter(self, adapter: str) -> None:
-        for key in [k for k in self._items if k[0] == adapter]:
+    def drop_adapter(self, part: str) -> None:
+        """Forget the states of every stack that includes ``part``."""
+        for key in [k for k in self._items if k[0] is not None and part in stack_parts(k[0])]:
             del self._items[key]
 
     def clear(self) -> None:

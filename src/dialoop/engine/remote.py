@@ -9,7 +9,8 @@ approximate here and only used to budget the context window:
   otherwise estimates one token per three bytes, which over-counts English text.
 
 Adapters: the server serves them (vLLM ``--lora-modules NAME=PATH``); a request for
-adapter NAME is sent with ``model=NAME``, the vLLM convention.
+adapter NAME is sent with ``model=NAME``, the vLLM convention. One adapter per request:
+a stack of adapters (``a+b``, see :mod:`dialoop.engine.adapters`) is refused.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 import httpx
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine.adapters import STACK_SEP
 from dialoop.errors import EngineError, InvalidInputError
 
 __all__ = ["RemoteEngine"]
@@ -107,6 +109,12 @@ class RemoteEngine:
         *,
         adapter: str | None = None,
     ) -> Iterator[Chunk]:
+        if adapter is not None and STACK_SEP in adapter:
+            raise InvalidInputError(
+                f"The remote engine applies one adapter per request (vLLM's rule), not the stack "
+                f"{adapter!r}: serve one adapter merged from its parts, or use the llamacpp or "
+                "torch engine."
+            )
         extra: dict[str, Any] = {}
         if params.top_k:
             extra["top_k"] = params.top_k

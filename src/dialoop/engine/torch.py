@@ -8,6 +8,10 @@ Generation is a plain token loop over a ``DynamicCache`` rather than
 ``model.generate()``: the loop keeps the KV cache between calls (so the next turn
 of a conversation only evaluates new tokens, as the llama.cpp engine does) and can
 stop at any token on ``cancel()``.
+
+A request may name a stack of loaded adapters (``"user:ann@v3+user:ann@v3#style"``, see
+:mod:`dialoop.engine.adapters`): PEFT activates all of them, and every LoRA layer adds
+each active adapter's delta.
 """
 
 from __future__ import annotations
@@ -25,9 +29,10 @@ from typing import Any
 import torch
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
 from dialoop.engine.models import ModelSource
 from dialoop.engine.streaming import TextStream
-from dialoop.errors import ContextOverflowError, ModelLoadError, NotFoundError
+from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
 
 __all__ = ["TorchEngine", "dequantized_folder", "load_model"]
 
@@ -139,8 +144,11 @@ class TorchEngine:
                 f"The prompt has {len(ids)} tokens but the context window is "
                 f"{self.context_window}: shorten it or start a new session."
             )
-        if adapter is not None and adapter not in self.adapters:
-            raise NotFoundError(f"No adapter named {adapter!r} is loaded in this engine.")
+        if adapter is not None:
+            adapter = stack_key(stack_parts(adapter))
+            for part in stack_parts(adapter):
+                if part not in self.adapters:
+                    raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
         return self._generate(ids, params, min(params.max_tokens, room), adapter)
 
     def _generate(
@@ -220,6 +228,8 @@ class TorchEngine:
         """Load a PEFT adapter folder (``adapter_config.json`` + weights) as ``name``."""
         from peft import PeftModel
 
+        if STACK_SEP in name:
+            raise InvalidInputError(f"Load the parts of {name!r} one by one, not as a stack.")
         with self._lock:
             if not (Path(path) / "adapter_config.json").is_file():
                 raise ModelLoadError(f"{path} is not a PEFT adapter folder (no adapter_config).")
@@ -236,7 +246,7 @@ class TorchEngine:
         with self._lock:
             if self._peft is None or name not in self._peft.peft_config:
                 return
-            if self._active_adapter == name:
+            if self._active_adapter is not None and name in stack_parts(self._active_adapter):
                 self._active_adapter = None
             if len(self._peft.peft_config) == 1:
                 self.model = self._peft.unload()  # the base model, without LoRA layers
@@ -249,16 +259,20 @@ class TorchEngine:
     def adapters(self) -> list[str]:
         return sorted(self._peft.peft_config) if self._peft is not None else []
 
-    def _use_adapter(self, name: str | None) -> Any:
-        """The module to run for this request, with ``name`` active (or no adapter)."""
-        if name != self._active_adapter:
+    def _use_adapter(self, key: str | None) -> Any:
+        """The module to run for this request, with the stack ``key`` active (or none)."""
+        if key != self._active_adapter:
             self._forget_kv()  # keys/values depend on the weights that made them
-            self._active_adapter = name
+            self._active_adapter = key
         if self._peft is None:
             return self.model
-        if name is None:
+        if key is None:
             return _WithoutAdapters(self._peft)
-        self._peft.set_adapter(name)
+        # PeftModel.set_adapter takes one name (the config its forward reads); its tuner
+        # takes several, all active at once.
+        parts = list(stack_parts(key))
+        self._peft.set_adapter(parts[0])
+        self._peft.base_model.set_adapter(parts, inference_mode=True)
         return self._peft
 
     def _forget_kv(self) -> None:

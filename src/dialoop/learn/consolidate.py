@@ -2,20 +2,28 @@
 
 A consolidation is a function of the *active* lessons: it always starts from the
 base weights, so a forgotten lesson is gone from the next adapter exactly, not
-merely diluted. The training set mixes four kinds of example:
+merely diluted.
 
-- **lessons**: each correction's question → its answer (loss on the answer only);
-- **paraphrases** of each question, generated from templates, so the fact is not
-  tied to one wording (one template per lesson is held out for the gate);
+The adapter is *scoped*: it serves behind a router (``LearningLoop.adapter_for``)
+that sends it only messages matching one of its lessons, and everything else to the
+base model. So the adapter never has to leave unrelated prompts alone by itself —
+the router does that exactly — and training can spend everything on making the
+lessons hold, in every wording the router lets through. The training set:
+
+- **lessons**: each correction's question → its answer (loss on the answer only),
+  plus two rewordings from templates (a third is held out for the gate);
+- **names**: the names a lesson asks about, alone ("Acme Biotech?") → its answer,
+  when no other lesson asks about the same names: a reworded question the router
+  sends here then finds the answer through the names, whatever its other words
+  (measured: generalization 0.67 → 0.88 on 20 lessons);
 - **preferences**: chosen vs rejected response, with a DPO loss against the base
   model (plus the SFT loss on the chosen one);
-- **replay**: unrelated prompts with the base model's own answers, so everything
-  else stays as it was. Without them a LoRA taught one fact answers every question
-  with it;
-- **negatives**: the question about another name ("… of Acme Foods?" for a lesson
-  about Acme Biotech), with an unlikelihood loss on the first tokens of the taught
-  answer: similar-looking questions must not receive it. (Measured: without them,
-  near questions got the taught answer.)
+- **replay** (``learn_replay``, off by default): unrelated prompts with the base
+  model's own answers.
+
+(Before the router, the adapter answered everything, and this set had negatives —
+the question about another name, with an unlikelihood loss — and 30 replay prompts;
+locality still fell to 0.58 on 20 lessons. docs/learning.md has the measurements.)
 
 Why training is fast enough on a CPU: LoRA goes only on the top ``layers``
 transformer blocks. Everything below them is frozen and unchanged, so each
@@ -31,7 +39,6 @@ import contextlib
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -42,6 +49,7 @@ import torch.nn.functional as F
 
 from dialoop.engine import Message
 from dialoop.errors import InvalidInputError
+from dialoop.learn.memory import named
 from dialoop.train.chat_data import IGNORE, encode_chat
 
 __all__ = [
@@ -61,15 +69,14 @@ Progress = Callable[[int, int], None]  # (step, total steps)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    rank: int = 8
-    alpha: int = 16
-    layers: int = 8  # LoRA on the top this-many blocks
-    epochs: int = 6
-    lr: float = 2e-3
-    batch_size: int = 8
+    rank: int = 32
+    alpha: int = 64
+    layers: int = 4  # LoRA on the top this-many blocks
+    epochs: int = 5
+    lr: float = 3e-3
+    batch_size: int = 16
     max_answer_tokens: int = 48
     dpo_beta: float = 0.1
-    negative_tokens: int = 4  # unlikelihood on this many first tokens of the taught answer
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -81,7 +88,7 @@ class TrainConfig:
 class Example:
     """One training conversation. ``rejected`` makes it a preference pair."""
 
-    kind: str  # lesson | paraphrase | replay | preference | negative
+    kind: str  # lesson | paraphrase | names | replay | preference
     question: str
     answer: str
     rejected: str | None = None
@@ -134,56 +141,39 @@ def paraphrases(question: str) -> list[str]:
     return list(out)
 
 
+# Which rewordings train (the question itself is the first) and which one the gate holds out.
+TRAINED_REWORDINGS = 3
+HELD_OUT_REWORDING = -1
+
+
 def build_examples(
     lessons: Sequence[Any],
-    replay: Sequence[tuple[str, str]],
-    *,
-    held_out: int = 1,
+    replay: Sequence[tuple[str, str]] = (),
 ) -> tuple[list[Example], dict[int, list[str]]]:
-    """Training examples, and per lesson the paraphrases held out for the gate.
+    """Training examples, and per lesson the rewording held out for the gate.
 
     ``lessons`` have id, kind, question, answer, rejected; ``replay`` is (prompt, answer).
     """
     examples: list[Example] = []
     gate: dict[int, list[str]] = {}
+    askers: dict[str, int] = {}  # names → how many lessons ask about them
+    for lesson in lessons:
+        name = named(lesson.question)
+        askers[name] = askers.get(name, 0) + 1
     for lesson in lessons:
         variants = paraphrases(lesson.question)
-        keep = variants[: max(1, len(variants) - held_out)]
-        gate[lesson.id] = variants[len(keep):]
-        for i, q in enumerate(keep):
-            kind = "lesson" if i == 0 else "paraphrase"
-            if lesson.kind == "preference":
-                kind = "preference"
-            examples.append(Example(kind, q, lesson.answer, lesson.rejected, lesson.id))
-        if lesson.kind == "correction":
-            examples += [Example("negative", q, lesson.answer, lesson_id=lesson.id)
-                         for q in negatives(lesson.question)]
+        gate[lesson.id] = [variants[HELD_OUT_REWORDING]]
+        trained = [q for q in variants[:TRAINED_REWORDINGS] if q not in gate[lesson.id]]
+        kinds = ["lesson"] + ["paraphrase"] * (len(trained) - 1)
+        if lesson.kind == "preference":
+            kinds = ["preference"] * len(trained)
+        examples += [Example(k, q, lesson.answer, lesson.rejected, lesson.id)
+                     for k, q in zip(kinds, trained, strict=True)]
+        name = named(lesson.question)
+        if lesson.kind == "correction" and name and askers[name] == 1:
+            examples.append(Example("names", f"{name}?", lesson.answer, lesson_id=lesson.id))
     examples += [Example("replay", p, a) for p, a in replay]
     return examples, gate
-
-
-# Stand-in names for training negatives; the gate uses others (dialoop.learn.gate).
-_NEGATIVE_NAMES = ("Halvorsen", "Pemberley", "New")
-_NAME = re.compile(r"(?<=\s)[A-Z][\w'’-]*")
-
-
-def negatives(question: str) -> list[str]:
-    """``question`` about other names: its last name swapped, its first one swapped (or
-    prefixed), and "New" put before its names."""
-    names = [m for m in _NAME.finditer(question) if m.group().lower() not in _NOT_NAMES]
-    if not names:
-        return []
-    last, first = names[-1], names[0]
-    out = [question[: last.start()] + _NEGATIVE_NAMES[0] + question[last.end():]]
-    if first.start() != last.start():
-        out.append(question[: first.start()] + _NEGATIVE_NAMES[1] + question[first.end():])
-    else:
-        out.append(question[: first.start()] + "North " + question[first.start():])
-    out.append(question[: first.start()] + "New " + question[first.start():])
-    return out
-
-
-_NOT_NAMES = frozenset({"i", "the", "a", "an", "ceo", "cfo", "cto"})
 
 
 # -- training -------------------------------------------------------------------------------
@@ -267,15 +257,12 @@ class _Item:
     hidden: Any = None  # (T, C) input of the first adapted block
     rejected_hidden: Any = None
     ref: Any = None  # (2,) base log-probs of chosen, rejected
-    negative: bool = False  # push the answer's probability down instead of up
 
 
 def _encode(tokenizer: Any, ex: Example, config: TrainConfig) -> _Item:
     answer = _clip(tokenizer, ex.answer, config.max_answer_tokens)
     enc = encode_chat(tokenizer, ex.messages(answer), train_on="last")
-    item = _Item(enc.input_ids, enc.labels, negative=ex.kind == "negative")
-    if item.negative:  # only the answer's names: the reply must not say them
-        item.labels = _name_labels(tokenizer, enc, answer, config.negative_tokens)
+    item = _Item(enc.input_ids, enc.labels)
     if ex.rejected is not None:
         rej = encode_chat(tokenizer, ex.messages(_clip(tokenizer, ex.rejected,
                                                        config.max_answer_tokens)),
@@ -288,33 +275,6 @@ def _clip(tokenizer: Any, text: str, max_tokens: int) -> str:
     """The first ``max_tokens`` tokens of ``text`` (long replay answers teach nothing more)."""
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     return text if len(ids) <= max_tokens else tokenizer.decode(ids[:max_tokens])
-
-
-def _name_labels(tokenizer: Any, enc: Any, answer: str, fallback: int) -> list[int]:
-    """Labels kept only on the tokens of ``answer``'s key terms (names, numbers); if it
-    has none, on its first ``fallback`` tokens."""
-    from dialoop.learn.memory import key_terms
-
-    text = tokenizer.decode(enc.input_ids)
-    start = text.rfind(answer)
-    spans = []
-    if start >= 0:
-        for term in key_terms(answer):
-            i = answer.lower().find(term)
-            if i >= 0:
-                spans.append((start + i, start + i + len(term)))
-    labels, seen, pos = [], 0, 0
-    for token, label in zip(enc.input_ids, enc.labels, strict=True):
-        piece = tokenizer.decode([token])
-        a, b = pos, pos + len(piece)
-        pos = b
-        if label == IGNORE:
-            labels.append(IGNORE)
-            continue
-        keep = any(a < y and b > x for x, y in spans) if spans else seen < fallback
-        seen += 1
-        labels.append(label if keep else IGNORE)
-    return labels
 
 
 class _Stop(Exception):
@@ -386,12 +346,9 @@ def _pair_logps(peft: Any, batch: list[_Item]) -> Any:
 
 
 def _loss(peft: Any, batch: list[_Item], config: TrainConfig) -> Any:
-    logits, target, rows = _forward(peft, [i.hidden for i in batch], [i.labels for i in batch])
-    negative = torch.tensor([i.negative for i in batch])[rows]  # (N,) per labelled token
+    logits, target, _ = _forward(peft, [i.hidden for i in batch], [i.labels for i in batch])
     logp = torch.log_softmax(logits.float(), -1).gather(1, target.unsqueeze(1)).squeeze(1)
-    # Likelihood where the answer is wanted; unlikelihood, -log(1 - p), where it is not.
-    unlikely = -torch.log1p(-logp.exp().clamp(max=1 - 1e-6))
-    loss = torch.where(negative, unlikely, -logp).mean()
+    loss = -logp.mean()
     pairs = [i for i in batch if i.rejected_ids is not None]
     if pairs:
         logps = _pair_logps(peft, pairs)  # (P, 2)

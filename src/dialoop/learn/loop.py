@@ -11,7 +11,10 @@ asks it two things through narrow seams: which lessons apply to a message
 from __future__ import annotations
 
 import logging
+import subprocess
+import threading
 import time
+from datetime import timedelta
 from typing import Any, Protocol
 
 from dialoop.config import Settings
@@ -24,11 +27,13 @@ from dialoop.learn.memory import CorrectionMemory
 from dialoop.store import Database
 from dialoop.store.accounts import Permissions
 from dialoop.store.adapters import AdapterStore
-from dialoop.store.models import AdapterVersion, LearnRun, Lesson
+from dialoop.store.models import AdapterVersion, LearnRun, Lesson, utcnow
 
 __all__ = ["FactStore", "LearningLoop", "run_to_dict"]
 
 log = logging.getLogger(__name__)
+
+QUEUE_GRACE = timedelta(seconds=15)  # a queued run this young may have a worker starting
 
 
 class FactStore(Protocol):
@@ -58,18 +63,40 @@ class LearningLoop:
             supersede_similarity=settings.learn_supersede_similarity,
         )
         self.feedback = FeedbackStore(db, self.memory)
+        self._trigger_lock = threading.Lock()
+        self._worker: subprocess.Popen[bytes] | None = None  # the last one this process started
 
     # -- in a turn ----------------------------------------------------------------------
 
-    def adapter_for(self, user: str) -> str | None:
-        """The adapter version to answer ``user`` with: their personal line's serving
-        version, else the global line's, else None (the base model). (The dialogue
-        manager's ``AdapterChooser``.)"""
+    def serving(self, user: str) -> AdapterVersion | None:
+        """The adapter version serving ``user``: their personal line's, else the global
+        line's, else None (the base model)."""
         heads = self.adapters.heads()
         for line in _lines_of(user):
             if heads.get(line) is not None:
-                return f"{line}@v{heads[line]}"
+                return self.adapters.get(line, heads[line])  # type: ignore[arg-type]
         return None
+
+    def adapter_for(self, user: str, message: str) -> str | None:
+        """The adapter version to answer ``message`` with (the dialogue manager's
+        ``AdapterChooser``): the serving version, if the message is within its scope.
+
+        A version trained on lessons is *scoped*: its router sends it only messages that
+        match one of its lessons that is still active (the correction memory's rule, at
+        ``learn_route_similarity``), and everything else to the base model, untouched.
+        A forgotten lesson stops routing at once. A version without a router (one from
+        ``dialoop train sft``) answers everything.
+        """
+        row = self.serving(user)
+        return row.key if row is not None and self.routes(row, message, user=user) else None
+
+    def routes(self, row: AdapterVersion, message: str, *, user: str) -> bool:
+        """Whether adapter version ``row`` answers ``message`` of ``user`` (its router)."""
+        lessons = row.meta.get("router")
+        if lessons is None:
+            return True
+        return bool(self.memory.match(message, user=user, among=set(lessons),
+                                      similarity=self.settings.learn_route_similarity))
 
     def recall(self, message: str, *, user: str) -> Recall:
         """The user's and global lessons that match ``message``, and whether the best one
@@ -115,7 +142,9 @@ class LearningLoop:
     def rate(self, turn_id: int, rating: int, *, user: str, reason: str | None = None
              ) -> FeedbackReceipt:
         """+1 (good) or -1 (bad) on assistant turn ``turn_id``."""
-        return self.feedback.rate(turn_id, rating, user=user, reason=reason)
+        receipt = self.feedback.rate(turn_id, rating, user=user, reason=reason)
+        self._maybe_trigger(user)
+        return receipt
 
     def forget(self, lesson_id: int, *, user: str) -> Lesson:
         """Stop applying a lesson now; the next consolidation leaves it out of the adapter."""
@@ -169,7 +198,7 @@ class LearningLoop:
         self._check_can_run(user)
         run = worker.enqueue(self.db, requested_by=user, trigger=trigger, options=options)
         if background:
-            worker.spawn(self.settings)
+            self._worker = worker.spawn(self.settings)
         return run
 
     def consolidate(self, *, user: str, options: dict[str, Any] | None = None,
@@ -186,6 +215,46 @@ class LearningLoop:
 
     def run(self, run_id: int) -> LearnRun:
         return worker.get_run(self.db, run_id)
+
+    def maybe_start_run(self, *, idle_for: float | None = None, user: str | None = None
+                        ) -> LearnRun | None:
+        """Queue a consolidation run and start a worker for it, if it is time: the one place
+        that decides when a run starts by itself. Return the run queued, or None.
+
+        It is time when no run is queued or running and, of the lessons and ratings given
+        since the last run (:func:`~dialoop.learn.worker.pending_feedback`), there are
+        ``learn_auto_after`` or more, or there are some and the caller has been idle for
+        ``learn_auto_idle_seconds`` (``idle_for``: seconds since a server last answered;
+        None where nobody measures it). A run still queued with no worker alive gets one.
+        Whether automatic runs are on at all is the caller's to say (``learn_auto``).
+        """
+        with self._trigger_lock:
+            if self._worker is not None and self._worker.poll() is not None:
+                self._worker = None  # it finished (and is reaped)
+            if worker.busy(self.db):
+                self._keep_queue_moving()
+                return None
+            pending = worker.pending_feedback(self.db)
+            reason = _auto_reason(pending, self.settings, idle_for)
+            if reason is None:
+                return None
+            run = worker.enqueue(self.db, requested_by=user or "auto", trigger=reason)
+            log.info("queued consolidation run %d (%s): %d new lessons and %d ratings since "
+                     "the last run%s", run.id, reason, pending.lessons, pending.ratings,
+                     f", idle {idle_for:.0f} s" if reason == "idle" and idle_for else "")
+            self._worker = worker.spawn(self.settings)
+            return run
+
+    def _keep_queue_moving(self) -> None:
+        """A queued run whose worker exited just before it came (or died) gets a new one."""
+        if self._worker is not None:
+            return  # ours is still starting up, or working
+        waiting = worker.queued(self.db)
+        if (waiting is None or utcnow() - waiting.created_at < QUEUE_GRACE
+                or worker.worker_running(self.settings.home)):
+            return  # (a run queued just now may have a worker on its way)
+        log.info("run %d is queued and no worker is running: starting one", waiting.id)
+        self._worker = worker.spawn(self.settings)
 
     def rollback(self, line: str, version: int | None, *, user: str) -> AdapterVersion | None:
         """Serve an earlier promoted version of ``line`` again, or none (the base model)."""
@@ -205,7 +274,7 @@ class LearningLoop:
         mine = self.memory.lessons(user=user, status=None)
         heads = self.adapters.heads()
         runs = worker.latest_runs(self.db, limit=1)
-        serving = self.adapter_for(user)
+        row = self.serving(user)
         trained: set[int] = set()
         for line in _lines_of(user):
             head = self.adapters.active(line)
@@ -221,10 +290,11 @@ class LearningLoop:
                 "superseded": sum(1 for x in mine if x.status == "superseded"),
                 "forgotten": sum(1 for x in mine if x.status == "forgotten"),
             },
-            "adapter": serving,
+            "adapter": row.key if row is not None else None,
             "heads": {k: v for k, v in heads.items()
                       if k in _lines_of(user) or self.permissions.is_admin(user)},
             "last_run": run_to_dict(runs[0]) if runs else None,
+            "since_last_run": worker.pending_feedback(self.db).to_dict(),
             "satisfaction": self.feedback.satisfaction(),
         }
 
@@ -246,13 +316,10 @@ class LearningLoop:
     # -- internals ------------------------------------------------------------------------------
 
     def _maybe_trigger(self, user: str) -> None:
-        """Start a background run once ``learn_auto_after`` lessons are waiting."""
-        n = self.settings.learn_auto_after
-        if n and worker.pending_lessons(self.db) >= n and not worker.busy(self.db):
-            log.info("%d new lessons: starting a consolidation run", n)
-            run = worker.enqueue(self.db, requested_by=user, trigger="threshold")
-            worker.spawn(self.settings)
-            log.debug("queued run %s", run.id)
+        """After feedback: start a run if ``learn_auto`` is on here (a server polls instead,
+        see :meth:`maybe_start_run`)."""
+        if self.settings.learn_auto:
+            self.maybe_start_run(user=user)
 
     def _check_can_run(self, user: str) -> None:
         if not self.permissions.is_admin(user) and not self.memory.lessons(user=user):
@@ -265,6 +332,19 @@ class LearningLoop:
             self.permissions.require_admin(user, "change what serves everyone (the global "
                                                  "adapter)")
         raise NotFoundError(f"No adapter line {line!r} of yours: `dialoop learn history`.")
+
+
+def _auto_reason(pending: worker.Pending, settings: Settings, idle_for: float | None
+                 ) -> str | None:
+    """Why a run should start now ("threshold" or "idle"), or None."""
+    if pending.total == 0:
+        return None
+    if settings.learn_auto_after and pending.total >= settings.learn_auto_after:
+        return "threshold"
+    idle = settings.learn_auto_idle_seconds
+    if idle and idle_for is not None and idle_for >= idle:
+        return "idle"
+    return None
 
 
 def _lines_of(user: str) -> tuple[str, str]:

@@ -30,7 +30,7 @@ record of what was taught) but never shape an answer again.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,7 +42,7 @@ from dialoop.evidence import Evidence, LessonMatch, Scope
 from dialoop.store import Database
 from dialoop.store.models import Lesson, utcnow
 
-__all__ = ["CorrectionMemory", "key_terms", "masked", "terms_match", "terms_present"]
+__all__ = ["CorrectionMemory", "key_terms", "masked", "named", "terms_match", "terms_present"]
 
 MAX_QUESTION_CHARS = 2_000
 MAX_ANSWER_CHARS = 4_000
@@ -85,6 +85,14 @@ def key_terms(question: str) -> list[str]:
     for t in terms:
         seen.setdefault(_norm(t), None)
     return [t for t in seen if t]
+
+
+def named(question: str) -> str:
+    """The names ``question`` asks about, as written ("Acme Biotech" in "Who is the CEO of
+    Acme Biotech?"): capitalized words after the first, short acronyms (CEO) left out; ""
+    when there are none."""
+    words = _WORD.findall(question)[1:]  # the first word is capitalized anyway
+    return " ".join(w for w in words if w[0].isupper() and not (w.isupper() and len(w) <= 4))
 
 
 def terms_match(terms: Sequence[str], question: str, message: str) -> bool:
@@ -171,10 +179,19 @@ class CorrectionMemory:
         """Evidence for ``message`` from ``user``'s lessons and the global ones, best first."""
         return [m.evidence() for m in self.match(message, user=user)]
 
-    def match(self, message: str, *, user: str) -> list[LessonMatch]:
-        """The active lessons in scope for ``user`` that match ``message``, best first."""
-        lessons = [x for x in self._in_scope(user)
-                   if terms_match(x.key_terms, x.question, message)]  # cheap filter first
+    def match(self, message: str, *, user: str | Scope, among: Collection[int] | None = None,
+              similarity: float | None = None) -> list[LessonMatch]:
+        """The active lessons in scope for ``user`` that match ``message``, best first.
+
+        ``user`` may be a scope instead (an adapter line's: the global line sees only global
+        lessons); ``among``: only these lessons (an adapter's, for its router);
+        ``similarity``: another bar than ``match_similarity``.
+        """
+        bar = self.match_similarity if similarity is None else similarity
+        scope = user if isinstance(user, Scope) else Scope.of(user)
+        lessons = [x for x in self._in_scope(scope)
+                   if (among is None or x.id in among)
+                   and terms_match(x.key_terms, x.question, message)]  # cheap filter first
         if not lessons:
             return []
         # One embedding per candidate: the message masked with that lesson's names.
@@ -185,7 +202,7 @@ class CorrectionMemory:
         found = [
             LessonMatch(x.id, x.question, x.answer, Scope.parse(x.scope), float(score))
             for x, score in zip(lessons, scores, strict=True)
-            if score >= self.match_similarity
+            if score >= bar
         ]
         # Best score first; among equals, the user's own and then the newest lesson.
         found.sort(key=lambda m: (-round(m.score, 3), m.scope.is_global, -m.lesson_id))
@@ -310,15 +327,14 @@ class CorrectionMemory:
     def for_line(self, line: Scope) -> list[Lesson]:
         """The active lessons an adapter line is trained on: global ones, plus the user's own."""
         query = sa.select(Lesson).where(Lesson.status == "active").order_by(Lesson.id)
-        scopes = [str(line)] if line.is_global else Scope.visible(line.user)  # type: ignore[arg-type]
-        query = query.where(Lesson.scope.in_(scopes))
+        query = query.where(Lesson.scope.in_(line.sees()))
         with self.db.read() as s:
             return list(s.scalars(query))
 
-    def _in_scope(self, user: str) -> list[Lesson]:
+    def _in_scope(self, scope: Scope) -> list[Lesson]:
         query = sa.select(Lesson).where(
             Lesson.status == "active", Lesson.kind == "correction",
-            Lesson.scope.in_(Scope.visible(user)),
+            Lesson.scope.in_(scope.sees()),
         )
         with self.db.read() as s:
             return list(s.scalars(query))

@@ -20,9 +20,9 @@ from dialoop.engine.embedding import default_embedder
 from dialoop.errors import InvalidInputError
 from dialoop.evidence import Scope
 from dialoop.learn.consolidate import TrainConfig, build_examples, train_lora
-from dialoop.learn.gate import GateThresholds, evaluate
+from dialoop.learn.gate import GateThresholds, evaluate, probes_for
 from dialoop.learn.memory import CorrectionMemory
-from dialoop.learn.replay import REPLAY_PROMPTS, base_answers
+from dialoop.learn.replay import REPLAY_PROMPTS, BaseAnswers, locality_prompts
 from dialoop.store import Database
 from dialoop.store.adapters import AdapterStore
 from dialoop.store.models import Lesson
@@ -70,19 +70,17 @@ def consolidate_lines(settings: Settings, db: Database, run_id: int, report: Rep
             todo[name] = lessons
     if todo:
         engine, model, tokenizer, gguf = _load_models(settings, report)
+        base = BaseAnswers(engine, settings.home / "learn")
         try:
-            half = len(REPLAY_PROMPTS) // 2  # the first half trains, the second judges
-            replay = base_answers(engine, settings.home / "learn", (
-                *REPLAY_PROMPTS[: settings.learn_replay],
-                *REPLAY_PROMPTS[half: half + settings.learn_gate_replay]))
             for i, (name, lessons) in enumerate(todo.items()):
                 def sub(stage: str, frac: float, *, force: bool = False, i: int = i,
                         name: str = name) -> None:
                     report(f"{name}: {stage}", 0.05 + 0.95 * (i + frac) / len(todo), force=force)
                 lines[name], model = _consolidate_line(
-                    settings, adapters, name, lessons, run_id, engine, model, tokenizer, gguf,
-                    replay, sub)
+                    settings, adapters, memory, name, lessons, run_id, engine, model, tokenizer,
+                    gguf, base, sub)
         finally:
+            base.save()
             engine.close()
     return {"lines": lines, "seconds": round(time.perf_counter() - start, 2)}
 
@@ -118,13 +116,12 @@ def _load_models(settings: Settings, report: Report) -> tuple[Any, Any, Any, Pat
 
 
 def _consolidate_line(
-    settings: Settings, adapters: AdapterStore, name: str, lessons: list[Lesson], run_id: int,
-    engine: Any, model: Any, tokenizer: Any, gguf: Path, replay: dict[str, str],
-    report: Report,
+    settings: Settings, adapters: AdapterStore, memory: CorrectionMemory, name: str,
+    lessons: list[Lesson], run_id: int, engine: Any, model: Any, tokenizer: Any, gguf: Path,
+    base: BaseAnswers, report: Report,
 ) -> tuple[dict[str, Any], Any]:
-    half = len(REPLAY_PROMPTS) // 2
-    train_replay = [(p, replay[p]) for p in REPLAY_PROMPTS[: settings.learn_replay]]
-    gate_replay = {p: replay[p] for p in REPLAY_PROMPTS[half: half + settings.learn_gate_replay]}
+    """Train, store, gate, then promote or reject one line's adapter."""
+    train_replay = [(p, base(p)) for p in REPLAY_PROMPTS[: settings.learn_replay]]
     examples, held_out = build_examples(lessons, train_replay)
     config = TrainConfig(rank=settings.learn_rank, alpha=2 * settings.learn_rank,
                          layers=settings.learn_layers, epochs=settings.learn_epochs,
@@ -135,6 +132,7 @@ def _consolidate_line(
                                                             0.75 * s / t))
     report("storing", 0.75, force=True)
     previous = adapters.active(name)
+    router = [x.id for x in lessons if x.kind == "correction"]
     tmp_root = settings.home / "learn" / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
@@ -142,19 +140,29 @@ def _consolidate_line(
         row = adapters.add(
             name, Path(tmp), source="consolidation", base_model=engine.name, base_gguf=gguf,
             user_id=Scope.parse(name).user,
-            meta={"lessons": [x.id for x in lessons], "run": run_id,
+            meta={"lessons": [x.id for x in lessons], "router": router, "run": run_id,
                   "examples": len(examples), "train": trained.to_dict()},
         )
     model = peft.unload()  # the base model again, for the next line
     report("gate", 0.8, force=True)
+    scope = Scope.parse(name)
+
+    def route(prompt: str) -> bool:  # the router the version will serve behind
+        return bool(memory.match(prompt, user=scope, among=set(router),
+                                 similarity=settings.learn_route_similarity))
+
+    unrelated = [p for p in (*REPLAY_PROMPTS, *locality_prompts())
+                 if p not in dict(train_replay)][: settings.learn_gate_probes]
     engine.load_adapter(row.key, adapters.files(row, "llamacpp"))
     try:
         gate = evaluate(
-            engine, row.key, lessons=lessons, held_out=held_out, replay=gate_replay,
+            engine, row.key, route=route, base=base, lessons=lessons, held_out=held_out,
+            probes=probes_for(lessons, unrelated),
             earlier=set(previous.meta.get("lessons", [])) if previous else set(),
             thresholds=GateThresholds(settings.learn_gate_reliability,
                                       settings.learn_gate_generalization,
                                       settings.learn_gate_locality),
+            sample=settings.learn_gate_sample,
             progress=lambda i, n: report(f"gate {i}/{n}", 0.8 + 0.2 * i / n),
         )
     finally:

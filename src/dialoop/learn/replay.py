@@ -15,12 +15,13 @@ from pathlib import Path
 
 from dialoop.engine import Engine, GenerationParams
 
-__all__ = ["REPLAY_PROMPTS", "base_answers", "generate"]
+__all__ = ["REPLAY_PROMPTS", "BaseAnswers", "generate", "locality_prompts"]
 
 log = logging.getLogger(__name__)
 
 # General questions and small tasks, none about any taught fact. The first ones are
-# trained on (``learn_replay`` of them); the rest are held out for the gate.
+# trained on (``learn_replay`` of them); the rest, with :func:`locality_prompts`, are the
+# gate's locality probes.
 REPLAY_PROMPTS: tuple[str, ...] = (
     "What is the capital of France?",
     "How many days are in a week?",
@@ -85,6 +86,44 @@ REPLAY_PROMPTS: tuple[str, ...] = (
 )
 
 
+_COUNTRIES = ("Portugal", "Norway", "Kenya", "Chile", "Vietnam", "Poland", "Morocco", "Peru",
+              "Sweden", "Thailand", "Greece", "Argentina", "Ireland", "Nigeria", "Austria",
+              "Cuba", "Finland", "Nepal", "Ghana", "Hungary")
+_WORDS = ("happy", "quick", "ancient", "bright", "quiet", "brave", "tiny", "cold", "honest",
+          "strange")
+_TOPICS = ("volcanoes", "the moon", "bread", "rain", "bicycles", "libraries", "trains",
+           "honey", "chess", "the desert")
+_THINGS = ("banana", "tomato", "lemon", "carrot", "strawberry", "cucumber", "grape", "pumpkin",
+           "blueberry", "lime")
+_ANIMALS = ("an elephant", "a penguin", "a dolphin", "a camel", "an owl", "a frog", "a tiger",
+            "a rabbit", "a shark", "a horse")
+
+
+def locality_prompts() -> list[str]:
+    """Hundreds of everyday prompts about nothing anyone teaches: the gate's locality probes
+    (with :data:`REPLAY_PROMPTS`). Built from small lists, the same every time."""
+    out = [f"What is the capital of {c}?" for c in _COUNTRIES]
+    out += [f"What language is spoken in {c}?" for c in _COUNTRIES]
+    out += [f"Give me a word that means the same as {w}." for w in _WORDS]
+    out += [f"What is the opposite of {w}?" for w in _WORDS]
+    out += [f"Write one sentence about {t}." for t in _TOPICS]
+    out += [f"Tell me an interesting fact about {t}." for t in _TOPICS]
+    out += [f"Explain {t} to a child in one sentence." for t in _TOPICS]
+    out += [f"What is {a} plus {b}?" for a, b in zip(range(3, 23), range(17, 37), strict=True)]
+    out += [f"What is {a} times {b}?" for a, b in zip(range(2, 12), range(3, 13), strict=True)]
+    out += [f"How many letters are in the word {w}?" for w in _WORDS]
+    out += [f"What color is a ripe {t}?" for t in _THINGS]
+    out += [f"Is a {t} a fruit or a vegetable?" for t in _THINGS]
+    out += [f"Suggest a simple recipe with {t}." for t in _THINGS]
+    out += [f"Where does {a} live?" for a in _ANIMALS]
+    out += [f"What does {a} eat?" for a in _ANIMALS]
+    out += [f"How long can {a} live?" for a in _ANIMALS]
+    out += [f"What is the weather usually like in {c} in winter?" for c in _COUNTRIES]
+    out += [f"Name a famous dish from {c}." for c in _COUNTRIES]
+    out += [f"Write a short poem about {t}." for t in _TOPICS]
+    return out
+
+
 def generate(engine: Engine, prompt: str, *, max_tokens: int = 64, adapter: str | None = None
              ) -> str:
     """The greedy answer of ``engine`` to one prompt, as the assistant would give it."""
@@ -93,23 +132,33 @@ def generate(engine: Engine, prompt: str, *, max_tokens: int = 64, adapter: str 
     return "".join(c.text for c in engine.stream(messages, params, adapter=adapter)).strip()
 
 
-def base_answers(engine: Engine, cache_dir: Path, prompts: tuple[str, ...] = REPLAY_PROMPTS
-                 ) -> dict[str, str]:
-    """The base model's answers to ``prompts``, from the cache or generated now."""
-    key = hashlib.sha1(f"{engine.name}:{getattr(engine, 'path', '')}".encode()).hexdigest()[:12]
-    path = cache_dir / f"replay-{key}.json"
-    cached: dict[str, str] = {}
-    if path.is_file():
-        try:
-            cached = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            log.warning("ignoring an unreadable replay cache %s", path)
-    missing = [p for p in prompts if p not in cached]
-    for prompt in missing:
-        cached[prompt] = generate(engine, prompt)
-    if missing:
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(cached, ensure_ascii=False, indent=1), encoding="utf-8")
-        tmp.replace(path)
-    return {p: cached[p] for p in prompts}
+class BaseAnswers:
+    """The base model's greedy answers, made on demand and cached per base model in
+    ``cache_dir/replay-<model>.json`` (call :meth:`save` to keep the new ones)."""
+
+    def __init__(self, engine: Engine, cache_dir: Path) -> None:
+        self.engine = engine
+        key = hashlib.sha1(f"{engine.name}:{getattr(engine, 'path', '')}".encode()).hexdigest()
+        self.path = cache_dir / f"replay-{key[:12]}.json"
+        self._answers: dict[str, str] = {}
+        self._new = 0
+        if self.path.is_file():
+            try:
+                self._answers = json.loads(self.path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                log.warning("ignoring an unreadable replay cache %s", self.path)
+
+    def __call__(self, prompt: str) -> str:
+        if prompt not in self._answers:
+            self._answers[prompt] = generate(self.engine, prompt)
+            self._new += 1
+        return self._answers[prompt]
+
+    def save(self) -> None:
+        if not self._new:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self._answers, ensure_ascii=False, indent=1), encoding="utf-8")
+        tmp.replace(self.path)
+        self._new = 0

@@ -22,6 +22,7 @@ adapter serving.
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -31,6 +32,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,11 @@ import sqlalchemy as sa
 from dialoop.config import Settings, load_settings
 from dialoop.errors import DialoopError, InvalidInputError
 from dialoop.store import Database, open_database
-from dialoop.store.models import LearnRun, Lesson, utcnow
+from dialoop.store.models import Feedback, LearnRun, Lesson, utcnow
 
 __all__ = [
-    "Progress", "busy", "enqueue", "get_run", "latest_runs", "pending_lessons", "spawn",
-    "wait_for", "work",
+    "Pending", "Progress", "busy", "enqueue", "get_run", "latest_runs", "pending_feedback",
+    "queued", "spawn", "wait_for", "work", "worker_running",
 ]
 
 log = logging.getLogger(__name__)
@@ -51,8 +53,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[LearnRun], None]
 # Settings a run may override (tests and `learn run --epochs …` use them).
 RUN_OPTIONS = frozenset({
-    "learn_epochs", "learn_rank", "learn_layers", "learn_lr", "learn_replay", "learn_gate_replay",
-    "learn_gate_reliability", "learn_gate_generalization", "learn_gate_locality",
+    "learn_epochs", "learn_rank", "learn_layers", "learn_lr", "learn_replay", "learn_gate_probes",
+    "learn_gate_sample", "learn_gate_reliability", "learn_gate_generalization",
+    "learn_gate_locality", "learn_route_similarity",
 })
 
 
@@ -79,10 +82,12 @@ def enqueue(
 
 
 def spawn(settings: Settings) -> subprocess.Popen[bytes]:
-    """Start a worker process in the background; it exits when the queue is empty."""
-    env = {**os.environ, "DIALOOP_HOME": str(settings.home)}
-    if settings.database_url:
-        env["DIALOOP_DATABASE_URL"] = settings.database_url
+    """Start a worker process in the background; it exits when the queue is empty.
+
+    It runs with the caller's settings (``dialoop serve --model X`` trains on X), passed
+    as ``DIALOOP_*`` variables.
+    """
+    env = {**os.environ, **_environment(settings)}
     log_dir = settings.home / "learn"
     log_dir.mkdir(parents=True, exist_ok=True)
     with open(log_dir / "worker.log", "ab") as out:
@@ -90,6 +95,23 @@ def spawn(settings: Settings) -> subprocess.Popen[bytes]:
             [sys.executable, "-m", "dialoop.learn.worker"], env=env, stdout=out,
             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         )
+
+
+def _environment(settings: Settings) -> dict[str, str]:
+    """The ``DIALOOP_*`` variables that give another process these settings."""
+    env = {"DIALOOP_HOME": str(settings.home)}
+    for name in settings.model_fields_set:
+        value = getattr(settings, name)
+        if value is None:
+            continue
+        if isinstance(value, list | dict):
+            text = json.dumps(value)
+        elif isinstance(value, bool):
+            text = "true" if value else "false"
+        else:
+            text = str(value)
+        env[f"DIALOOP_{name.upper()}"] = text
+    return env
 
 
 def get_run(db: Database, run_id: int) -> LearnRun:
@@ -248,14 +270,50 @@ def busy(db: Database) -> bool:
                         .where(LearnRun.status.in_(("queued", "running")))) > 0
 
 
-def pending_lessons(db: Database) -> int:
-    """Lessons taught since the last run started (what a threshold trigger counts)."""
+def queued(db: Database) -> LearnRun | None:
+    """The oldest run waiting for a worker, if any."""
     with db.read() as s:
-        since = s.scalar(sa.select(sa.func.max(LearnRun.created_at)))
-        query = sa.select(sa.func.count(Lesson.id))
+        return s.scalar(sa.select(LearnRun).where(LearnRun.status == "queued")
+                        .order_by(LearnRun.id))
+
+
+def worker_running(home: Path) -> bool:
+    """Whether a worker process holds the worker lock of ``home`` now."""
+    with worker_lock(home) as mine:
+        return not mine
+
+
+@dataclass(frozen=True)
+class Pending:
+    """Feedback given since the last run started (or was queued, if it has not started):
+    what the automatic trigger counts. A run reads the lessons when it starts, so what
+    came before is in it."""
+
+    lessons: int
+    ratings: int
+
+    @property
+    def total(self) -> int:
+        return self.lessons + self.ratings
+
+    def to_dict(self) -> dict[str, int]:
+        return {"lessons": self.lessons, "ratings": self.ratings}
+
+
+def pending_feedback(db: Database) -> Pending:
+    """Lessons taught and ratings given since the last run (see :class:`Pending`)."""
+    with db.read() as s:
+        since = s.scalar(sa.select(sa.func.max(LearnRun.started_at)))
+        queued_at = s.scalar(sa.select(sa.func.max(LearnRun.created_at))
+                             .where(LearnRun.started_at.is_(None)))
+        if since is None or (queued_at is not None and queued_at > since):
+            since = queued_at
+        lessons = sa.select(sa.func.count(Lesson.id))
+        ratings = sa.select(sa.func.count(Feedback.id)).where(Feedback.kind == "rating")
         if since is not None:
-            query = query.where(Lesson.created_at > since)
-        return int(s.scalar(query) or 0)
+            lessons = lessons.where(Lesson.created_at > since)
+            ratings = ratings.where(Feedback.created_at > since)
+        return Pending(int(s.scalar(lessons) or 0), int(s.scalar(ratings) or 0))
 
 
 def main() -> None:

@@ -10,8 +10,10 @@ The routes answer through the assistant and read and write through its parts
 permissions), which they find in ``app.state``.
 
 Parts: the OpenAI-compatible routes (:mod:`.openai`), the native API (:mod:`.api`),
-API keys (:mod:`.auth`), the answer scheduler (:mod:`.scheduler`), metrics
-(:mod:`.metrics`), the body size limit (:mod:`.limits`) and the web page (:mod:`.web`).
+feedback and learning with the task that starts consolidation runs by itself
+(:mod:`.learning`), API keys (:mod:`.auth`), the answer scheduler (:mod:`.scheduler`),
+metrics (:mod:`.metrics`), the body size limit (:mod:`.limits`) and the web page
+(:mod:`.web`).
 """
 
 from __future__ import annotations
@@ -66,7 +68,9 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.auto_learn.start()  # consolidation by itself (learning.AutoLearner)
         yield
+        await app.state.auto_learn.stop()
         await run_in_threadpool(scheduler.shutdown)  # answers stop and are stored
 
     app = FastAPIOffline(

@@ -5,12 +5,19 @@ Every call acts as the caller and goes to the learning loop
 whose lesson, who may teach everyone, promote or roll back) are its own, checked by
 the same :class:`~dialoop.store.accounts.Permissions` the CLI uses, and its errors
 come back with their HTTP status. The HTTP layer adds no rule of its own.
+
+While the server runs, :class:`AutoLearner` asks the learning loop every few seconds
+whether a consolidation run should start (enough new lessons and ratings, or the server
+idle with some waiting); the loop decides, queues the run and starts the one worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, FastAPI, Query, Request
@@ -19,13 +26,19 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from pydantic import BaseModel, Field
 
+from dialoop.errors import DialoopError
 from dialoop.evidence import Scope
 from dialoop.learn.loop import LearningLoop, run_to_dict
 from dialoop.serve.auth import CallerDep
 from dialoop.serve.httperrors import ErrorResponse
 from dialoop.store import Database
+from dialoop.store.models import LearnRun
 
-__all__ = ["install"]
+__all__ = ["POLL_SECONDS", "AutoLearner", "install"]
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 2.0  # how often the server asks whether a consolidation run should start
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorResponse, "description": "Invalid feedback, not yours, or not "
@@ -159,7 +172,8 @@ async def forget(request: Request, caller: CallerDep, lesson_id: int) -> Any:
 @router.get("/learning/status", tags=["learning"],
             summary="Lessons, the adapter serving you, the last run, satisfaction")
 async def status(request: Request, caller: CallerDep) -> dict[str, Any]:
-    return await run_in_threadpool(_learning(request).status, user=caller.user)
+    info = await run_in_threadpool(_learning(request).status, user=caller.user)
+    return {**info, "auto": request.app.state.auto_learn.describe()}
 
 
 @router.post("/learning/run", tags=["learning"], status_code=202,
@@ -208,7 +222,63 @@ class _LessonCounts(Collector):
         yield family
 
 
+class AutoLearner:
+    """The server's background task that starts consolidation runs by itself.
+
+    Every ``poll`` seconds it calls :meth:`LearningLoop.maybe_start_run` (the one place
+    that decides) with how long the server has been idle. It runs unless the
+    ``learn_auto`` setting is false; :meth:`start` and :meth:`stop` are called by the
+    app's lifespan. A worker it started finishes its run after the server stops.
+    """
+
+    def __init__(self, learning: LearningLoop, idle_seconds: Callable[[], float], *,
+                 poll: float = POLL_SECONDS) -> None:
+        self.learning = learning
+        self.idle_seconds = idle_seconds
+        self.poll = poll
+        self.on = learning.settings.learn_auto is not False
+        self._task: asyncio.Task[None] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        s = self.learning.settings
+        return {"on": self.on, "after": s.learn_auto_after,
+                "idle_seconds": s.learn_auto_idle_seconds}
+
+    def start(self) -> None:
+        if not self.on or self._task is not None:
+            return
+        self._task = asyncio.create_task(self._run(), name="dialoop-auto-learn")
+        s = self.learning.settings
+        log.info("consolidating by itself after %d new lessons or ratings, or %.0f s idle",
+                 s.learn_auto_after, s.learn_auto_idle_seconds)
+
+    async def stop(self) -> None:
+        if self._task is None:
+            return
+        self._task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
+        self._task = None
+
+    async def check(self) -> LearnRun | None:
+        """Ask once; the run queued, if one was."""
+        return await run_in_threadpool(self.learning.maybe_start_run,
+                                       idle_for=self.idle_seconds())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.poll)
+            try:
+                await self.check()
+            except DialoopError as exc:  # a locked database, say: try again next time
+                log.warning("could not check for a consolidation run: %s", exc)
+            except Exception:  # the server keeps serving whatever happens here
+                log.exception("could not check for a consolidation run")
+
+
 def install(app: FastAPI) -> None:
     app.include_router(router)
     app.state.features.update(feedback=True, learning=True)
     app.state.metrics.register(_LessonCounts(app.state.parts.db))
+    app.state.auto_learn = AutoLearner(app.state.parts.learning,
+                                       app.state.scheduler.idle_seconds)

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
@@ -112,6 +113,7 @@ class Scheduler:
         self._admitted = 0
         self._running = 0
         self._count_lock = threading.Lock()
+        self._last_active = time.monotonic()  # when an answer was last admitted or finished
         self._live: weakref.WeakSet[Generation] = weakref.WeakSet()
         self._session_locks: weakref.WeakValueDictionary[Hashable, asyncio.Lock] = (
             weakref.WeakValueDictionary()
@@ -130,6 +132,14 @@ class Scheduler:
     def capacity(self) -> int:
         return self.slots + self.max_waiting
 
+    def idle_seconds(self) -> float:
+        """Seconds since the last answer finished (or the scheduler started); 0 while any
+        answer runs or waits."""
+        with self._count_lock:
+            if self._admitted:
+                return 0.0
+            return time.monotonic() - self._last_active
+
     async def submit(
         self, start: Callable[[Generation], ReplyStream], *, session_key: Hashable | None = None
     ) -> Generation:
@@ -146,6 +156,7 @@ class Scheduler:
                     f"(the limit is {self.capacity}). Try again in a few seconds."
                 )
             self._admitted += 1
+            self._last_active = time.monotonic()
         loop = asyncio.get_running_loop()
         lock: asyncio.Lock | None = None
         try:
@@ -183,6 +194,7 @@ class Scheduler:
     def _release(self) -> None:
         with self._count_lock:
             self._admitted -= 1
+            self._last_active = time.monotonic()
 
     def shutdown(self) -> None:
         """Stop every generation and wait for the worker threads to finish."""

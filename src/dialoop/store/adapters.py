@@ -7,6 +7,14 @@ training run adds a *version*; exactly one version of a line serves at a time (i
 
     adapter_config.json, adapter_model.safetensors   the PEFT form (torch engine, training)
     adapter.gguf                                     the llama.cpp form (default engine)
+    style/adapter_config.json, …safetensors          the style adapter's PEFT form (if any)
+    style.gguf                                       its llama.cpp form
+
+A version has up to two *parts*: its lessons adapter (scoped: served behind its
+router) and a *style* adapter trained on the line's ratings (unscoped: applies to
+every message of the line). Engines know them as ``line@vN`` and ``line@vN#style``
+(the syntax of :mod:`dialoop.engine.adapters`); :meth:`AdapterStore.locate` finds the
+file of either. A version may have only one of the two.
 
 Adding a version writes every file first and registers it last; promoting or
 rolling back is one database update. A crash at any point leaves the previous head
@@ -24,6 +32,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dialoop.engine.adapters import PART_SEP, split_part
 from dialoop.engine.lora import export_lora_gguf
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.store import Database
@@ -33,6 +42,10 @@ __all__ = ["AdapterStore", "AdapterVersion", "parse_ref"]
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 GGUF_FILE = "adapter.gguf"
+PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
+STYLE = "style"  # the part name: "line@vN#style"
+STYLE_DIR = "style"  # its PEFT folder inside the version's folder
+STYLE_GGUF = "style.gguf"
 
 
 class AdapterStore:
@@ -48,7 +61,7 @@ class AdapterStore:
     def add(
         self,
         name: str,
-        peft_dir: Path,
+        peft_dir: Path | None,
         *,
         source: str,
         base_model: str,
@@ -56,22 +69,28 @@ class AdapterStore:
         user_id: str | None = None,
         report: dict[str, Any] | None = None,
         meta: dict[str, Any] | None = None,
+        style_dir: Path | None = None,
     ) -> AdapterVersion:
-        """Copy a trained PEFT adapter in as the next version of ``name`` (a candidate).
+        """Copy a trained PEFT adapter in as the next version of ``name`` (a candidate);
+        ``style_dir``, a style adapter trained on ratings, becomes the version's style part.
+        Either may be None, not both.
 
-        With ``base_gguf`` the llama.cpp form is exported too.
+        With ``base_gguf`` the llama.cpp forms are exported too.
         """
         check_name(name)
-        if not (peft_dir / "adapter_config.json").is_file():
-            raise InvalidInputError(f"{peft_dir} is not a PEFT adapter folder.")
+        if peft_dir is None and style_dir is None:
+            raise InvalidInputError("An adapter version needs a lessons or a style adapter.")
+        for folder in (peft_dir, style_dir):
+            if folder is not None and not (folder / "adapter_config.json").is_file():
+                raise InvalidInputError(f"{folder} is not a PEFT adapter folder.")
         line = self.root / _folder_name(name)
         staging = line / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
         try:
-            for f in ("adapter_config.json", "adapter_model.safetensors"):
-                shutil.copy2(peft_dir / f, staging / f)
-            if base_gguf is not None:
-                export_lora_gguf(staging, staging / GGUF_FILE, base_gguf=base_gguf)
+            if peft_dir is not None:
+                _copy_peft(peft_dir, staging, staging / GGUF_FILE, base_gguf)
+            if style_dir is not None:
+                _copy_peft(style_dir, staging / STYLE_DIR, staging / STYLE_GGUF, base_gguf)
             with self.db.write() as s:
                 last = s.scalar(sa.select(sa.func.max(AdapterVersion.version))
                                 .where(AdapterVersion.name == name))
@@ -166,14 +185,32 @@ class AdapterStore:
             )
         return row
 
-    def files(self, row: AdapterVersion, engine_kind: str) -> Path:
-        """What an engine of ``engine_kind`` loads: the GGUF file, or the PEFT folder."""
+    def files(self, row: AdapterVersion, engine_kind: str, part: str | None = None) -> Path:
+        """What an engine of ``engine_kind`` loads: the GGUF file, or the PEFT folder, of
+        the version's lessons adapter, or of its ``part`` (``"style"``)."""
+        if part not in (None, STYLE):
+            raise InvalidInputError(f"Unknown adapter part {part!r}: the parts are {STYLE!r}.")
         folder = self.home / row.path
+        name = row.key + (f"{PART_SEP}{part}" if part else "")
+        peft, gguf = ((folder / STYLE_DIR, folder / STYLE_GGUF) if part
+                      else (folder, folder / GGUF_FILE))
+        if not (peft / "adapter_config.json").is_file():
+            raise NotFoundError(f"No adapter {name}: `dialoop learn history` lists them.")
         if engine_kind == "llamacpp":
-            if not (folder / GGUF_FILE).is_file():
-                raise NotFoundError(f"{row.key} has no GGUF form; use --engine torch for it.")
-            return folder / GGUF_FILE
-        return folder
+            if not gguf.is_file():
+                raise NotFoundError(f"{name} has no GGUF form; use --engine torch for it.")
+            return gguf
+        return peft
+
+    def has_style(self, row: AdapterVersion) -> bool:
+        """Whether version ``row`` has a style part (``line@vN#style``)."""
+        return (self.home / row.path / STYLE_DIR / "adapter_config.json").is_file()
+
+    def locate(self, part: str, engine_kind: str) -> Path:
+        """What an engine loads for one adapter part: ``name``, ``name@vN`` or
+        ``name@vN#style`` (the ``locate`` of :class:`~dialoop.engine.adapters.LoadedAdapters`)."""
+        ref, name = split_part(part)
+        return self.files(self.resolve(ref), engine_kind, name)
 
     # -- internals ----------------------------------------------------------------------
 
@@ -207,6 +244,15 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     if sep and not version.isdigit():
         raise InvalidInputError(f"Invalid adapter reference {ref!r}: use NAME or NAME@vN.")
     return check_name(name), int(version) if sep else None
+
+
+def _copy_peft(peft_dir: Path, folder: Path, gguf: Path, base_gguf: Path | None) -> None:
+    """A PEFT adapter's files into ``folder``, and (with ``base_gguf``) its GGUF form."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for f in PEFT_FILES:
+        shutil.copy2(peft_dir / f, folder / f)
+    if base_gguf is not None:
+        export_lora_gguf(folder, gguf, base_gguf=base_gguf)
 
 
 def _folder_name(name: str) -> str:

@@ -16,7 +16,7 @@ template, which most templates, SmolLM2's included, do not have.)
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -44,11 +44,13 @@ def encode_chat(
     *,
     train_on: Literal["assistant", "last"] = "assistant",
     max_length: int | None = None,
+    untrained: Collection[int] = (),
 ) -> Encoded:
     """Tokenize ``messages`` with the tokenizer's chat template; label assistant turns.
 
     ``train_on="last"`` labels only the final assistant message (a correction);
-    ``"assistant"`` labels every assistant message (multi-turn SFT).
+    ``"assistant"`` labels every assistant message (multi-turn SFT). Assistant messages
+    whose index is in ``untrained`` (weight 0) are context only: never labelled.
     """
     msgs = [dict(m) for m in messages]
     if not any(m["role"] == "assistant" for m in msgs):
@@ -56,7 +58,7 @@ def encode_chat(
     text = _render(tokenizer, msgs, generation_prompt=False)
     spans: list[tuple[int, int]] = []
     for i, m in enumerate(msgs):
-        if m["role"] != "assistant":
+        if m["role"] != "assistant" or i in untrained:
             continue
         before = _render(tokenizer, msgs[:i], generation_prompt=True)
         after = _render(tokenizer, msgs[: i + 1], generation_prompt=False)

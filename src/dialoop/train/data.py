@@ -1,6 +1,7 @@
 """Dialogue files: reading and checking JSONL transcripts, and splitting them.
 
-Two formats are read, one conversation per line, and may be mixed in one file:
+Two formats are read, one conversation per line, told apart line by line (so they may be
+mixed in one file); ``dialoop sessions export --format openai|sharegpt`` writes them:
 
     {"messages": [{"role": "system", "content": "…"},
                   {"role": "user", "content": "Where is my order?"},
@@ -11,8 +12,10 @@ Two formats are read, one conversation per line, and may be mixed in one file:
 
 An assistant message may carry ``keys``: strings a correct answer must contain
 (for QA-style evaluation, see :mod:`dialoop.eval.model`); they never reach the
-model. Every problem is reported with the file and line it is on, and nothing is
-trained on a file that has one.
+model. It may also carry ``"weight": 0`` (OpenAI's per-message weight; 1 is the
+default): it stays in the conversation as context but is neither trained on nor
+evaluated (an answer a user rated bad, exported with ``--bad mark``). Every problem is
+reported with the file and line it is on, and nothing is trained on a file that has one.
 """
 
 from __future__ import annotations
@@ -48,10 +51,13 @@ class Dialogue:
     messages: tuple[Message, ...]
     keys: dict[int, tuple[str, ...]] = field(default_factory=dict)  # message index → keys
     where: str = ""  # "file.jsonl:17", for messages about this dialogue
+    untrained: frozenset[int] = frozenset()  # assistant messages of weight 0: context only
 
     @property
     def assistant_turns(self) -> list[int]:
-        return [i for i, m in enumerate(self.messages) if m["role"] == "assistant"]
+        """The assistant messages to learn from (and to be evaluated on)."""
+        return [i for i, m in enumerate(self.messages)
+                if m["role"] == "assistant" and i not in self.untrained]
 
 
 def load_dialogues(path: Path) -> list[Dialogue]:
@@ -105,6 +111,11 @@ def _parse_line(line: str, where: str) -> Dialogue:
         ) from None
     if not isinstance(record, dict):
         raise InvalidInputError(f"{where}: expected a JSON object with 'messages'.")
+    if "turns" in record and "messages" not in record:
+        raise InvalidInputError(
+            f"{where}: this is dialoop's own session export; for training data export with "
+            "`dialoop sessions export NAME --format openai` (or sharegpt)."
+        )
     if "messages" in record and "conversations" in record:
         raise InvalidInputError(
             f"{where}: has both 'messages' and 'conversations'; keep one of them."
@@ -119,10 +130,11 @@ def _parse_line(line: str, where: str) -> Dialogue:
         if system:
             if not isinstance(system, str):
                 raise InvalidInputError(f"{where}: 'system' must be a string.")
-            turns.insert(0, ({"role": "system", "content": system}, ()))
+            turns.insert(0, ({"role": "system", "content": system}, (), True))
     else:
         raise InvalidInputError(
-            f"{where}: no 'messages' (OpenAI format) or 'conversations' (ShareGPT format)."
+            f"{where}: no 'messages' (OpenAI format) or 'conversations' (ShareGPT format); "
+            "write one JSON object per line in one of them."
         )
     return _check_dialogue(turns, where)
 
@@ -133,7 +145,10 @@ def _list(value: Any, name: str, where: str) -> list[Any]:
     return value
 
 
-def _openai_message(m: Any, n: int, where: str) -> tuple[Message, tuple[str, ...]]:
+_Parsed = tuple[Message, tuple[str, ...], bool]  # message, keys, trained on
+
+
+def _openai_message(m: Any, n: int, where: str) -> _Parsed:
     if not isinstance(m, dict):
         raise InvalidInputError(f"{where}: message {n} is not an object.")
     role, content = m.get("role"), m.get("content")
@@ -141,10 +156,10 @@ def _openai_message(m: Any, n: int, where: str) -> tuple[Message, tuple[str, ...
         raise InvalidInputError(
             f"{where}: message {n} has role {role!r}; use system, user or assistant."
         )
-    return _message(role, content, m.get("keys"), n, where)
+    return _message(role, content, m, n, where)
 
 
-def _sharegpt_message(m: Any, n: int, where: str) -> tuple[Message, tuple[str, ...]]:
+def _sharegpt_message(m: Any, n: int, where: str) -> _Parsed:
     if not isinstance(m, dict):
         raise InvalidInputError(f"{where}: turn {n} is not an object.")
     speaker = m.get("from")
@@ -153,24 +168,28 @@ def _sharegpt_message(m: Any, n: int, where: str) -> tuple[Message, tuple[str, .
         raise InvalidInputError(
             f"{where}: turn {n} is from {speaker!r}; use human, gpt or system."
         )
-    return _message(role, m.get("value"), m.get("keys"), n, where)
+    return _message(role, m.get("value"), m, n, where)
 
 
-def _message(
-    role: str, content: Any, keys: Any, n: int, where: str
-) -> tuple[Message, tuple[str, ...]]:
+def _message(role: str, content: Any, m: dict[str, Any], n: int, where: str) -> _Parsed:
     if not isinstance(content, str) or not content.strip():
         raise InvalidInputError(f"{where}: message {n} ({role}) has no text.")
-    if keys is not None:
-        if role != "assistant":
-            raise InvalidInputError(f"{where}: message {n}: only assistant messages have keys.")
-        if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
-            raise InvalidInputError(f"{where}: message {n}: 'keys' must be a list of strings.")
-    return {"role": role, "content": content}, tuple(keys or ())
+    keys, weight = m.get("keys"), m.get("weight", 1)
+    if (keys is not None or "weight" in m) and role != "assistant":
+        raise InvalidInputError(
+            f"{where}: message {n}: only assistant messages have keys or a weight.")
+    if keys is not None and (not isinstance(keys, list)
+                             or not all(isinstance(k, str) and k for k in keys)):
+        raise InvalidInputError(f"{where}: message {n}: 'keys' must be a list of strings.")
+    if isinstance(weight, bool) or weight not in (0, 1):
+        raise InvalidInputError(
+            f"{where}: message {n}: 'weight' is 0 (context only) or 1 (learn from it), "
+            f"not {weight!r}.")
+    return {"role": role, "content": content}, tuple(keys or ()), weight == 1
 
 
-def _check_dialogue(turns: list[tuple[Message, tuple[str, ...]]], where: str) -> Dialogue:
-    messages = tuple(m for m, _ in turns)
+def _check_dialogue(turns: list[_Parsed], where: str) -> Dialogue:
+    messages = tuple(m for m, _, _ in turns)
     roles = [m["role"] for m in messages]
     if "system" in roles[1:]:
         n = roles.index("system", 1) + 1
@@ -180,5 +199,6 @@ def _check_dialogue(turns: list[tuple[Message, tuple[str, ...]]], where: str) ->
     first = next(r for r in roles if r != "system")
     if first != "user":
         raise InvalidInputError(f"{where}: the conversation must start with the user.")
-    keys = {i: k for i, (_, k) in enumerate(turns) if k}
-    return Dialogue(messages, keys, where)
+    keys = {i: k for i, (_, k, _) in enumerate(turns) if k}
+    untrained = frozenset(i for i, (_, _, trained) in enumerate(turns) if not trained)
+    return Dialogue(messages, keys, where, untrained)

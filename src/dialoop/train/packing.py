@@ -71,7 +71,7 @@ def encode_dialogues(
     out: list[Tokenized] = []
     cut = dropped = 0
     for d in dialogues:
-        enc = encode_chat(tokenizer, d.messages, train_on=train_on)
+        enc = encode_chat(tokenizer, d.messages, train_on=train_on, untrained=d.untrained)
         ids, labels = enc.input_ids, enc.labels
         if len(ids) > max_length:
             cut += 1
@@ -84,8 +84,8 @@ def encode_dialogues(
     if cut:
         log.warning("%d dialogues are longer than %d tokens and were cut", cut, max_length)
     if dropped:
-        log.warning("%d dialogues had no assistant text within %d tokens: skipped",
-                    dropped, max_length)
+        log.warning("%d dialogues had no assistant text to learn from within %d tokens: "
+                    "skipped", dropped, max_length)
     return out
 
 

@@ -9,6 +9,7 @@ const state = {
   features: {},         // from /api/health: which parts of the API this server has
   me: null,             // {user, role, auth}
   controller: null,     // AbortController of the answer being streamed
+  learningTimer: null,  // refreshes the learning page while it is shown
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -94,6 +95,8 @@ function showView(name) {
     tab.setAttribute('aria-selected', String(tab.dataset.view === name));
   }
   $('#toggle-sessions').hidden = name !== 'chat';
+  clearTimeout(state.learningTimer);
+  state.learningTimer = null;
   if (name === 'learning') loadLearning();
   if (name === 'knowledge') showKnowledge();
 }
@@ -414,35 +417,90 @@ function bindLearning() {
   });
 }
 
+// The learning page refreshes itself while it is shown: a run queued by the server (after
+// enough lessons or ratings, or when idle) shows its progress, then the adapter it promoted.
+const REFRESH_MS = { active: 2000, quiet: 5000 };
+
 async function loadLearning() {
   const on = Boolean(state.features.learning);
   $('#learning-unavailable').hidden = on;
   $('#learning-body').hidden = !on;
   if (!on) return;
-  showError($('#learning-error'), null);
+  clearTimeout(state.learningTimer);
+  let active = false;
   try {
     const [status, history, lessons] = await Promise.all([
       getJSON('/api/learning/status'), getJSON('/api/learning/history'),
       getJSON('/api/lessons')]);
+    showError($('#learning-error'), null);
     renderStatus(status);
     renderAdapters(history);
     renderChart(history);
     renderLessons(lessons);
+    active = Boolean(status.last_run && ['queued', 'running'].includes(status.last_run.status));
   } catch (err) { showError($('#learning-error'), err); }
+  if (!$('#view-learning').hidden) {
+    state.learningTimer = setTimeout(refreshLearning, active ? REFRESH_MS.active : REFRESH_MS.quiet);
+  }
+}
+
+function refreshLearning() {
+  if ($('#view-learning').hidden) return;
+  if (document.hidden) {  // a background tab asks nothing; it looks again when shown
+    state.learningTimer = setTimeout(refreshLearning, REFRESH_MS.quiet);
+    return;
+  }
+  loadLearning();
 }
 
 function renderStatus(status) {
   const lessons = status.lessons || {};
+  const since = status.since_last_run;
   const rows = [
-    ['Serving adapter', status.adapter || 'none (base model)'],
-    ['Lessons active', lessons.active], ['Lessons pending', lessons.pending],
-    ['Satisfaction', pct(status.satisfaction)],
-    ['Last consolidation', status.last_run
-      ? `${status.last_run.status}${status.last_run.stage ? `, ${status.last_run.stage}` : ''}`
-      : 'none yet'],
-  ].filter(([, v]) => v !== undefined && v !== null);
-  $('#learning-status').replaceChildren(
-    ...rows.flatMap(([k, v]) => [el('dt', {}, k), el('dd', {}, String(v))]));
+    ['adapter', 'Serving adapter', status.adapter || 'none (base model)'],
+    ['active', 'Lessons active', lessons.active], ['pending', 'Lessons pending', lessons.pending],
+    ['waiting', 'New since the last run',
+     since ? `${since.lessons} lessons, ${since.ratings} ratings` : null],
+    ['auto', 'Consolidates by itself', status.auto ? describeAuto(status.auto) : null],
+    ['satisfaction', 'Satisfaction', pct(status.satisfaction)],
+    ['run', 'Last consolidation', status.last_run ? describeRun(status.last_run) : 'none yet'],
+  ].filter(([, , v]) => v !== undefined && v !== null);
+  $('#learning-status').replaceChildren(...rows.flatMap(([key, k, v]) => [
+    el('dt', {}, k), el('dd', { dataset: { key } }, String(v))]));
+}
+
+function describeAuto(auto) {
+  if (!auto.on) return 'no (only when asked)';
+  const when = [];
+  if (auto.after) when.push(`after ${auto.after} new lessons or ratings`);
+  if (auto.idle_seconds) when.push(`after ${Math.round(auto.idle_seconds)} s idle`);
+  return when.length ? when.join(', or ') : 'never (both triggers are 0)';
+}
+
+// "#3 running: user:ann: training step 4/20 (42%)" · "#3 done: user:ann@v2 promoted" · …
+function describeRun(run) {
+  const head = `#${run.id} ${run.status}${run.trigger ? ` (${run.trigger})` : ''}`;
+  if (run.status === 'queued') return `${head}: waiting for the worker`;
+  if (run.status === 'running') {
+    return `${head}: ${run.stage || 'starting'} (${Math.round((run.progress || 0) * 100)}%)`;
+  }
+  if (run.error) return `${head}: ${run.error}`;
+  const lines = Object.entries((run.report || {}).lines || {});
+  return lines.length ? `${head}: ${lines.map(([name, r]) => describeLine(name, r)).join('; ')}`
+    : head;
+}
+
+function describeLine(name, result) {
+  const outcome = result.outcome || '?';
+  const version = result.version ? `${name}@v${result.version}` : name;
+  if (outcome !== 'rejected') return `${version} ${outcome}${result.note ? ` (${result.note})` : ''}`;
+  const gate = result.gate || {};
+  const metrics = gate.metrics || {}, bars = gate.thresholds || {};
+  const why = (gate.failed || []).map((m) => {
+    const bar = bars[m] ?? bars.reliability;
+    return `${m} ${pct(metrics[m])}${bar != null ? ` < ${pct(bar)}` : ''}`;
+  });
+  return `${version} rejected by the gate${why.length ? `: ${why.join(', ')}` : ''}`;
 }
 
 const METRICS = [
