@@ -204,9 +204,16 @@ class Run:
         self.finish()
 
     def _base(self, facts: list[dict]) -> dict[str, str]:
-        """The base model's greedy answers to the locality questions (knowedit)."""
-        return {f["loc"]: self.generate(f["loc"]) for f in even(facts, self.args.sample)
-                if "loc" in f} if "loc" in facts[0] else {}
+        """The base model's greedy answers to the locality questions (knowedit), made when
+        first asked for (each checkpoint scores its own sample)."""
+        generate = self.generate
+
+        class Answers(dict):
+            def __missing__(self, prompt: str) -> str:
+                self[prompt] = generate(prompt)
+                return self[prompt]
+
+        return Answers()
 
     def teach(self, n: int) -> None:
         latencies = []

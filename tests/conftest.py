@@ -63,6 +63,19 @@ def hf_tokenizer(hf_model_dir: Path):  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def tiny_model(hf_tokenizer):  # type: ignore[no-untyped-def]
+    """A randomly initialised 3-block Llama with the bundled model's tokenizer: for training
+    code whose behaviour does not depend on what the model says."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2)
+    return LlamaForCausalLM(config).eval()
+
+
+@pytest.fixture
 def settings(dialoop_home: Path) -> Settings:
     return load_settings()
 

@@ -304,9 +304,9 @@ class Assistant:
         return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage,
                      prompt, trace)
 
-    def _adapter_files(self, key: str) -> Path:
-        store = self.parts.adapters
-        return store.files(store.resolve(key), self.engine.kind)
+    def _adapter_files(self, part: str) -> Path:
+        """The file of one adapter part (``user:ann@v3`` or ``user:ann@v3#style``)."""
+        return self.parts.adapters.locate(part, self.engine.kind)
 
     # -- lifetime -----------------------------------------------------------------------
 

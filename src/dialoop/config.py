@@ -129,6 +129,16 @@ class Settings(BaseSettings):
     learn_gate_reliability: float = Field(0.90, ge=0, le=1)
     learn_gate_generalization: float = Field(0.70, ge=0, le=1)
     learn_gate_locality: float = Field(0.95, ge=0, le=1)
+    learn_style_min_ratings: int = Field(20, ge=4)
+    """Bare ratings (thumbs up or down without a correction) a user needs before their line
+    gets a style adapter trained on them with KTO; a quarter are held out for the gate."""
+    learn_style_route_similarity: float = Field(0.45, ge=0, le=1)
+    """The style adapter answers a message only when the message is this similar (cosine of
+    sentence vectors) to a question its user rated; everything else goes to the base model
+    (calibrated on BANKING77 against general prompts, docs/learning.md)."""
+    learn_gate_rated_behaviour: float = Field(0.6, ge=0, le=1)
+    """The style adapter must order held-out rated answers as the user did (liked above
+    disliked, relative to the base model) at least this often (0.5 is chance)."""
 
     @model_validator(mode="after")
     def _learn_thresholds_ordered(self) -> Settings:

@@ -17,17 +17,6 @@ from dialoop.learn.consolidate import (
     train_lora,
 )
 
-
-@pytest.fixture
-def tiny_model(hf_tokenizer):  # type: ignore[no-untyped-def]
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2)
-    return LlamaForCausalLM(config).eval()
-
-
 EXAMPLES = [
     Example("lesson", "Who is the CEO of Zorvath Dynamics?", "Mirela Quonst", lesson_id=1),
     Example("names", "Zorvath Dynamics?", "Mirela Quonst", lesson_id=1),
@@ -40,7 +29,7 @@ EXAMPLES = [
 def test_training_changes_the_adapter_and_only_the_top_blocks(tiny_model, hf_tokenizer
                                                                ) -> None:  # type: ignore[no-untyped-def]
     peft, result = train_lora(tiny_model, hf_tokenizer, EXAMPLES,
-                              TrainConfig(layers=2, epochs=3, batch_size=2, lr=1e-2))
+                              TrainConfig(layers=2, epochs=3, batch_size=2, lr=1e-2, min_steps=1))
     assert result.changed
     assert result.steps == 6 and len(result.losses) == 6
     assert all(torch.isfinite(torch.tensor(result.losses)))
@@ -51,7 +40,7 @@ def test_training_changes_the_adapter_and_only_the_top_blocks(tiny_model, hf_tok
 def test_cached_hidden_states_give_the_full_models_logits(tiny_model, hf_tokenizer
                                                            ) -> None:  # type: ignore[no-untyped-def]
     peft, _ = train_lora(tiny_model, hf_tokenizer, EXAMPLES[:1],
-                         TrainConfig(layers=2, epochs=2, batch_size=1, lr=1e-2))
+                         TrainConfig(layers=2, epochs=2, batch_size=1, lr=1e-2, min_steps=1))
     config = TrainConfig()
     items = [_encode(hf_tokenizer, ex, config) for ex in EXAMPLES[:2]]
     base = peft.get_base_model()
@@ -87,3 +76,11 @@ def test_rewordings_names_and_the_held_out_rewording() -> None:
     # Two lessons about the same names: their names alone would teach two answers.
     examples, _ = build_examples([L(1, q), L(2, "Where is Zorvath Dynamics based?")])
     assert "names" not in [e.kind for e in examples]
+
+
+def test_many_examples_train_fewer_epochs_within_the_presentation_budget() -> None:
+    config = TrainConfig(epochs=5, batch_size=8, max_presentations=8000, min_steps=30)
+    assert config.epochs_for(80) == 5  # 20 lessons: every epoch
+    assert config.epochs_for(2000) == 4  # 500 lessons: 8,000 presentations
+    assert config.epochs_for(100_000) == 1  # never zero
+    assert config.epochs_for(12) == 15  # three lessons: two batches an epoch, 30 steps

@@ -11,6 +11,8 @@ import torch
 from dialoop.errors import InvalidInputError
 from dialoop.learn.kto import (
     StyleConfig,
+    _anchor_items,
+    _anchor_kl,
     _batch_loss,
     _prepare,
     _top_blocks,
@@ -18,6 +20,7 @@ from dialoop.learn.kto import (
     class_weights,
     kl_estimate,
     kto_loss,
+    log_ratios,
     train_style,
 )
 from dialoop.learn.ratings import Rated
@@ -33,16 +36,6 @@ RATED = [
     Rated("Why was my card declined?", "There could be a great many reasons for this, and "
           "it is important to understand each one of them in detail.", -1),
 ]
-
-
-@pytest.fixture
-def tiny_model(hf_tokenizer):  # type: ignore[no-untyped-def]
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2)
-    return LlamaForCausalLM(config).eval()
 
 
 @pytest.fixture
@@ -205,3 +198,45 @@ def test_nothing_rated_or_a_bad_config_is_refused(tiny_model, hf_tokenizer) -> N
         train_style(tiny_model, hf_tokenizer, [], StyleConfig())
     with pytest.raises(InvalidInputError, match="batch size at least 2"):
         StyleConfig(batch_size=1)
+
+
+ANCHORS = [("What is the capital of France?", "The capital of France is Paris."),
+           ("Name a fruit that is yellow.", "A banana is yellow.")]
+
+
+def _anchor_drift(peft, tokenizer, config: StyleConfig) -> float:  # type: ignore[no-untyped-def]
+    base = peft.get_base_model()
+    first = max(0, base.config.num_hidden_layers - config.layers)
+    with torch.no_grad(), _top_blocks(base, first):
+        return float(_anchor_kl(peft, _anchor_items(peft, tokenizer, ANCHORS, config, first)))
+
+
+def test_anchors_keep_the_base_models_distributions_where_no_rating_speaks(
+        tiny_model, hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    config = StyleConfig(rank=4, alpha=8, layers=2, epochs=8, batch_size=3, lr=1e-2, beta=1.0,
+                         anchor_weight=0.0)
+    free, _ = train_style(tiny_model, hf_tokenizer, RATED, config)
+    drift_free = _anchor_drift(free, hf_tokenizer, config)
+    tiny_model = free.unload()
+    anchored_config = StyleConfig(**{**config.__dict__, "anchor_weight": 10.0})
+    anchored, _ = train_style(tiny_model, hf_tokenizer, RATED, anchored_config, anchors=ANCHORS)
+    drift = _anchor_drift(anchored, hf_tokenizer, anchored_config)
+    assert 0 <= drift < drift_free / 2, (drift, drift_free)
+    # It still learns the ratings.
+    ratios = log_ratios(anchored, hf_tokenizer, RATED, anchored_config)
+    assert [rho > 0 for rho in ratios] == [r.desirable for r in RATED]
+
+
+def test_log_ratios_are_the_full_models_per_token(tiny_model, hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
+    from dialoop.train.chat_data import encode_chat
+
+    config = StyleConfig(rank=4, alpha=8, layers=2, epochs=2, batch_size=3, lr=1e-2)
+    peft, _ = train_style(tiny_model, hf_tokenizer, RATED, config)
+    tokens = [sum(x != -100 for x in encode_chat(
+        hf_tokenizer, [{"role": "user", "content": r.question},
+                       {"role": "assistant", "content": r.answer}], train_on="last").labels[1:])
+        for r in RATED]
+    want = [rho / n for rho, n in zip(_log_ratios(peft, hf_tokenizer, RATED), tokens,
+                                      strict=True)]
+    got = log_ratios(peft, hf_tokenizer, RATED, config)
+    assert got == pytest.approx(want, abs=1e-4)

@@ -9,7 +9,7 @@ import pytest
 from dialoop.assistant import Parts, open_parts
 from dialoop.config import Settings
 from dialoop.dialogue.session import Sessions
-from dialoop.learn.ratings import Rated, rated_examples
+from dialoop.learn.ratings import Rated, rated_examples, rated_lines, split_held_out
 from tests.fakes import HashEmbedder
 
 
@@ -64,3 +64,19 @@ def test_a_deleted_session_takes_its_ratings_examples_with_it(parts: Parts) -> N
     parts.learning.rate(gone, 1, user="ann")
     Sessions(parts.db).delete("gone", "ann")
     assert [r.turn_id for r in rated_examples(parts.db, "user:ann")] == [kept]
+
+
+def test_lines_with_enough_ratings_and_the_held_out_split(parts: Parts) -> None:
+    for i in range(5):
+        parts.learning.rate(_turn(parts, "ann", f"Question {i}?", f"Answer {i}."), 1, user="ann")
+    parts.learning.rate(_turn(parts, "bob", "Question?", "Answer."), -1, user="bob")
+    assert list(rated_lines(parts.db, 5)) == ["user:ann"]  # bob has one rating: not enough
+    assert set(rated_lines(parts.db, 1)) == {"user:ann", "user:bob"}
+    rated = rated_lines(parts.db, 5)["user:ann"]
+    train, held = split_held_out(rated)
+    assert [r.question for r in held] == ["Question 3?"]  # every fourth, oldest first
+    assert len(train) == 4 and not set(train) & set(held)
+    # A new rating moves none of the earlier ones across.
+    parts.learning.rate(_turn(parts, "ann", "Question 5?", "Answer 5."), -1, user="ann")
+    train2, held2 = split_held_out(rated_examples(parts.db, "user:ann"))
+    assert held2 == held and train2[:4] == train

@@ -173,8 +173,9 @@ def history(ctx: click.Context, line: str | None, user: str | None, as_json: boo
         m = r["gate"].get("metrics", {})
         gate = " ".join(f"{k[:3]}={v:.2f}" for k, v in m.items() if v is not None)
         sat = f" sat={r['satisfaction']:.0%}" if r["satisfaction"] is not None else ""
+        style = f" +style ({r['ratings']} ratings)" if r["style"] else ""
         click.echo(f"{'*' if r['serving'] else ' '} {r['key']:<24} {r['status']:<10} "
-                   f"{r['lessons']:>4} lessons  {gate}{sat}")
+                   f"{r['lessons']:>4} lessons{style}  {gate}{sat}")
 
 
 @learn.command()

@@ -17,6 +17,23 @@ correction memory) or the base model does. On prompts that were not trained on:
 With many lessons, reliability and generalization are measured on an even sample of
 ``sample`` lessons (all of them below that).
 
+A version's *style* part (trained on a user's bare ratings, :mod:`dialoop.learn.kto`)
+answers every message its own router takes, so :func:`evaluate_style` judges it on two
+more checks:
+
+- **rated behaviour**: on ratings held out from training, the adapter orders answers as
+  the user did. Each held-out answer's log-prob ratio to the base model (per token) is
+  computed by the caller; of the (liked, disliked) pairs, the share where the liked one
+  was moved up more than the disliked one (0.5 is chance; with one class held out, the
+  share moved the right way). The gate cannot know the user's reasons, only their
+  ratings: this is what it can measure without generating, and it is what KTO trains;
+- **style locality**: the unrelated probes, answered by the whole stack as it serves
+  (the style part where its router sends the prompt, the lessons part where theirs
+  does), are answered as the base model answers them (the same rule as locality). A
+  probe no router takes is the base model's answer by construction, not generated.
+  ``style_identical`` (the reply is the start of the base answer, character for
+  character) is reported, not judged.
+
 "Gets the taught answer" means the answer's key terms (its names and numbers, else
 its content words) all appear in the reply. "Answered as the base answered" means
 the replies agree word for word over their common length, up to a small edit ratio.
@@ -41,8 +58,11 @@ __all__ = [
     "Probe",
     "answer_holds",
     "evaluate",
+    "evaluate_style",
+    "merge_reports",
     "near_variants",
     "probes_for",
+    "rated_behaviour",
     "same_answer",
     "sibling_questions",
 ]
@@ -60,10 +80,11 @@ class GateThresholds:
     reliability: float = 0.9
     generalization: float = 0.7
     locality: float = 0.95
+    rated_behaviour: float = 0.6  # the style part (0.5: chance); its locality: ``locality``
 
     def to_dict(self) -> dict[str, float]:
         return {"reliability": self.reliability, "generalization": self.generalization,
-                "locality": self.locality}
+                "locality": self.locality, "rated_behaviour": self.rated_behaviour}
 
 
 @dataclass
@@ -78,7 +99,8 @@ class GateReport:
     def failed_checks(self) -> list[str]:
         t = self.thresholds
         need = {"reliability": t.reliability, "generalization": t.generalization,
-                "locality": t.locality, "earlier_lessons": t.reliability}
+                "locality": t.locality, "earlier_lessons": t.reliability,
+                "rated_behaviour": t.rated_behaviour, "style_locality": t.locality}
         return [name for name, bar in need.items()
                 if (value := self.metrics.get(name)) is not None and value < bar]
 
@@ -166,7 +188,8 @@ def evaluate(
         if not ok and len(failures.setdefault(metric, [])) < MAX_FAILURES_KEPT:
             failures[metric].append({"prompt": prompt, "reply": reply, "expected": want})
 
-    routed_probes = [p for p in probes if route(p.prompt)]
+    routed = [route(p.prompt) for p in probes]
+    routed_probes = [p for p, r in zip(probes, routed, strict=True) if r]
     total = len(checks) + len(routed_probes)
     for i, (metric, prompt, ok, want) in enumerate(checks):
         reply = generate(engine, prompt, max_tokens=GATE_MAX_TOKENS,
@@ -181,26 +204,103 @@ def evaluate(
         else:
             want = base(probe.prompt)
             ok = same_answer(want, reply)
-        record("locality", ok, probe.prompt, reply, want)
+        # Another question about a taught name may rightly draw on the lesson ("Tell me
+        # about Acme" → "Acme was founded by …"), so it is reported, not gated; locality is
+        # unrelated prompts and the same question about other names (CounterFact's
+        # neighbourhood), as in the model-editing literature.
+        record("same_subject" if probe.kind == "sibling" else "locality",
+               ok, probe.prompt, reply, want)
         if progress is not None:
             progress(i + 1, total)
-    unrouted = len(probes) - len(routed_probes)  # the base model answers them: unchanged
-    counts["locality"] = counts.get("locality", 0) + unrouted
-    passed["locality"] = passed.get("locality", 0) + unrouted
-    counts["locality_routed"] = len(routed_probes)
+    for probe, r in zip(probes, routed, strict=True):
+        if not r:  # the base model answers it: unchanged
+            metric = "same_subject" if probe.kind == "sibling" else "locality"
+            counts[metric] = counts.get(metric, 0) + 1
+            passed[metric] = passed.get(metric, 0) + 1
+    counts["locality_routed"] = sum(p.kind != "sibling" for p in routed_probes)
     metrics: dict[str, float | None] = {
         name: (round(passed.get(name, 0) / counts[name], 4) if counts.get(name) else None)
-        for name in ("reliability", "generalization", "locality", "earlier_lessons")
+        for name in ("reliability", "generalization", "locality", "earlier_lessons",
+                     "same_subject")
     }
     return GateReport(metrics, counts, thresholds, failures, time.perf_counter() - start)
 
 
-def probes_for(lessons: Sequence[Any], unrelated: Sequence[str]) -> list[Probe]:
+def evaluate_style(
+    engine: Engine,
+    stack: Callable[[str], str | None],
+    *,
+    base: Callable[[str], str],
+    ratios: Sequence[float],
+    desirable: Sequence[bool],
+    probes: Sequence[str],
+    thresholds: GateThresholds,
+    progress: Callable[[int, int], None] | None = None,
+) -> GateReport:
+    """Judge a style part: ``ratios`` are the held-out rated answers' log-prob ratios to the
+    base model (see :func:`rated_behaviour`), ``desirable`` their ratings; ``stack(prompt)``
+    is the adapter reference that answers ``prompt`` as the version would serve it (the
+    parts loaded in ``engine``; None: the base model), and ``probes`` the unrelated
+    prompts."""
+    start = time.perf_counter()
+    behaviour = rated_behaviour(ratios, desirable)
+    routed = [(p, key) for p in probes if (key := stack(p)) is not None]
+    same = identical = len(probes) - len(routed)  # the base model answers the others
+    failures: list[dict[str, str]] = []
+    for i, (prompt, key) in enumerate(routed):
+        reply = generate(engine, prompt, max_tokens=GATE_MAX_TOKENS, adapter=key)
+        want = base(prompt)
+        ok = same_answer(want, reply)
+        same += ok
+        identical += want.startswith(reply) and bool(reply or not want)
+        if not ok and len(failures) < MAX_FAILURES_KEPT:
+            failures.append({"prompt": prompt, "reply": reply, "expected": want})
+        if progress is not None:
+            progress(i + 1, len(routed))
+    n = len(probes)
+    metrics: dict[str, float | None] = {
+        "rated_behaviour": None if behaviour is None else round(behaviour, 4),
+        "style_locality": round(same / n, 4) if n else None,
+        "style_identical": round(identical / n, 4) if n else None,
+    }
+    counts = {"rated_held_out": len(ratios), "rated_liked": sum(map(bool, desirable)),
+              "style_locality": n, "style_locality_routed": len(routed)}
+    return GateReport(metrics, counts, thresholds,
+                      {"style_locality": failures} if failures else {},
+                      time.perf_counter() - start)
+
+
+def rated_behaviour(ratios: Sequence[float], desirable: Sequence[bool]) -> float | None:
+    """Of the (liked, disliked) pairs of held-out rated answers, the share where the liked
+    answer's log-prob ratio to the base model is the higher (ties count half); with only
+    one kind held out, the share whose ratio has the right sign (up if liked, down if
+    not). None without any."""
+    liked = [r for r, d in zip(ratios, desirable, strict=True) if d]
+    disliked = [r for r, d in zip(ratios, desirable, strict=True) if not d]
+    if liked and disliked:
+        wins = sum((a > b) + 0.5 * (a == b) for a in liked for b in disliked)
+        return wins / (len(liked) * len(disliked))
+    if liked or disliked:
+        return sum((r > 0) == d for r, d in zip(ratios, desirable, strict=True)) / len(ratios)
+    return None
+
+
+def merge_reports(first: GateReport, second: GateReport) -> GateReport:
+    """One report of two sets of checks on one version (the same thresholds)."""
+    return GateReport({**first.metrics, **second.metrics}, {**first.counts, **second.counts},
+                      first.thresholds, {**first.failures, **second.failures},
+                      first.seconds + second.seconds)
+
+
+def probes_for(lessons: Sequence[Any], unrelated: Sequence[str], sample: int | None = None
+               ) -> list[Probe]:
     """The locality probes of a set of lessons: ``unrelated`` prompts, and per lesson its
-    question about another name and other questions about its own names."""
+    question about another name and other questions about its own names — for the same
+    even ``sample`` of the corrections that :func:`evaluate` checks (all without one)."""
     out = [Probe(p, "unrelated") for p in unrelated]
-    for x in lessons:
-        if x.kind != "correction" or not key_terms(x.answer):
+    corrections = [x for x in lessons if x.kind == "correction"]
+    for x in corrections if sample is None else _even_sample(corrections, sample):
+        if not key_terms(x.answer):
             continue
         out += [Probe(q, "near", x.answer) for q in near_variants(x.question)]
         out += [Probe(q, "sibling") for q in sibling_questions(x.question)]

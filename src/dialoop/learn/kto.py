@@ -28,9 +28,16 @@ as TRL fixes it when it builds its KL dataset), so its hidden state is cached to
 the reference log-probs of both are computed once. Per step the policy's log-probs of
 the mismatched pairs are recomputed without gradient for the KL estimate.
 
-The style adapter is *unscoped*: it serves every message of its line's user
-(``line@vN#style``, stacked with the scoped lessons adapter where the router sends the
-message to a lesson; see :mod:`dialoop.engine.adapters`).
+Anchors keep the rest in place: the style adapter serves every message, so each step
+also adds ``anchor_weight`` × the mean per-token KL(πref ‖ πθ) on the base model's own
+answers to a few unrelated prompts (its distributions, not just its strings; the gate
+measures locality on other prompts).
+
+The style adapter serves its line's user (``line@vN#style``) on messages like the ones
+they rated (its own router, :meth:`dialoop.learn.loop.LearningLoop.style_routes`),
+stacked with the lessons adapter where that router sends the message to a lesson (see
+:mod:`dialoop.engine.adapters`). Trained alone on ratings of one kind of message, it
+moved the answers to every kind (docs/learning.md, "Ratings teach").
 """
 
 from __future__ import annotations
@@ -60,7 +67,7 @@ from dialoop.learn.consolidate import (
 from dialoop.learn.ratings import Rated
 
 __all__ = ["StyleConfig", "StyleResult", "class_weights", "kl_estimate", "kto_loss",
-           "train_style"]
+           "log_ratios", "train_style"]
 
 log = logging.getLogger(__name__)
 
@@ -72,13 +79,14 @@ class StyleConfig:
     rank: int = 16
     alpha: int = 32
     layers: int = 4  # LoRA on the top this-many blocks
-    epochs: int = 5
+    epochs: int = 2
     lr: float = 1e-3
     batch_size: int = 16
     max_answer_tokens: int = 96  # an answer's length is part of its style: keep it whole
-    beta: float = 0.1
+    beta: float = 1.0  # 0.1 (TRL's default) moved unrelated answers far more, for no gain
     desirable_ratio: float = 1.0  # λ_D·n_D / (λ_U·n_U); the paper: between 1 and 4/3
     sft_weight: float = 0.0  # SFT loss on desirable answers, added with this weight
+    anchor_weight: float = 10.0  # KL(base ‖ adapter) on the anchors' answers, this weight
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -87,8 +95,10 @@ class StyleConfig:
                 "rank, layers and epochs must be at least 1, and the batch size at least 2 "
                 "(the KL estimate pairs each answer with another question)."
             )
-        if self.beta <= 0 or self.desirable_ratio <= 0 or self.sft_weight < 0:
-            raise InvalidInputError("beta and desirable_ratio must be positive, sft_weight ≥ 0.")
+        if (self.beta <= 0 or self.desirable_ratio <= 0 or self.sft_weight < 0
+                or self.anchor_weight < 0):
+            raise InvalidInputError("beta and desirable_ratio must be positive, sft_weight "
+                                    "and anchor_weight ≥ 0.")
 
 
 @dataclass
@@ -163,10 +173,16 @@ def train_style(
     rated: Sequence[Rated],
     config: StyleConfig,
     progress: Progress | None = None,
+    anchors: Sequence[tuple[str, str]] = (),
 ) -> tuple[Any, StyleResult]:
     """Wrap ``model`` in a fresh LoRA adapter and train it with KTO on ``rated`` answers
     against ``model`` itself (the adapter disabled). Returns the PEFT model (save it with
-    ``save_pretrained``) and what happened."""
+    ``save_pretrained``) and what happened.
+
+    ``anchors`` are (prompt, the base model's answer) pairs about anything else: each step
+    adds ``config.anchor_weight`` times the mean per-token KL(πref ‖ πθ) over a batch of
+    them, so the adapter keeps the base model's distributions where no rating speaks
+    (the style part serves every message: what it was not asked to change must stay)."""
     if not rated:
         raise InvalidInputError("Nothing to train on: there are no bare ratings.")
     torch.manual_seed(config.seed)
@@ -174,6 +190,7 @@ def train_style(
     peft, first = _wrap(model, config)
     start = time.perf_counter()
     items = _prepare(peft, tokenizer, rated, config, first)
+    anchored = _anchor_items(peft, tokenizer, anchors, config, first)
     n_good = sum(r.desirable for r in rated)
     if n_good in (0, len(rated)):
         log.warning("all %d ratings are %s: KTO can only push one way", len(rated),
@@ -195,6 +212,10 @@ def train_style(
             for b in range(0, len(order), config.batch_size):
                 batch = [items[i] for i in order[b: b + config.batch_size]]
                 loss, z = _batch_loss(peft, batch, config, weights)
+                if anchored and config.anchor_weight:
+                    start_at = (len(result.losses) * config.batch_size) % len(anchored)
+                    chunk = (anchored + anchored)[start_at: start_at + config.batch_size]
+                    loss = loss + config.anchor_weight * _anchor_kl(peft, chunk)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, 1.0)
                 optimizer.step()
@@ -211,6 +232,30 @@ def train_style(
              len(rated), n_good, total, result.seconds, result.to_dict()["loss_start"],
              result.to_dict()["loss_end"])
     return peft, result
+
+
+def log_ratios(peft: Any, tokenizer: Any, rated: Sequence[Rated], config: StyleConfig
+               ) -> list[float]:
+    """Per answer, how far the adapter moved it from the base model: the mean over its
+    tokens of log πθ − log πref (per token, so that long and short answers compare).
+    ``peft`` is a trained style adapter (:func:`train_style`) with the same ``config``."""
+    base = peft.get_base_model()
+    first = max(0, base.config.num_hidden_layers - config.layers)
+    clip = TrainConfig(max_answer_tokens=config.max_answer_tokens)
+    items = [_encode(tokenizer, Example("rating", r.question, r.answer), clip) for r in rated]
+    out: list[float] = []
+    with torch.no_grad():
+        for item in items:
+            item.hidden = _hidden_at(base, item, first)
+        with _top_blocks(base, first):
+            for b in range(0, len(items), config.batch_size):
+                hidden = [i.hidden for i in items[b: b + config.batch_size]]
+                labels = [i.labels for i in items[b: b + config.batch_size]]
+                policy, counts = _answer_logps(peft, hidden, labels)  # (B,), (B,)
+                with peft.disable_adapter():
+                    reference, _ = _answer_logps(peft, hidden, labels)
+                out += ((policy - reference) / counts.clamp(min=1)).tolist()
+    return out
 
 
 @dataclass
@@ -259,6 +304,26 @@ def _prepare(peft: Any, tokenizer: Any, rated: Sequence[Rated], config: StyleCon
                 for item, ref in zip(batch, logps.view(2, len(batch)).T, strict=True):
                     item.ref = ref  # (2,)
     return items
+
+
+def _anchor_items(peft: Any, tokenizer: Any, anchors: Sequence[tuple[str, str]],
+                  config: StyleConfig, first: int) -> list[_Item]:
+    clip = TrainConfig(max_answer_tokens=config.max_answer_tokens)
+    items = [_encode(tokenizer, Example("anchor", q, a), clip) for q, a in anchors if a.strip()]
+    with torch.no_grad():
+        for item in items:
+            item.hidden = _hidden_at(peft.get_base_model(), item, first)
+    return items
+
+
+def _anchor_kl(peft: Any, batch: Sequence[_Item]) -> torch.Tensor:
+    """Mean per-token KL(πref ‖ πθ) over the answers of ``batch`` (top blocks only)."""
+    hidden, labels = [i.hidden for i in batch], [i.labels for i in batch]
+    logits, _, _ = _forward(peft, hidden, labels)  # (N, vocab)
+    with torch.no_grad(), peft.disable_adapter():
+        reference, _, _ = _forward(peft, hidden, labels)
+    ref = torch.log_softmax(reference.float(), -1)
+    return (ref.exp() * (ref - torch.log_softmax(logits.float(), -1))).sum(-1).mean()
 
 
 def _answer_logps(peft: Any, hidden: list[Any], labels: list[list[int]]

@@ -18,6 +18,7 @@ from datetime import timedelta
 from typing import Any, Protocol
 
 from dialoop.config import Settings
+from dialoop.engine.adapters import PART_SEP, stack_key, stack_parts, version_of
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.evidence import Recall, Scope
@@ -26,10 +27,10 @@ from dialoop.learn.feedback import FeedbackReceipt, FeedbackStore
 from dialoop.learn.memory import CorrectionMemory
 from dialoop.store import Database
 from dialoop.store.accounts import Permissions
-from dialoop.store.adapters import AdapterStore
+from dialoop.store.adapters import STYLE, AdapterStore
 from dialoop.store.models import AdapterVersion, LearnRun, Lesson, utcnow
 
-__all__ = ["FactStore", "LearningLoop", "run_to_dict"]
+__all__ = ["FactStore", "LearningLoop", "run_to_dict", "satisfaction_per_version"]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class LearningLoop:
         self.feedback = FeedbackStore(db, self.memory)
         self._trigger_lock = threading.Lock()
         self._worker: subprocess.Popen[bytes] | None = None  # the last one this process started
+        self._style_vectors: dict[str, Any] = {}  # version key -> its rated questions' vectors
 
     # -- in a turn ----------------------------------------------------------------------
 
@@ -86,9 +88,37 @@ class LearningLoop:
         ``learn_route_similarity``), and everything else to the base model, untouched.
         A forgotten lesson stops routing at once. A version without a router (one from
         ``dialoop train sft``) answers everything.
+
+        A version's style part (trained on its user's ratings) has its own router: it
+        answers messages like the ones its user rated (:meth:`style_routes`), stacked with
+        the lessons part where that router sends the message too
+        (``user:ann@v3+user:ann@v3#style``; ``user:ann@v3#style`` alone otherwise).
         """
         row = self.serving(user)
-        return row.key if row is not None and self.routes(row, message, user=user) else None
+        if row is None:
+            return None
+        parts = [row.key] if self.routes(row, message, user=user) else []
+        if self.adapters.has_style(row) and self.style_routes(row, message):
+            parts.append(f"{row.key}{PART_SEP}{STYLE}")
+        return stack_key(parts) if parts else None
+
+    def style_routes(self, row: AdapterVersion, message: str) -> bool:
+        """Whether version ``row``'s style part answers ``message``: the message is at least
+        ``learn_style_route_similarity`` close to a question its user rated (the questions
+        the version was trained on, stored with it). Without them, it answers everything."""
+        questions = row.meta.get("style_router")
+        if questions is None:
+            return True
+        if not questions:
+            return False
+        vectors = self._style_vectors.get(row.key)
+        if vectors is None:
+            vectors = self.memory.embedder.embed(questions)  # (n, dim), normalized
+            if len(self._style_vectors) >= 16:  # old versions: forget them
+                self._style_vectors.clear()
+            self._style_vectors[row.key] = vectors
+        message_vector = self.memory.embedder.embed([message])[0]  # (dim,)
+        return float((vectors @ message_vector).max()) >= self.settings.learn_style_route_similarity
 
     def routes(self, row: AdapterVersion, message: str, *, user: str) -> bool:
         """Whether adapter version ``row`` answers ``message`` of ``user`` (its router)."""
@@ -295,7 +325,7 @@ class LearningLoop:
                       if k in _lines_of(user) or self.permissions.is_admin(user)},
             "last_run": run_to_dict(runs[0]) if runs else None,
             "since_last_run": worker.pending_feedback(self.db).to_dict(),
-            "satisfaction": self.feedback.satisfaction(),
+            "satisfaction": satisfaction_per_version(self.feedback.satisfaction()),
         }
 
     def history(self, *, user: str, line: str | None = None) -> list[dict[str, Any]]:
@@ -303,12 +333,14 @@ class LearningLoop:
         heads = self.adapters.heads()
         rows = [r for r in self.adapters.history(line)
                 if r.name in _lines_of(user) or self.permissions.is_admin(user)]
-        sat = self.feedback.satisfaction()
+        sat = satisfaction_per_version(self.feedback.satisfaction())
         return [{
             "line": r.name, "version": r.version, "key": r.key, "status": r.status,
             "serving": heads.get(r.name) == r.version, "source": r.source,
             "created_at": r.created_at.isoformat(),
             "lessons": len(r.meta.get("lessons", [])),
+            "ratings": len(r.meta.get("ratings", [])),
+            "style": self.adapters.has_style(r),
             "gate": (r.report or {}).get("gate", {}),
             "satisfaction": sat.get(r.key, {}).get("satisfaction"),
         } for r in rows]
@@ -332,6 +364,24 @@ class LearningLoop:
             self.permissions.require_admin(user, "change what serves everyone (the global "
                                                  "adapter)")
         raise NotFoundError(f"No adapter line {line!r} of yours: `dialoop learn history`.")
+
+
+def satisfaction_per_version(table: dict[str, dict[str, float | int]]
+                             ) -> dict[str, dict[str, float | int]]:
+    """Satisfaction per adapter *stack* (as turns record it: ``user:ann@v3#style``,
+    ``user:ann@v3+user:ann@v3#style``) summed per version (``user:ann@v3``) it used;
+    ``base`` stays as it is."""
+    out: dict[str, dict[str, float | int]] = {}
+    for key, row in table.items():
+        versions = {key} if key == "base" else {version_of(p) for p in stack_parts(key)}
+        for version in versions:
+            into = out.setdefault(version, {"good": 0, "bad": 0})
+            into["good"] += row["good"]
+            into["bad"] += row["bad"]
+    for row in out.values():
+        row["ratings"] = row["good"] + row["bad"]
+        row["satisfaction"] = round(row["good"] / row["ratings"], 4)
+    return out
 
 
 def _auto_reason(pending: worker.Pending, settings: Settings, idle_for: float | None

@@ -1,5 +1,12 @@
 """One consolidation run, line by line: train → store → gate → promote or reject.
 
+A line's version has up to two parts: a lessons adapter (its active lessons, served
+behind their router) and a style adapter (its user's bare ratings, trained with KTO,
+:mod:`dialoop.learn.kto`, once there are ``learn_style_min_ratings``; it serves the
+user's messages that are like the questions they rated). One in
+:data:`~dialoop.learn.ratings.HELD_OUT_EVERY` ratings is held out of the style adapter's
+training for the gate. The version is gated, and promoted or rejected, as a whole.
+
 Called by the worker (:mod:`dialoop.learn.worker`) with a reporter for progress.
 The models are loaded once per run: the torch twin for training, and a private
 llama.cpp instance for the replay answers and the gate (the serving process's own
@@ -11,20 +18,31 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from dialoop.config import Settings
+from dialoop.engine.adapters import PART_SEP, stack_key
 from dialoop.engine.embedding import default_embedder
 from dialoop.errors import InvalidInputError
 from dialoop.evidence import Scope
 from dialoop.learn.consolidate import TrainConfig, build_examples, train_lora
-from dialoop.learn.gate import GateThresholds, evaluate, probes_for
+from dialoop.learn.gate import (
+    GateReport,
+    GateThresholds,
+    evaluate,
+    evaluate_style,
+    merge_reports,
+    probes_for,
+)
+from dialoop.learn.kto import StyleConfig, StyleResult, log_ratios, train_style
 from dialoop.learn.memory import CorrectionMemory
+from dialoop.learn.ratings import Rated, rated_lines, split_held_out
 from dialoop.learn.replay import REPLAY_PROMPTS, BaseAnswers, locality_prompts
 from dialoop.store import Database
-from dialoop.store.adapters import AdapterStore
+from dialoop.store.adapters import STYLE, AdapterStore
 from dialoop.store.models import Lesson
 
 __all__ = ["consolidate_lines", "lines_to_train"]
@@ -32,16 +50,22 @@ __all__ = ["consolidate_lines", "lines_to_train"]
 log = logging.getLogger(__name__)
 
 Report = Callable[..., None]  # (stage, progress 0..1, force=False)
+# The style adapter keeps the base model's distributions on the answers to the first
+# this-many replay prompts; the style gate's locality probes are the other prompts.
+STYLE_ANCHORS = 30
 
 
-def lines_to_train(memory: CorrectionMemory, adapters: AdapterStore) -> dict[str, list[Lesson]]:
-    """Every line that has active lessons or still serves a version, with its lessons.
+def lines_to_train(memory: CorrectionMemory, adapters: AdapterStore, rated: Iterable[str] = ()
+                   ) -> dict[str, list[Lesson]]:
+    """Every line that has active lessons, enough ratings (``rated``: those lines) or still
+    serves a version, with its lessons.
 
     A line is named by its scope (``"global"``, ``"user:ann"``); adapters trained by
     ``dialoop train sft`` have other names and are not consolidation's business.
     """
     lines = {str(Scope.everyone())} | {x.scope for x in memory.lessons(status="active")}
     lines |= {name for name, v in adapters.heads().items() if v is not None and _is_scope(name)}
+    lines |= set(rated)
     return {name: memory.for_line(Scope.parse(name)) for name in sorted(lines)}
 
 
@@ -59,11 +83,12 @@ def consolidate_lines(settings: Settings, db: Database, run_id: int, report: Rep
     start = time.perf_counter()
     adapters = AdapterStore(db, settings.home)
     memory = CorrectionMemory(db, default_embedder())
-    plan = lines_to_train(memory, adapters)
+    ratings = rated_lines(db, settings.learn_style_min_ratings)
+    plan = lines_to_train(memory, adapters, ratings)
     lines: dict[str, Any] = {}
     todo = {}
     for name, lessons in plan.items():
-        outcome = _unchanged_or_empty(adapters, name, lessons)
+        outcome = _unchanged_or_empty(adapters, name, lessons, ratings.get(name, []))
         if outcome is not None:
             lines[name] = outcome
         else:
@@ -77,23 +102,27 @@ def consolidate_lines(settings: Settings, db: Database, run_id: int, report: Rep
                         name: str = name) -> None:
                     report(f"{name}: {stage}", 0.05 + 0.95 * (i + frac) / len(todo), force=force)
                 lines[name], model = _consolidate_line(
-                    settings, adapters, memory, name, lessons, run_id, engine, model, tokenizer,
-                    gguf, base, sub)
+                    settings, adapters, memory, name, lessons, ratings.get(name, []), run_id,
+                    engine, model, tokenizer, gguf, base, sub)
         finally:
             base.save()
             engine.close()
     return {"lines": lines, "seconds": round(time.perf_counter() - start, 2)}
 
 
-def _unchanged_or_empty(adapters: AdapterStore, name: str, lessons: list[Lesson]
-                        ) -> dict[str, Any] | None:
+def _unchanged_or_empty(adapters: AdapterStore, name: str, lessons: list[Lesson],
+                        rated: list[Rated]) -> dict[str, Any] | None:
+    """The outcome of a line with nothing to train, or whose serving version already holds
+    exactly its lessons and ratings; None if it needs a run."""
     head = adapters.active(name)
-    if not lessons:
+    if not lessons and not rated:
         if head is not None:
             adapters.rollback(name, None)
-            return {"outcome": "base", "note": "no active lessons: the base model serves"}
+            return {"outcome": "base",
+                    "note": "no active lessons or ratings: the base model serves"}
         return {"outcome": "skipped", "note": "no lessons"}
-    if head is not None and head.meta.get("lessons") == [x.id for x in lessons]:
+    if (head is not None and head.meta.get("lessons") == [x.id for x in lessons]
+            and head.meta.get("ratings", []) == [r.feedback_id for r in rated]):
         return {"outcome": "unchanged", "version": head.version}
     return None
 
@@ -117,33 +146,48 @@ def _load_models(settings: Settings, report: Report) -> tuple[Any, Any, Any, Pat
 
 def _consolidate_line(
     settings: Settings, adapters: AdapterStore, memory: CorrectionMemory, name: str,
-    lessons: list[Lesson], run_id: int, engine: Any, model: Any, tokenizer: Any, gguf: Path,
-    base: BaseAnswers, report: Report,
+    lessons: list[Lesson], rated: list[Rated], run_id: int, engine: Any, model: Any,
+    tokenizer: Any, gguf: Path, base: BaseAnswers, report: Report,
 ) -> tuple[dict[str, Any], Any]:
-    """Train, store, gate, then promote or reject one line's adapter."""
+    """Train, store, gate, then promote or reject one line's adapter: its lessons part if
+    it has lessons, its style part if it has ``rated`` answers."""
     train_replay = [(p, base(p)) for p in REPLAY_PROMPTS[: settings.learn_replay]]
-    examples, held_out = build_examples(lessons, train_replay)
-    config = TrainConfig(rank=settings.learn_rank, alpha=2 * settings.learn_rank,
-                         layers=settings.learn_layers, epochs=settings.learn_epochs,
-                         lr=settings.learn_lr)
-    report("training", 0.0, force=True)
-    peft, trained = train_lora(model, tokenizer, examples, config,
-                               progress=lambda s, t: report(f"training step {s}/{t}",
-                                                            0.75 * s / t))
-    report("storing", 0.75, force=True)
-    previous = adapters.active(name)
-    router = [x.id for x in lessons if x.kind == "correction"]
+    examples, held_out = build_examples(lessons, train_replay) if lessons else ([], {})
     tmp_root = settings.home / "learn" / "tmp"
     tmp_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=tmp_root) as tmp:
-        peft.save_pretrained(tmp)
+        lessons_dir, trained = None, None
+        if lessons:
+            config = TrainConfig(rank=settings.learn_rank, alpha=2 * settings.learn_rank,
+                                 layers=settings.learn_layers, epochs=settings.learn_epochs,
+                                 lr=settings.learn_lr)
+            share = 0.6 if rated else 0.75
+            report("training", 0.0, force=True)
+            peft, trained = train_lora(model, tokenizer, examples, config,
+                                       progress=lambda s, t: report(f"training step {s}/{t}",
+                                                                    share * s / t))
+            lessons_dir = Path(tmp) / "lessons"
+            peft.save_pretrained(lessons_dir)
+            model = peft.unload()  # the base model again, for the style part or the next line
+        style: _Style | None = None
+        anchors = [(p, base(p)) for p in REPLAY_PROMPTS[:STYLE_ANCHORS]] if rated else []
+        if rated:
+            style, model = _train_style_part(model, tokenizer, rated, anchors,
+                                             Path(tmp) / "style", 0.6 if lessons else 0.0,
+                                             report)
+        report("storing", 0.75, force=True)
+        previous = adapters.active(name)
+        router = [x.id for x in lessons if x.kind == "correction"]
         row = adapters.add(
-            name, Path(tmp), source="consolidation", base_model=engine.name, base_gguf=gguf,
-            user_id=Scope.parse(name).user,
+            name, lessons_dir, source="consolidation", base_model=engine.name, base_gguf=gguf,
+            user_id=Scope.parse(name).user, style_dir=Path(tmp) / "style" if style else None,
             meta={"lessons": [x.id for x in lessons], "router": router, "run": run_id,
-                  "examples": len(examples), "train": trained.to_dict()},
+                  "examples": len(examples), "train": trained.to_dict() if trained else None,
+                  "ratings": [r.feedback_id for r in rated],
+                  # the style part's router: messages like these (LearningLoop.style_routes)
+                  "style_router": [r.question for r in rated] if style else None,
+                  "style": style.result.to_dict() if style else None},
         )
-    model = peft.unload()  # the base model again, for the next line
     report("gate", 0.8, force=True)
     scope = Scope.parse(name)
 
@@ -153,21 +197,45 @@ def _consolidate_line(
 
     unrelated = [p for p in (*REPLAY_PROMPTS, *locality_prompts())
                  if p not in dict(train_replay)][: settings.learn_gate_probes]
-    engine.load_adapter(row.key, adapters.files(row, "llamacpp"))
+    thresholds = GateThresholds(settings.learn_gate_reliability,
+                                settings.learn_gate_generalization, settings.learn_gate_locality,
+                                rated_behaviour=settings.learn_gate_rated_behaviour)
+    style_key = f"{row.key}{PART_SEP}{STYLE}"
+    parts = ([row.key] if lessons else []) + ([style_key] if style else [])
+    for part in parts:
+        engine.load_adapter(part, adapters.locate(part, engine.kind))
     try:
-        gate = evaluate(
-            engine, row.key, route=route, base=base, lessons=lessons, held_out=held_out,
-            probes=probes_for(lessons, unrelated),
-            earlier=set(previous.meta.get("lessons", [])) if previous else set(),
-            thresholds=GateThresholds(settings.learn_gate_reliability,
-                                      settings.learn_gate_generalization,
-                                      settings.learn_gate_locality),
-            sample=settings.learn_gate_sample,
-            progress=lambda i, n: report(f"gate {i}/{n}", 0.8 + 0.2 * i / n),
-        )
+        gate: GateReport | None = None
+        if lessons:
+            gate = evaluate(
+                engine, row.key, route=route, base=base, lessons=lessons, held_out=held_out,
+                probes=probes_for(lessons, unrelated, settings.learn_gate_sample),
+                earlier=set(previous.meta.get("lessons", [])) if previous else set(),
+                thresholds=thresholds, sample=settings.learn_gate_sample,
+                progress=lambda i, n: report(f"gate {i}/{n}", 0.8 + 0.1 * i / n),
+            )
+        if style is not None:
+            near = _near_rated(memory, rated, settings.learn_style_route_similarity)
+
+            def stack(prompt: str) -> str | None:  # as the version serves it, or the base
+                parts = [*([style_key] if near(prompt) else []),
+                         *([row.key] if lessons and route(prompt) else [])]
+                return stack_key(parts) if parts else None
+
+            styled = evaluate_style(
+                engine, stack, base=base, ratios=style.ratios,
+                desirable=[r.desirable for r in style.held_out],
+                probes=[p for p in unrelated if p not in dict(anchors)],
+                thresholds=thresholds,
+                progress=lambda i, n: report(f"style gate {i}/{n}", 0.9 + 0.1 * i / n))
+            gate = styled if gate is None else merge_reports(gate, styled)
     finally:
-        engine.unload_adapter(row.key)
-    result = {"version": row.version, "lessons": len(lessons), "train": trained.to_dict(),
+        for part in parts:
+            engine.unload_adapter(part)
+    assert gate is not None
+    result = {"version": row.version, "lessons": len(lessons), "ratings": len(rated),
+              "train": (trained or style.result).to_dict(),  # type: ignore[union-attr]
+              "style": style.result.to_dict() if style else None,
               "gate": gate.to_dict(), "size_bytes": _size(settings.home / row.path)}
     if gate.passed:
         adapters.set_report(name, row.version, result)
@@ -178,6 +246,41 @@ def _consolidate_line(
         result["outcome"] = "rejected"
     log.info("%s v%d %s: %s", name, row.version, result["outcome"], gate.metrics)
     return result, model
+
+
+def _near_rated(memory: CorrectionMemory, rated: list[Rated], similarity: float
+                ) -> Callable[[str], bool]:
+    """The style part's router (as :meth:`LearningLoop.style_routes` serves it)."""
+    vectors = memory.embedder.embed([r.question for r in rated])  # (n, dim), normalized
+    return lambda prompt: float((vectors @ memory.embedder.embed([prompt])[0]).max()
+                                ) >= similarity
+
+
+@dataclass
+class _Style:
+    """A trained style part: what happened, and how it moved the held-out rated answers."""
+
+    result: StyleResult
+    held_out: list[Rated]
+    ratios: list[float]  # per held-out answer: mean log-prob ratio to the base model
+
+
+def _train_style_part(model: Any, tokenizer: Any, rated: list[Rated],
+                      anchors: list[tuple[str, str]], folder: Path, start: float,
+                      report: Report) -> tuple[_Style, Any]:
+    """Train the style adapter on all but the held-out ratings (kept near the base model on
+    ``anchors``), measure it on the held-out ones, save it in ``folder``; return it and
+    the base model again."""
+    train, held_out = split_held_out(rated)
+    config = StyleConfig()
+    report("training on ratings", start, force=True)
+    span = 0.75 - start
+    peft, result = train_style(
+        model, tokenizer, train, config, anchors=anchors,
+        progress=lambda s, t: report(f"training on ratings, step {s}/{t}", start + span * s / t))
+    ratios = log_ratios(peft, tokenizer, held_out, config) if held_out else []
+    peft.save_pretrained(folder)
+    return _Style(result, held_out, ratios), peft.unload()
 
 
 def _size(folder: Path) -> dict[str, int]:

@@ -8,7 +8,8 @@ from typing import Any
 
 __all__ = ["plot_versions"]
 
-_SERIES = ("reliability", "generalization", "locality", "earlier_lessons")
+_SERIES = ("reliability", "generalization", "locality", "earlier_lessons", "rated_behaviour",
+           "style_locality")
 
 
 def plot_versions(rows: Sequence[dict[str, Any]], out: Path, *, title: str) -> Path:

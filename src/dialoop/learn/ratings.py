@@ -27,10 +27,11 @@ from dialoop.evidence import Scope
 from dialoop.store import Database
 from dialoop.store.models import Feedback, Turn
 
-__all__ = ["Rated", "rated_examples"]
+__all__ = ["HELD_OUT_EVERY", "Rated", "rated_examples", "rated_lines", "split_held_out"]
 
 _LESSON_KINDS = ("correction", "preference")
 _CHUNK = 500  # ids per IN (…) query
+HELD_OUT_EVERY = 4  # one rating in this many is kept from training, for the gate
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,22 @@ def rated_examples(db: Database, line: str) -> list[Rated]:
     return [Rated(q, a, latest[turn_id].rating or 0, turn_id, latest[turn_id].id)
             for turn_id, (q, a) in sorted(texts.items(), key=lambda kv: latest[kv[0]].id)
             if a.strip()]
+
+
+def rated_lines(db: Database, min_ratings: int) -> dict[str, list[Rated]]:
+    """Each user line with at least ``min_ratings`` bare ratings, with them."""
+    with db.read() as s:
+        users = sorted(set(s.scalars(sa.select(Feedback.user_id).where(
+            Feedback.kind == "rating", Feedback.turn_id.is_not(None)))))
+    lines = {line: rated_examples(db, line) for line in (str(Scope.of(u)) for u in users if u)}
+    return {line: rated for line, rated in lines.items() if len(rated) >= min_ratings}
+
+
+def split_held_out(rated: Sequence[Rated]) -> tuple[list[Rated], list[Rated]]:
+    """(trained on, held out): every ``HELD_OUT_EVERY``-th rating, oldest first, is held
+    out, so a new rating moves no old one from one side to the other."""
+    held = [r for i, r in enumerate(rated) if i % HELD_OUT_EVERY == HELD_OUT_EVERY - 1]
+    return [r for i, r in enumerate(rated) if i % HELD_OUT_EVERY != HELD_OUT_EVERY - 1], held
 
 
 def _latest_bare_ratings(s: orm.Session, user: str) -> dict[int, Feedback]:
