@@ -179,9 +179,10 @@ class Run:
 
     def go(self, checkpoints: list[int]) -> None:
         sample = even(self.facts[: checkpoints[-1]], self.args.sample)
-        base = self._base(self.facts[: checkpoints[-1]])
+        base = self._base(lambda q: self.ask(q, memory=False, adapter="none"))
+        raw_base = self._base(self.generate)
         show(self.results, "base model", checkpoints[-1],
-             score(self.generate, sample, self.controls, base))
+             score(lambda q: base[q], sample, self.controls, base))
         for n in checkpoints:
             self.teach(n)
             scored = even(self.facts[:n], self.args.sample)
@@ -199,18 +200,18 @@ class Run:
             if full and "naive" not in self.args.skip:
                 key = self.naive(n)
                 show(self.results, "naive LoRA", n, score(
-                    lambda q, k=key: self.generate(q, k), scored, self.controls, base))
+                    lambda q, k=key: self.generate(q, k), scored, self.controls, raw_base))
                 self.engine.unload_adapter(key)
         self.finish()
 
-    def _base(self, facts: list[dict]) -> dict[str, str]:
-        """The base model's greedy answers to the locality questions (knowedit), made when
-        first asked for (each checkpoint scores its own sample)."""
-        generate = self.generate
-
+    def _base(self, answer: Answer) -> dict[str, str]:
+        """``answer``'s replies, made when first asked for (each checkpoint scores its own
+        sample). Locality compares like with like: the assistant's answers with the base
+        model's through the assistant (its system prompt and sampling settings), the naive
+        LoRA's raw answers with the base model's raw ones."""
         class Answers(dict):
             def __missing__(self, prompt: str) -> str:
-                self[prompt] = generate(prompt)
+                self[prompt] = answer(prompt)
                 return self[prompt]
 
         return Answers()
