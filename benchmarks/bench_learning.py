@@ -159,9 +159,13 @@ class Run:
 
         self.args, self.facts = args, facts
         self.home = Path(tempfile.mkdtemp(prefix="bench-learning-"))
-        # One thread: on a 2-core machine the other core is the consolidation's.
+        # One thread: on a 2-core machine the other core is the consolidation's. No prefix
+        # reuse: a prompt evaluated after a cached prefix of another length gets logits
+        # that differ in the last bits, and over 40 greedy tokens that changes 10–15 % of
+        # the base model's own answers to KnowEdit's `loc` prompts (measured): "identical
+        # to the base model" must compare like with like.
         self.engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME,
-                                     context_window=2048, threads=1)
+                                     context_window=2048, threads=1, reuse_prefix=False)
         self.generate = lambda q, adapter=None: generate(self.engine, q, max_tokens=MAX_TOKENS,
                                                          adapter=adapter)
         # Knowledge off: a taught sentence would also become a triple, and the graph's

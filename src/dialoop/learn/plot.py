@@ -38,9 +38,9 @@ def plot_versions(rows: Sequence[dict[str, Any]], out: Path, *, title: str) -> P
             ax.axvspan(r["version"] - 0.3, r["version"] + 0.3, color="red", alpha=0.08)
         if r["serving"]:
             ax.axvline(r["version"], color="green", alpha=0.3)
-    ax.set(xlabel="adapter version (red: rejected by the gate, green: serving)",
-           ylabel="share", ylim=(-0.02, 1.02), title=title)
-    ax.set_xticks(versions)
+    ax.set(xlabel="adapter version, lessons it holds (red: rejected by the gate, green: "
+                  "serving)", ylabel="share", ylim=(-0.02, 1.02), title=title)
+    ax.set_xticks(versions, [f"v{r['version']}\n{r.get('lessons', 0)}" for r in rows])
     ax.legend(loc="lower left", fontsize="small")
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
