@@ -314,8 +314,6 @@ def _naive(engine, facts: list[dict], home: Path) -> tuple[str, float]:  # type:
 
 def _cost(bot, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """The last adapter's size, swap (load) time, and decode speed with it vs the base."""
-    from dialoop.engine import GenerationParams
-
     row = bot.parts.learning.serving(USER) or bot.parts.adapters.history(f"user:{USER}")[-1]
     gguf = bot.parts.adapters.files(row, "llamacpp")
     swaps = []
@@ -325,15 +323,24 @@ def _cost(bot, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         swaps.append(time.perf_counter() - start)
         engine.unload_adapter("swap-probe")
     engine.load_adapter(row.key, gguf)
-    params = GenerationParams(max_tokens=128, temperature=0.0)
-    prompt = [{"role": "user", "content": "Write a long story about a lighthouse keeper."}]
+    # Decode speed over a fixed 128 tokens: an adapter trained on short answers stops
+    # after a token or two on a story prompt, and a rate over so few tokens measures
+    # overheads. llama.cpp's own token loop, with the engine's adapter stack set.
+    llm = engine._llm
+    prompt = llm.tokenize(b"Once upon a time, in a lighthouse by the sea,")
 
     def speed(adapter: str | None) -> float:
+        engine._activate(adapter)
         rates = []
         for _ in range(5):
-            usage = [c.usage for c in engine.stream(prompt, params, adapter=adapter) if c.usage]
-            u = usage[0]
-            rates.append((u.completion_tokens - 1) / (u.seconds - (u.first_token_seconds or 0)))
+            llm.reset()
+            start = 0.0
+            for n, _token in enumerate(llm.generate(prompt, temp=0.0), 1):
+                if n == 1:
+                    start = time.perf_counter()
+                if n == 129:
+                    break
+            rates.append(128 / (time.perf_counter() - start))
         return statistics.median(rates)
 
     base_rate, adapter_rate = speed(None), speed(row.key)
