@@ -42,7 +42,7 @@ def test_cached_hidden_states_give_the_full_models_logits(tiny_model, hf_tokeniz
     peft, _ = train_lora(tiny_model, hf_tokenizer, EXAMPLES[:1],
                          TrainConfig(layers=2, epochs=2, batch_size=1, lr=1e-2, min_steps=1))
     config = TrainConfig()
-    items = [_encode(hf_tokenizer, ex, config) for ex in EXAMPLES[:2]]
+    items = [_encode(hf_tokenizer, ex, config.max_answer_tokens) for ex in EXAMPLES[:2]]
     base = peft.get_base_model()
     with torch.no_grad():
         for item in items:

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dialoop.errors import InvalidInputError
+from dialoop.learn.consolidate import wrap_top_blocks
 from dialoop.learn.kto import (
     StyleConfig,
     _anchor_items,
@@ -16,7 +17,6 @@ from dialoop.learn.kto import (
     _batch_loss,
     _prepare,
     _top_blocks,
-    _wrap,
     class_weights,
     kl_estimate,
     kto_loss,
@@ -113,7 +113,8 @@ def test_gradient_end_to_end_through_a_tiny_model(tiny_model, hf_tokenizer, floa
     from peft.tuners.lora import LoraLayer
 
     config = StyleConfig(rank=2, alpha=2, layers=1, batch_size=4, sft_weight=0.5)
-    peft, first = _wrap(tiny_model.double(), config)
+    peft, first = wrap_top_blocks(tiny_model.double(), rank=config.rank, alpha=config.alpha,
+                                  layers=config.layers)
     torch.manual_seed(1)
     for module in peft.modules():  # LoRA B starts at zero; make both matter
         if isinstance(module, LoraLayer):

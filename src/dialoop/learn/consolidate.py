@@ -204,20 +204,14 @@ def train_lora(
 
     Returns the PEFT model (save it with ``save_pretrained``) and what happened.
     """
-    from peft import LoraConfig, get_peft_model
-
     if not examples:
         raise InvalidInputError("Nothing to train on: there are no active lessons.")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    n_layers = model.config.num_hidden_layers
-    first = max(0, n_layers - config.layers)
-    peft = get_peft_model(model, LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
-        layers_to_transform=list(range(first, n_layers)), task_type="CAUSAL_LM",
-    ))
+    peft, first = wrap_top_blocks(model, rank=config.rank, alpha=config.alpha,
+                                  layers=config.layers)
     start = time.perf_counter()
-    items = [_encode(tokenizer, ex, config) for ex in examples]
+    items = [_encode(tokenizer, ex, config.max_answer_tokens) for ex in examples]
     base = peft.get_base_model()
     with torch.no_grad():
         for item in items:
@@ -230,13 +224,10 @@ def train_lora(
 
     params = [p for p in peft.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     per_epoch = math.ceil(len(items) / config.batch_size)
     epochs = config.epochs_for(len(items))
     total = per_epoch * epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / max(1, total // 10))
-        * max(0.1, 1 - step / total))
+    optimizer, schedule = adamw_with_warmup(params, lr=config.lr, total=total)
     result = TrainResult(steps=total, examples=len(items), seconds=0.0)
     peft.train()
     step = 0
@@ -273,13 +264,37 @@ class _Item:
     ref: Any = None  # (2,) base log-probs of chosen, rejected
 
 
-def _encode(tokenizer: Any, ex: Example, config: TrainConfig) -> _Item:
-    answer = _clip(tokenizer, ex.answer, config.max_answer_tokens)
+def wrap_top_blocks(model: Any, *, rank: int, alpha: int, layers: int) -> tuple[Any, int]:
+    """``model`` in a fresh LoRA (all projections) on its top ``layers`` blocks; also
+    returns the index of the first adapted block."""
+    from peft import LoraConfig, get_peft_model
+
+    n_layers = model.config.num_hidden_layers
+    first = max(0, n_layers - layers)
+    peft = get_peft_model(model, LoraConfig(
+        r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
+        layers_to_transform=list(range(first, n_layers)), task_type="CAUSAL_LM",
+    ))
+    return peft, first
+
+
+def adamw_with_warmup(params: list[Any], *, lr: float, total: int) -> tuple[Any, Any]:
+    """AdamW and its schedule over ``total`` steps: linear warm-up over the first tenth,
+    then linear decay to a tenth of ``lr``."""
+    optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: min(1.0, (step + 1) / max(1, total // 10))
+        * max(0.1, 1 - step / total))
+    return optimizer, schedule
+
+
+def _encode(tokenizer: Any, ex: Example, max_answer_tokens: int) -> _Item:
+    answer = _clip(tokenizer, ex.answer, max_answer_tokens)
     enc = encode_chat(tokenizer, ex.messages(answer), train_on="last")
     item = _Item(enc.input_ids, enc.labels)
     if ex.rejected is not None:
         rej = encode_chat(tokenizer, ex.messages(_clip(tokenizer, ex.rejected,
-                                                       config.max_answer_tokens)),
+                                                       max_answer_tokens)),
                           train_on="last")
         item.rejected_ids, item.rejected_labels = rej.input_ids, rej.labels
     return item

@@ -54,15 +54,15 @@ import torch
 
 from dialoop.errors import InvalidInputError
 from dialoop.learn.consolidate import (
-    TARGET_MODULES,
     Example,
     Progress,
-    TrainConfig,
     _encode,
     _forward,
     _hidden_at,
     _Item,
     _top_blocks,
+    adamw_with_warmup,
+    wrap_top_blocks,
 )
 from dialoop.learn.ratings import Rated
 
@@ -187,7 +187,8 @@ def train_style(
         raise InvalidInputError("Nothing to train on: there are no bare ratings.")
     torch.manual_seed(config.seed)
     rng = random.Random(config.seed)
-    peft, first = _wrap(model, config)
+    peft, first = wrap_top_blocks(model, rank=config.rank, alpha=config.alpha,
+                                  layers=config.layers)
     start = time.perf_counter()
     items = _prepare(peft, tokenizer, rated, config, first)
     anchored = _anchor_items(peft, tokenizer, anchors, config, first)
@@ -198,11 +199,8 @@ def train_style(
     weights = class_weights(n_good, len(rated) - n_good, config.desirable_ratio)
     params = [p for p in peft.parameters() if p.requires_grad]
     before = [p.detach().clone() for p in params]
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.0)
     total = math.ceil(len(items) / config.batch_size) * config.epochs
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: min(1.0, (step + 1) / max(1, total // 10))
-        * max(0.1, 1 - step / total))
+    optimizer, schedule = adamw_with_warmup(params, lr=config.lr, total=total)
     result = StyleResult(total, n_good, len(rated) - n_good, weights)
     peft.train()
     with _top_blocks(peft.get_base_model(), first):
@@ -241,8 +239,8 @@ def log_ratios(peft: Any, tokenizer: Any, rated: Sequence[Rated], config: StyleC
     ``peft`` is a trained style adapter (:func:`train_style`) with the same ``config``."""
     base = peft.get_base_model()
     first = max(0, base.config.num_hidden_layers - config.layers)
-    clip = TrainConfig(max_answer_tokens=config.max_answer_tokens)
-    items = [_encode(tokenizer, Example("rating", r.question, r.answer), clip) for r in rated]
+    items = [_encode(tokenizer, Example("rating", r.question, r.answer),
+                     config.max_answer_tokens) for r in rated]
     out: list[float] = []
     with torch.no_grad():
         for item in items:
@@ -267,19 +265,6 @@ class _Rated:
     desirable: bool
 
 
-def _wrap(model: Any, config: StyleConfig) -> tuple[Any, int]:
-    """``model`` in a fresh LoRA on its top ``config.layers`` blocks; the first such block."""
-    from peft import LoraConfig, get_peft_model
-
-    n_layers = model.config.num_hidden_layers
-    first = max(0, n_layers - config.layers)
-    peft = get_peft_model(model, LoraConfig(
-        r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=TARGET_MODULES,
-        layers_to_transform=list(range(first, n_layers)), task_type="CAUSAL_LM",
-    ))
-    return peft, first
-
-
 def _prepare(peft: Any, tokenizer: Any, rated: Sequence[Rated], config: StyleConfig,
              first: int) -> list[_Rated]:
     """Encode each answer with its mismatched pair; cache hidden states and reference
@@ -287,9 +272,9 @@ def _prepare(peft: Any, tokenizer: Any, rated: Sequence[Rated], config: StyleCon
     order = list(range(len(rated)))
     random.Random(config.seed).shuffle(order)
     other = {i: rated[order[(k + 1) % len(order)]].answer for k, i in enumerate(order)}
-    clip = TrainConfig(max_answer_tokens=config.max_answer_tokens)
     items = [_Rated(_encode(tokenizer, Example("rating", r.question, r.answer,
-                                               rejected=other[i]), clip), r.desirable)
+                                               rejected=other[i]), config.max_answer_tokens),
+                    r.desirable)
              for i, r in enumerate(rated)]
     base = peft.get_base_model()
     with torch.no_grad():
@@ -308,8 +293,8 @@ def _prepare(peft: Any, tokenizer: Any, rated: Sequence[Rated], config: StyleCon
 
 def _anchor_items(peft: Any, tokenizer: Any, anchors: Sequence[tuple[str, str]],
                   config: StyleConfig, first: int) -> list[_Item]:
-    clip = TrainConfig(max_answer_tokens=config.max_answer_tokens)
-    items = [_encode(tokenizer, Example("anchor", q, a), clip) for q, a in anchors if a.strip()]
+    items = [_encode(tokenizer, Example("anchor", q, a), config.max_answer_tokens)
+             for q, a in anchors if a.strip()]
     with torch.no_grad():
         for item in items:
             item.hidden = _hidden_at(peft.get_base_model(), item, first)

@@ -25,6 +25,7 @@ from dialoop.evidence import Recall, Scope
 from dialoop.learn import worker
 from dialoop.learn.feedback import FeedbackReceipt, FeedbackStore
 from dialoop.learn.memory import CorrectionMemory
+from dialoop.learn.ratings import RatedQuestions
 from dialoop.store import Database
 from dialoop.store.accounts import Permissions
 from dialoop.store.adapters import STYLE, AdapterStore
@@ -66,7 +67,7 @@ class LearningLoop:
         self.feedback = FeedbackStore(db, self.memory)
         self._trigger_lock = threading.Lock()
         self._worker: subprocess.Popen[bytes] | None = None  # the last one this process started
-        self._style_vectors: dict[str, Any] = {}  # version key -> its rated questions' vectors
+        self._style_routers: dict[str, RatedQuestions] = {}  # version key -> its router
 
     # -- in a turn ----------------------------------------------------------------------
 
@@ -111,14 +112,13 @@ class LearningLoop:
             return True
         if not questions:
             return False
-        vectors = self._style_vectors.get(row.key)
-        if vectors is None:
-            vectors = self.memory.embedder.embed(questions)  # (n, dim), normalized
-            if len(self._style_vectors) >= 16:  # old versions: forget them
-                self._style_vectors.clear()
-            self._style_vectors[row.key] = vectors
-        message_vector = self.memory.embedder.embed([message])[0]  # (dim,)
-        return float((vectors @ message_vector).max()) >= self.settings.learn_style_route_similarity
+        router = self._style_routers.get(row.key)
+        if router is None:
+            router = RatedQuestions(self.memory.embedder, questions)
+            if len(self._style_routers) >= 16:  # old versions: forget them
+                self._style_routers.clear()
+            self._style_routers[row.key] = router
+        return router.near(message, self.settings.learn_style_route_similarity)
 
     def routes(self, row: AdapterVersion, message: str, *, user: str) -> bool:
         """Whether adapter version ``row`` answers ``message`` of ``user`` (its router)."""

@@ -39,7 +39,7 @@ from dialoop.learn.gate import (
 )
 from dialoop.learn.kto import StyleConfig, StyleResult, log_ratios, train_style
 from dialoop.learn.memory import CorrectionMemory
-from dialoop.learn.ratings import Rated, rated_lines, split_held_out
+from dialoop.learn.ratings import Rated, RatedQuestions, rated_lines, split_held_out
 from dialoop.learn.replay import REPLAY_PROMPTS, BaseAnswers, locality_prompts
 from dialoop.store import Database
 from dialoop.store.adapters import STYLE, AdapterStore
@@ -215,10 +215,11 @@ def _consolidate_line(
                 progress=lambda i, n: report(f"gate {i}/{n}", 0.8 + 0.1 * i / n),
             )
         if style is not None:
-            near = _near_rated(memory, rated, settings.learn_style_route_similarity)
+            rated_questions = RatedQuestions(memory.embedder, [r.question for r in rated])
+            near = settings.learn_style_route_similarity
 
             def stack(prompt: str) -> str | None:  # as the version serves it, or the base
-                parts = [*([style_key] if near(prompt) else []),
+                parts = [*([style_key] if rated_questions.near(prompt, near) else []),
                          *([row.key] if lessons and route(prompt) else [])]
                 return stack_key(parts) if parts else None
 
@@ -246,14 +247,6 @@ def _consolidate_line(
         result["outcome"] = "rejected"
     log.info("%s v%d %s: %s", name, row.version, result["outcome"], gate.metrics)
     return result, model
-
-
-def _near_rated(memory: CorrectionMemory, rated: list[Rated], similarity: float
-                ) -> Callable[[str], bool]:
-    """The style part's router (as :meth:`LearningLoop.style_routes` serves it)."""
-    vectors = memory.embedder.embed([r.question for r in rated])  # (n, dim), normalized
-    return lambda prompt: float((vectors @ memory.embedder.embed([prompt])[0]).max()
-                                ) >= similarity
 
 
 @dataclass

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import orm
@@ -27,7 +28,8 @@ from dialoop.evidence import Scope
 from dialoop.store import Database
 from dialoop.store.models import Feedback, Turn
 
-__all__ = ["HELD_OUT_EVERY", "Rated", "rated_examples", "rated_lines", "split_held_out"]
+__all__ = ["HELD_OUT_EVERY", "Rated", "RatedQuestions", "rated_examples", "rated_lines",
+           "split_held_out"]
 
 _LESSON_KINDS = ("correction", "preference")
 _CHUNK = 500  # ids per IN (…) query
@@ -104,3 +106,18 @@ def _questions_and_answers(s: orm.Session, turn_ids: Sequence[int]) -> dict[int,
             .where(answer.id.in_(turn_ids[start: start + _CHUNK]), answer.role == "assistant"))
         out.update({turn_id: (q, a) for turn_id, q, a in rows})
     return out
+
+
+class RatedQuestions:
+    """The style part's router: whether a message is close to a question its user rated
+    (cosine of sentence vectors; the embedder's vectors are normalized). Used where the
+    version serves (:meth:`~dialoop.learn.loop.LearningLoop.style_routes`) and where the
+    gate judges it, so both route alike."""
+
+    def __init__(self, embedder: Any, questions: Sequence[str]) -> None:
+        self.embedder = embedder
+        self.vectors = embedder.embed(list(questions))  # (n, dim)
+
+    def near(self, message: str, similarity: float) -> bool:
+        return float((self.vectors @ self.embedder.embed([message])[0]).max()) >= similarity
+

@@ -11,7 +11,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from dialoop.engine import Engine, GenerationParams
 
@@ -99,29 +101,35 @@ _ANIMALS = ("an elephant", "a penguin", "a dolphin", "a camel", "an owl", "a fro
             "a rabbit", "a shark", "a horse")
 
 
+# Template and what fills it, in order: the gate takes the first learn_gate_probes prompts.
+_LOCALITY: tuple[tuple[str, Sequence[Any]], ...] = (
+    ("What is the capital of {}?", _COUNTRIES),
+    ("What language is spoken in {}?", _COUNTRIES),
+    ("Give me a word that means the same as {}.", _WORDS),
+    ("What is the opposite of {}?", _WORDS),
+    ("Write one sentence about {}.", _TOPICS),
+    ("Tell me an interesting fact about {}.", _TOPICS),
+    ("Explain {} to a child in one sentence.", _TOPICS),
+    ("What is {} plus {}?", list(zip(range(3, 23), range(17, 37), strict=True))),
+    ("What is {} times {}?", list(zip(range(2, 12), range(3, 13), strict=True))),
+    ("How many letters are in the word {}?", _WORDS),
+    ("What color is a ripe {}?", _THINGS),
+    ("Is a {} a fruit or a vegetable?", _THINGS),
+    ("Suggest a simple recipe with {}.", _THINGS),
+    ("Where does {} live?", _ANIMALS),
+    ("What does {} eat?", _ANIMALS),
+    ("How long can {} live?", _ANIMALS),
+    ("What is the weather usually like in {} in winter?", _COUNTRIES),
+    ("Name a famous dish from {}.", _COUNTRIES),
+    ("Write a short poem about {}.", _TOPICS),
+)
+
+
 def locality_prompts() -> list[str]:
     """Hundreds of everyday prompts about nothing anyone teaches: the gate's locality probes
     (with :data:`REPLAY_PROMPTS`). Built from small lists, the same every time."""
-    out = [f"What is the capital of {c}?" for c in _COUNTRIES]
-    out += [f"What language is spoken in {c}?" for c in _COUNTRIES]
-    out += [f"Give me a word that means the same as {w}." for w in _WORDS]
-    out += [f"What is the opposite of {w}?" for w in _WORDS]
-    out += [f"Write one sentence about {t}." for t in _TOPICS]
-    out += [f"Tell me an interesting fact about {t}." for t in _TOPICS]
-    out += [f"Explain {t} to a child in one sentence." for t in _TOPICS]
-    out += [f"What is {a} plus {b}?" for a, b in zip(range(3, 23), range(17, 37), strict=True)]
-    out += [f"What is {a} times {b}?" for a, b in zip(range(2, 12), range(3, 13), strict=True)]
-    out += [f"How many letters are in the word {w}?" for w in _WORDS]
-    out += [f"What color is a ripe {t}?" for t in _THINGS]
-    out += [f"Is a {t} a fruit or a vegetable?" for t in _THINGS]
-    out += [f"Suggest a simple recipe with {t}." for t in _THINGS]
-    out += [f"Where does {a} live?" for a in _ANIMALS]
-    out += [f"What does {a} eat?" for a in _ANIMALS]
-    out += [f"How long can {a} live?" for a in _ANIMALS]
-    out += [f"What is the weather usually like in {c} in winter?" for c in _COUNTRIES]
-    out += [f"Name a famous dish from {c}." for c in _COUNTRIES]
-    out += [f"Write a short poem about {t}." for t in _TOPICS]
-    return out
+    return [template.format(*(x if isinstance(x, tuple) else (x,)))
+            for template, fills in _LOCALITY for x in fills]
 
 
 def generate(engine: Engine, prompt: str, *, max_tokens: int = 64, adapter: str | None = None
