@@ -7,6 +7,7 @@ to generate — a test that reaches generation needs the real model (tests/integ
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -27,11 +28,15 @@ class FakeEngine:
     def render(self, messages: Sequence[Message]) -> str:
         return "".join(f"<{m['role']}>{m['content']}\n" for m in messages) + "<assistant>"
 
+    def escape(self, text: str) -> str:
+        return text  # renders contents as they are: there are no control tokens
+
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
     def stream(self, messages: Sequence[Message], params: GenerationParams, *,
-               adapter: str | None = None) -> Iterator[Chunk]:
+               adapter: str | None = None, cache_scope: str | None = None,
+               stop: threading.Event | None = None) -> Iterator[Chunk]:
         raise AssertionError("FakeEngine does not generate: this test needs the real model")
 
     def cancel(self) -> None:
@@ -75,7 +80,8 @@ class ScriptedEngine(FakeEngine):
         self.asked: list[tuple[str, str | None]] = []
 
     def stream(self, messages: Sequence[Message], params: GenerationParams, *,
-               adapter: str | None = None) -> Iterator[Chunk]:
+               adapter: str | None = None, cache_scope: str | None = None,
+               stop: threading.Event | None = None) -> Iterator[Chunk]:
         prompt = messages[-1]["content"]
         self.asked.append((prompt, adapter))
         text = self.reply(prompt, adapter)

@@ -9,7 +9,8 @@ status is the class's ``http_status``.
     ├── ConfigError            a setting or dialoop.toml is invalid
     │   └── DomainError            a domain or dialogue script file is invalid (file:line)
     ├── InvalidInputError      a request, parameter or argument is invalid
-    │   └── ContextOverflowError   the prompt cannot fit the model's context window
+    │   ├── ContextOverflowError   the prompt cannot fit the model's context window
+    │   └── RequestTooLargeError   a request is beyond the server's size limits (413)
     ├── NotAuthenticatedError  the request has no valid API key
     ├── NotFoundError          a session, turn or other named thing does not exist
     ├── PermissionDeniedError  the caller may not do this
@@ -39,6 +40,7 @@ __all__ = [
     "NotAuthenticatedError",
     "NotFoundError",
     "PermissionDeniedError",
+    "RequestTooLargeError",
     "ServerBusyError",
     "StoreError",
     "ToolError",
@@ -69,6 +71,12 @@ class InvalidInputError(DialoopError):
 
 class ContextOverflowError(InvalidInputError):
     """The prompt cannot be made to fit the model's context window."""
+
+
+class RequestTooLargeError(InvalidInputError):
+    """A request is larger than the server accepts (too much text); nothing was changed."""
+
+    http_status = 413
 
 
 class NotFoundError(DialoopError):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -16,19 +15,14 @@ from dialoop.engine.llamacpp import LlamaCppEngine
 from dialoop.engine.models import bundled_gguf
 from dialoop.engine.remote import RemoteEngine
 from dialoop.errors import EngineError
+from tests.integration.cli import free_port
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_gguf()),
          "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"],

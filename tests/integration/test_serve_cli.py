@@ -7,19 +7,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.integration.cli import free_port, serve
+
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _listening_addresses(port: int) -> set[str]:
@@ -33,21 +28,6 @@ def _listening_addresses(port: int) -> set[str]:
     return found
 
 
-def _serve(home: Path, port: int, *options: str) -> subprocess.Popen[str]:
-    """Start ``dialoop serve`` and wait until it answers /api/health."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", "from dialoop.cli import main; main()", "serve",
-         "--port", str(port), "--engines", "1", *options],
-        stderr=subprocess.PIPE, text=True, env={**os.environ, "DIALOOP_HOME": str(home)})
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            httpx.get(f"http://127.0.0.1:{port}/api/health", timeout=2)
-            return process
-        except httpx.TransportError:
-            assert process.poll() is None, process.stderr.read()  # type: ignore[union-attr]
-            assert time.monotonic() < deadline, "the server did not start"
-            time.sleep(0.2)
 
 
 def _stop(process: subprocess.Popen[str]) -> str:
@@ -58,8 +38,16 @@ def _stop(process: subprocess.Popen[str]) -> str:
 
 
 def test_without_keys_it_listens_on_loopback_only(dialoop_home: Path) -> None:
-    port = _free_port()
-    process = _serve(dialoop_home, port, "--host", "0.0.0.0")
+    refused = subprocess.run(
+        [sys.executable, "-c", "from dialoop.cli import main; main()", "serve",
+         "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60,
+        env={**os.environ, "DIALOOP_HOME": str(dialoop_home)})
+    assert refused.returncode == 2
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "loopback only, not on 0.0.0.0" in refused.stderr
+    assert "dialoop users add NAME" in refused.stderr
+    port = free_port()
+    process = serve(dialoop_home, port)
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/api/health").json()["auth"] == "local"
         assert _listening_addresses(port) == {"127.0.0.1"}
@@ -68,14 +56,12 @@ def test_without_keys_it_listens_on_loopback_only(dialoop_home: Path) -> None:
         assert auto == {"on": True, "after": 5, "idle_seconds": 300.0}
     finally:
         err = _stop(process)
-    assert "listens on 127.0.0.1 only (not 0.0.0.0)" in err
-    assert "dialoop users add NAME" in err
     assert "consolidates into an adapter by itself after 5 new lessons or ratings" in err
 
 
 def test_no_learn_turns_the_background_loop_off(dialoop_home: Path) -> None:
-    port = _free_port()
-    process = _serve(dialoop_home, port, "--no-learn")
+    port = free_port()
+    process = serve(dialoop_home, port, "--no-learn")
     try:
         auto = httpx.get(f"http://127.0.0.1:{port}/api/learning/status").json()["auto"]
         assert auto["on"] is False

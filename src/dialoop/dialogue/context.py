@@ -15,10 +15,19 @@ then the new message, leaving room for the answer. Rules, in order:
 Evidence (lessons from the correction memory, knowledge-graph triples, document
 passages, tool results) goes into the system message, numbered so that an answer
 can cite it; it is never dropped to make room for older turns.
+
+Cost: fitting is linear in what is kept, whatever the length of the history (a
+request may carry thousands of messages). Earlier messages are tokenized one at a
+time, newest first, each once, and only until the window is full; their sum plus
+the template's per-message overhead (measured once with small probes) estimates
+the prompt. The chosen prompt is then rendered and counted whole to correct the
+estimate by a block if it was off. Text far longer than the window is cut by
+characters before it is tokenized, so a 1 MB message is never tokenized whole.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -29,6 +38,10 @@ from dialoop.evidence import Evidence, render_evidence
 __all__ = ["DROP_BLOCK", "Prompt", "build_prompt"]
 
 DROP_BLOCK = 4  # exchanges dropped at a time
+# No token is longer than this many characters in practice, so text of more than
+# limit * _CHARS_PER_TOKEN characters has more than ``limit`` tokens.
+_CHARS_PER_TOKEN = 16
+_PROBE = "probe"  # content of the messages that measure the template's overhead
 
 
 @dataclass(frozen=True)
@@ -62,56 +75,168 @@ def build_prompt(
     head: list[Message] = []
     if evidence:
         system = "\n\n".join(p for p in (system, render_evidence(evidence)) if p)
+    # Contents are counted as the engine will render them: a control token spelled in a
+    # message is one token as counted but several once escaped (about 8 for <|im_start|>).
+    message = engine.escape(message)
     if system:
-        text, cut = _fit(engine, system, budget // 4)
+        text, _, cut = _fit(engine, engine.escape(system), budget // 4)
         head.append({"role": "system", "content": text})
         if cut:
             truncated.append("system prompt")
-    old: list[Message] = []
-    for m in history:
-        text, cut = _fit(engine, m["content"], budget // 4)
-        old.append({"role": m["role"], "content": text})
-        if cut:
-            truncated.append(f"earlier {m['role']} message")
+    old = _History(engine, history, budget // 4)
+    new: Message = {"role": "user", "content": message}
 
-    exchanges = len(old) // 2
-    for drop in range(0, exchanges + DROP_BLOCK, DROP_BLOCK):
-        kept = old[min(drop, exchanges) * 2:]
-        messages = [*head, *kept, {"role": "user", "content": message}]
-        tokens = engine.count_tokens(engine.render(messages))
-        if tokens <= budget:
-            return Prompt(messages, tokens, len(old) - len(kept), truncated, list(evidence))
+    # The new message with the system prompt alone: if that does not fit, nothing
+    # older can (too many characters is too many tokens, without counting them).
+    alone = budget + 1
+    if len(message) <= budget * _CHARS_PER_TOKEN:
+        alone = _count(engine, [*head, new])
+    if alone <= budget:
+        start, tokens = _newest_that_fit(engine, head, old, new, budget, alone)
+        kept = old.messages(start)
+        return Prompt([*head, *kept, new], tokens, len(old) - len(kept),
+                      [*truncated, *old.cut_notes(start)], list(evidence))
 
     # Even alone with the system prompt, the new message is too long: cut it.
-    fixed = engine.count_tokens(engine.render([*head, {"role": "user", "content": ""}]))
+    messages, tokens = _cut_message(engine, head, message, budget)
+    return Prompt(messages, tokens, len(old), [*truncated, "your message"], list(evidence))
+
+
+def _newest_that_fit(
+    engine: Engine, head: list[Message], old: _History, new: Message, budget: int, alone: int,
+) -> tuple[int, int]:
+    """Where the kept history starts (the fewest whole blocks dropped) and the prompt's tokens.
+
+    ``alone`` is the tokens of the prompt with no history, which fits.
+    """
+    n = len(old)
+    if n == 0:
+        return 0, alone
+    exchanges = n // 2
+    # Candidate starts, fewest dropped first: whole blocks of exchanges, then nothing kept.
+    starts = sorted({*(min(d, exchanges) * 2
+                       for d in range(0, exchanges + DROP_BLOCK, DROP_BLOCK)), n})
+    # Estimate: walk back from the newest message until the room is used up.
+    room, per_message = budget - alone, _overhead(engine, head)
+    used, first = 0.0, n
+    for i in range(n - 1, -1, -1):
+        used += old.tokens(i) + per_message
+        if used > room:
+            break
+        first = i
+    counted: dict[int, int] = {len(starts) - 1: alone}
+
+    def tokens_at(k: int) -> int:  # the real count, rendered whole (each start at most once)
+        if k not in counted:
+            counted[k] = _count(engine, [*head, *old.messages(starts[k]), new])
+        return counted[k]
+
+    k = bisect_left(starts, first)
+    while tokens_at(k) > budget:  # the estimate was short: drop one more block
+        k += 1
+    while k > 0 and tokens_at(k - 1) <= budget:  # it was long: keep one more block
+        k -= 1
+    return starts[k], tokens_at(k)
+
+
+def _cut_message(
+    engine: Engine, head: list[Message], message: str, budget: int,
+) -> tuple[list[Message], int]:
+    """The system prompt and ``message`` cut to fit ``budget`` with it; their tokens."""
+    fixed = _count(engine, [*head, {"role": "user", "content": ""}])
     if budget - fixed < 16:
         raise ContextOverflowError(
             f"The system prompt leaves no room in the {engine.context_window}-token context "
             "window: shorten it."
         )
-    text, _ = _fit(engine, message, budget - fixed)
-    messages = [*head, {"role": "user", "content": text}]
-    tokens = engine.count_tokens(engine.render(messages))
-    return Prompt(messages, tokens, len(old), [*truncated, "your message"], list(evidence))
+    limit = budget - fixed
+    for _ in range(3):  # the template can join a token or two across the message's edges
+        text, _, _ = _fit(engine, message, limit)
+        messages: list[Message] = [*head, {"role": "user", "content": text}]
+        tokens = _count(engine, messages)
+        if tokens <= budget:
+            break
+        limit -= tokens - budget
+    return messages, tokens
 
 
-def _fit(engine: Engine, text: str, limit: int) -> tuple[str, bool]:
-    """``text`` cut in the middle to at most ``limit`` tokens, with a note; and whether cut."""
-    total = engine.count_tokens(text)
-    if total <= limit:
-        return text, False
-    # Binary search on kept characters (the note costs tokens too). No token is
-    # longer than 16 characters in practice, which bounds the search.
-    lo, hi = 0, min(len(text), limit * 16)
-    best = _cut(text, 0)
+class _History:
+    """The earlier messages, each cut to ``limit`` tokens and counted when first needed.
+
+    Only the newest messages, those that can still fit, are ever tokenized.
+    """
+
+    def __init__(self, engine: Engine, messages: Sequence[Message], limit: int) -> None:
+        self._engine = engine
+        self._messages = messages
+        self._limit = limit
+        self._fitted: dict[int, tuple[Message, int, bool]] = {}  # message, tokens, cut
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def _get(self, i: int) -> tuple[Message, int, bool]:
+        if i not in self._fitted:
+            m = self._messages[i]
+            content = self._engine.escape(m["content"])
+            text, tokens, cut = _fit(self._engine, content, self._limit)
+            self._fitted[i] = ({"role": m["role"], "content": text}, tokens, cut)
+        return self._fitted[i]
+
+    def tokens(self, i: int) -> int:
+        return self._get(i)[1]
+
+    def messages(self, start: int) -> list[Message]:
+        return [self._get(i)[0] for i in range(start, len(self))]
+
+    def cut_notes(self, start: int) -> list[str]:
+        return [f"earlier {m['role']} message"
+                for m, _, cut in map(self._get, range(start, len(self))) if cut]
+
+
+def _count(engine: Engine, messages: list[Message]) -> int:
+    return engine.count_tokens(engine.render(messages))
+
+
+def _overhead(engine: Engine, head: list[Message]) -> float:
+    """Tokens the chat template adds around one earlier message (beyond its own count).
+
+    Measured with an exchange of probes between ``head`` and a final user message,
+    where earlier messages sit, so that roles still alternate and templates that add
+    something before the first message add it in both renderings.
+    """
+    probe: Message = {"role": "user", "content": _PROBE}
+    pair: list[Message] = [probe, {"role": "assistant", "content": _PROBE}]
+    grown = _count(engine, [*head, *pair, probe]) - _count(engine, [*head, probe])
+    return (grown - 2 * engine.count_tokens(_PROBE)) / 2
+
+
+def _fit(engine: Engine, text: str, limit: int) -> tuple[str, int, bool]:
+    """``text`` cut in the middle to at most ``limit`` tokens, with a note; its tokens; and
+    whether it was cut.
+
+    Text of more than ``limit * _CHARS_PER_TOKEN`` characters cannot fit: it is cut
+    without being tokenized whole.
+    """
+    bound = limit * _CHARS_PER_TOKEN
+    if len(text) <= bound:
+        total = engine.count_tokens(text)
+        if total <= limit:
+            return text, total, False
+    # Binary search on kept characters (the note costs tokens too).
+    lo, hi = 0, min(len(text), bound)
+    best, best_tokens = _cut(text, 0), -1
     while lo <= hi:
         mid = (lo + hi) // 2
         candidate = _cut(text, mid)
-        if engine.count_tokens(candidate) <= limit:
-            best, lo = candidate, mid + 1
+        tokens = engine.count_tokens(candidate)
+        if tokens <= limit:
+            best, best_tokens, lo = candidate, tokens, mid + 1
         else:
             hi = mid - 1
-    return best, True
+    if best_tokens < 0:
+        best_tokens = engine.count_tokens(best)
+    return best, best_tokens, True
 
 
 def _cut(text: str, keep: int) -> str:

@@ -113,12 +113,16 @@ class IntentClassifier:
         return IntentResult(intent, confidence, ranking, nearest, ood)
 
     def fallback(self, message: str, result: IntentResult, engine: Engine,
-                 context: Sequence[Message] = ()) -> IntentResult:
-        """Ask the model to choose among the top candidates of an unsure ``result``."""
+                 context: Sequence[Message] = (), *,
+                 cache_scope: str | None = None) -> IntentResult:
+        """Ask the model to choose among the top candidates of an unsure ``result``.
+
+        ``cache_scope`` is the user's (see :meth:`dialoop.engine.Engine.stream`).
+        """
         candidates = [n for n, _ in result.ranking[:FALLBACK_CANDIDATES]]
         prompt = _fallback_prompt(self.domain, message, candidates, context)
         params = GenerationParams(temperature=0.0, max_tokens=4, seed=0)
-        text = "".join(c.text for c in engine.stream(prompt, params))
+        text = "".join(c.text for c in engine.stream(prompt, params, cache_scope=cache_scope))
         choice = re.search(r"\d", text)
         if not choice or not 1 <= int(choice.group()) <= len(candidates):
             log.debug("intent fallback gave no usable choice: %r", text)

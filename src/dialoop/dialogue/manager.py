@@ -199,7 +199,7 @@ class DialogueManager:
         correction memory out of this turn.
         """
         before = state_from_turns(turns, self.domain)
-        result, understood = self._understand(message, before, history)
+        result, understood = self._understand(message, before, history, user)
         recall = self.memory.recall(message, user=user) \
             if self.memory is not None and use_memory else Recall()
         turn = _Turn(understood, understood.state, result.ranking)
@@ -299,8 +299,8 @@ class DialogueManager:
 
     # -- understand -----------------------------------------------------------------------
 
-    def _understand(self, message: str, before: DialogueState,
-                    history: Sequence[Message]) -> tuple[IntentResult, Understanding]:
+    def _understand(self, message: str, before: DialogueState, history: Sequence[Message],
+                    user: str) -> tuple[IntentResult, Understanding]:
         if self.classifier is None:  # the general domain: one intent, nothing to fill
             only = next(iter(self.domain.spec.intents))
             result = IntentResult(only, 1.0, [(only, 1.0)], source="only intent")
@@ -310,7 +310,8 @@ class DialogueManager:
         u = self.domain.spec.understanding
         if result.confidence < u.confidence_threshold and u.llm_fallback and not (
                 before.requested or before.confirming):  # an answer to our question is no intent
-            result = self.classifier.fallback(message, result, self.engine, history)
+            result = self.classifier.fallback(message, result, self.engine, history,
+                                              cache_scope=user)
         slots = [*self.domain.intent_slots(result.intent), *self.domain.intent_slots(before.intent)]
         if before.requested:
             slots.append(before.requested)

@@ -7,7 +7,7 @@ would tell that it exists).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,11 +15,17 @@ import sqlalchemy as sa
 
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.store import Database
-from dialoop.store.models import ChatSession, Turn, utcnow
+from dialoop.store.models import (
+    MAX_ID,
+    ChatSession,
+    Turn,
+    check_session_name,
+    check_text,
+    utcnow,
+)
 
-__all__ = ["ChatSession", "SessionSummary", "Sessions", "Turn"]
+__all__ = ["ChatSession", "SessionSummary", "Sessions", "Turn", "check_session_name"]
 
-MAX_NAME = 200
 TITLE_LENGTH = 80
 
 
@@ -44,7 +50,9 @@ class Sessions:
         model: str | None = None,
     ) -> ChatSession:
         if name is not None:
-            name = _valid_name(name)
+            name = check_session_name(name)
+        if system_prompt is not None:
+            check_text(system_prompt, "The system prompt")
         with self.db.write() as s:
             if name is not None and _by_name(s, user, name) is not None:
                 raise InvalidInputError(
@@ -106,6 +114,8 @@ class Sessions:
 
     def turn(self, turn_id: int, user: str) -> Turn:
         """Turn ``turn_id`` if it is in one of ``user``'s sessions (else: not found)."""
+        if not 0 < turn_id <= MAX_ID:  # no row has it, and SQLite cannot even look it up
+            raise NotFoundError(f"No turn {turn_id} in your sessions.")
         with self.db.read() as s:
             turn = s.scalar(
                 sa.select(Turn).join(ChatSession, ChatSession.id == Turn.session_id)
@@ -117,20 +127,41 @@ class Sessions:
 
     def add_turn(self, session: ChatSession, role: str, content: str, **fields: Any) -> Turn:
         """Append a turn and commit it: when this returns, the turn is on disk."""
-        if role not in ("user", "assistant"):
-            raise InvalidInputError(f"A turn's role is 'user' or 'assistant', not {role!r}.")
+        return self.add_turns(session, [(role, content)], **fields)[0]
+
+    def add_turns(
+        self, session: ChatSession, messages: Iterable[tuple[str, str]], *,
+        only_if_empty: bool = False, **fields: Any,
+    ) -> list[Turn]:
+        """Append (role, content) messages in ONE transaction: all are stored, or none.
+
+        A client's history seeds a new session this way, so a crash (kill -9) in the
+        middle leaves no half history behind, and a retry finds the session still empty
+        and seeds it whole. With ``only_if_empty`` nothing is added (and [] returned)
+        when the session already has turns: checked inside the same transaction, so two
+        requests seeding one session cannot both do it. ``fields`` go to every turn.
+        """
+        pending = [(_valid_role(role), check_text(content, "A message"))
+                   for role, content in messages]  # refuse bad input before writing
+        turns: list[Turn] = []
         with self.db.write() as s:
             last = s.scalar(
                 sa.select(sa.func.max(Turn.position)).where(Turn.session_id == session.id)
             )
-            turn = Turn(session_id=session.id, position=(last or 0) + 1, role=role,
-                        content=content, **fields)
-            s.add(turn)
+            if only_if_empty and last is not None:
+                return []
+            for i, (role, content) in enumerate(pending, start=(last or 0) + 1):
+                turns.append(Turn(session_id=session.id, position=i, role=role,
+                                  content=content, **fields))
+            s.add_all(turns)
             values: dict[str, Any] = {"updated_at": utcnow()}
-            if role == "user" and not session.title:
-                values["title"] = session.title = _title(content)
+            first_question = next((c for r, c in pending if r == "user"), None)
+            if first_question is not None and not session.title:
+                values["title"] = _title(first_question)
             s.execute(sa.update(ChatSession).where(ChatSession.id == session.id).values(values))
-        return turn
+        if "title" in values:
+            session.title = values["title"]
+        return turns
 
     def set_status(self, session: ChatSession, status: str) -> None:
         """Mark a session: "active", or "handoff" (waiting for a person to take over)."""
@@ -191,11 +222,10 @@ def answered(turns: Sequence[Turn]) -> list[Turn]:
     return kept
 
 
-def _valid_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise InvalidInputError(f"A session name has 1 to {MAX_NAME} characters.")
-    return name
+def _valid_role(role: str) -> str:
+    if role not in ("user", "assistant"):
+        raise InvalidInputError(f"A turn's role is 'user' or 'assistant', not {role!r}.")
+    return role
 
 
 def _by_name(s: Any, user: str, name: str) -> ChatSession | None:

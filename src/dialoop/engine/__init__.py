@@ -2,7 +2,9 @@
 
 An engine knows how to turn chat messages into a prompt (the model's own chat
 template), count tokens, and stream an answer. It knows nothing about sessions,
-users or storage: those live in the layers above.
+users or storage: those live in the layers above. It only keeps apart what callers say
+must be kept apart: cached prompt state is reused within one ``cache_scope`` (the
+assistant's scope is the user), never across scopes.
 
 Implementations: :mod:`~dialoop.engine.llamacpp` (default, GGUF in process),
 :mod:`~dialoop.engine.torch` (transformers; the training-side twin) and
@@ -11,6 +13,7 @@ Implementations: :mod:`~dialoop.engine.llamacpp` (default, GGUF in process),
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,11 +73,21 @@ class Engine(Protocol):
     context_window: int  # tokens the prompt plus the answer may use
 
     def render(self, messages: Sequence[Message]) -> str:
-        """The prompt text for ``messages``, ending with the assistant's turn opener."""
+        """The prompt text for ``messages``, ending with the assistant's turn opener.
+
+        A control token spelled in a message's content is escaped (see
+        :mod:`~dialoop.engine.control_tokens`): only the template's own markers are tokens.
+        """
         ...
 
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` as this model's tokenizer counts them (special tokens parsed)."""
+        ...
+
+    def escape(self, text: str) -> str:
+        """``text`` as :meth:`render` puts a message's content into the prompt (control-token
+        spellings defused); escaping escaped text changes nothing. Counting what a message
+        will cost means counting this."""
         ...
 
     def stream(
@@ -83,8 +96,20 @@ class Engine(Protocol):
         params: GenerationParams,
         *,
         adapter: str | None = None,
+        cache_scope: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[Chunk]:
         """Generate an answer to ``messages``, streamed; ``adapter`` names a loaded LoRA.
+
+        ``cache_scope`` partitions the prefix (KV) cache: the prompt reuses the cached state
+        of earlier prompts of the same scope only, so that how much was reused
+        (``Usage.cached_tokens``, and the time to the first token) tells nothing about the
+        prompts of other scopes. The assistant passes the user; None is one scope shared by
+        every caller that passes none (evaluation, training, replay).
+
+        ``stop``, set from any thread, stops this generation alone, as soon as the engine can
+        (llama.cpp: even mid-way through evaluating the prompt, which for a long prompt takes
+        minutes); it then ends with finish_reason "cancelled".
 
         Closing the iterator early stops generation. The last chunk has finish_reason.
         """

@@ -7,12 +7,25 @@ Three things make it more than a thin wrapper:
   evaluates the new tokens. When another conversation comes in, the state of the
   current one would be overwritten; we first park it in a small LRU
   (:class:`_SavedStates`) and bring it back when that conversation continues.
+  States are kept per ``cache_scope`` (the user): a prompt never reuses, and so never
+  measures, the state of another scope's prompt, however much of it it shares.
 - **Hot-swapped LoRA adapters**, applied per request without reloading the model;
   a request may name a stack of loaded adapters applied together
   (``adapter="user:ann@v3+user:ann@v3#style"``, see :mod:`dialoop.engine.adapters`).
   A KV state is only valid for the weights that produced it, so saved states are
   keyed by the whole stack.
 - **Text streaming** that never splits a UTF-8 character or shows half a stop string.
+- **Stopping mid-prompt.** ``Llama.generate`` evaluates the whole prompt in one call
+  (minutes for a few thousand tokens on a busy machine), and a stop flag checked between
+  generated tokens would wait for all of it. While a prompt is evaluated, llama.cpp's
+  abort callback watches the generation's ``stop`` flag, and decoding ends within one
+  graph node of it being set. The callback is a Python function that llama.cpp calls at
+  every node, so it takes the GIL each time: it is installed for the prompt only
+  (nodes that take milliseconds each), not while tokens are generated one at a time.
+
+Control tokens spelled in messages are escaped before rendering (see
+:mod:`dialoop.engine.control_tokens`), so that the prompt, tokenized with special tokens
+parsed, holds only the template's own markers.
 """
 
 from __future__ import annotations
@@ -32,6 +45,7 @@ import numpy as np
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
 from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
+from dialoop.engine.control_tokens import ControlTokens
 from dialoop.engine.models import check_gguf
 from dialoop.engine.streaming import TextStream
 from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
@@ -101,17 +115,24 @@ class LlamaCppEngine:
             template, eos_token=self._token_text(self._llm.token_eos()), bos_token=self._bos
         )
         self._vocab = llama_cpp.llama_model_get_vocab(self._llm.model)
+        self._control = ControlTokens.of(self._control_spellings())
         self._lock = threading.Lock()
         self._cancel = threading.Event()
+        self._stop: threading.Event | None = None  # the stop flag of the running generation
+        self._abort = llama_cpp.ggml_abort_callback(self._should_abort)  # keep a reference
         self._reuse = reuse_prefix
         self._states = _SavedStates(prefix_cache_bytes if reuse_prefix else 0)
         self._adapters: dict[str, ctypes.c_void_p] = {}  # loaded parts
         self._active_adapter: str | None = None  # the stack key applied now
+        self._live_scope: str | None = None  # the cache scope of the tokens in the context
 
     # -- text ---------------------------------------------------------------------
 
     def render(self, messages: Sequence[Message]) -> str:
-        return self._formatter(messages=[dict(m) for m in messages]).prompt
+        return self._formatter(messages=self._control.escape_messages(messages)).prompt
+
+    def escape(self, text: str) -> str:
+        return self._control.escape(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self._tokenize(text))
@@ -120,6 +141,17 @@ class LlamaCppEngine:
         # The template may already spell out BOS; only add it when it does not.
         add_bos = not (self._bos and text.startswith(self._bos))
         return self._llm.tokenize(text.encode("utf-8"), add_bos=add_bos, special=True)
+
+    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The tokens generation starts from: the rendered prompt, special tokens parsed."""
+        return self._tokenize(self.render(messages))
+
+    def _control_spellings(self) -> list[str]:
+        """How the vocabulary's control tokens (turn markers, end of text, …) are spelled."""
+        control = self._lib.LLAMA_TOKEN_ATTR_CONTROL
+        n = self._lib.llama_vocab_n_tokens(self._vocab)
+        return [self._token_text(t) for t in range(n)
+                if self._lib.llama_vocab_get_attr(self._vocab, t) & control]
 
     def _token_text(self, token: int) -> str:
         if token < 0:
@@ -134,24 +166,29 @@ class LlamaCppEngine:
         params: GenerationParams,
         *,
         adapter: str | None = None,
+        cache_scope: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[Chunk]:
-        tokens = self._tokenize(self.render(messages))
+        tokens = self._prompt_tokens(messages)
         room = self.context_window - len(tokens)
         if room <= 0:
             raise ContextOverflowError(
                 f"The prompt has {len(tokens)} tokens but the context window is "
                 f"{self.context_window}: shorten it or start a new session."
             )
-        return self._generate(tokens, params, min(params.max_tokens, room), adapter)
+        return self._generate(tokens, params, min(params.max_tokens, room), adapter, cache_scope,
+                              stop or threading.Event())
 
     def _generate(
-        self, tokens: list[int], params: GenerationParams, max_new: int, adapter: str | None
+        self, tokens: list[int], params: GenerationParams, max_new: int, adapter: str | None,
+        scope: str | None, stop: threading.Event,
     ) -> Iterator[Chunk]:
         with self._lock:
             self._cancel.clear()
+            self._stop = stop
             start = time.perf_counter()
             self._use_adapter(adapter)
-            cached = min(self._bring_best_prefix(tokens), len(tokens) - 1)
+            cached = min(self._bring_best_prefix(tokens, scope), len(tokens) - 1)
             self._llm.set_seed(params.seed if params.seed is not None else random.getrandbits(31))
             text = TextStream(params.stop)
             first: float | None = None
@@ -165,10 +202,12 @@ class LlamaCppEngine:
                 min_p=0.0,
                 repeat_penalty=params.repeat_penalty,
             )
+            self._watch_prompt(True)
             try:
-                for token in tokens_out:
+                for token in self._abortable(tokens_out):
                     if first is None:
                         first = time.perf_counter() - start
+                        self._watch_prompt(False)  # from here on, checked between tokens
                     if self._lib.llama_vocab_is_eog(self._vocab, token):
                         finish = "stop"
                         break
@@ -179,12 +218,17 @@ class LlamaCppEngine:
                     if text.stopped:
                         finish = "stop"
                         break
-                    if self._cancel.is_set():
+                    if self._stopping():
                         finish = "cancelled"
                         break
                     if n >= max_new:
                         break
+                else:
+                    if self._stopping():  # aborted while evaluating the prompt
+                        finish = "cancelled"
             finally:
+                self._watch_prompt(False)
+                self._stop = None
                 tokens_out.close()
             usage = Usage(len(tokens), n, max(cached, 0), time.perf_counter() - start, first)
             yield Chunk(text.flush(), finish_reason=finish, usage=usage)
@@ -192,21 +236,65 @@ class LlamaCppEngine:
     def cancel(self) -> None:
         self._cancel.set()
 
+    # -- stopping mid-prompt ----------------------------------------------------------
+
+    def _stopping(self) -> bool:
+        stop = self._stop
+        return self._cancel.is_set() or (stop is not None and stop.is_set())
+
+    def _should_abort(self, _data: ctypes.c_void_p) -> bool:
+        """llama.cpp's abort callback: called between graph nodes, on llama.cpp's thread."""
+        return self._stopping()
+
+    def _watch_prompt(self, on: bool) -> None:
+        """Install (or remove) the abort callback on the context."""
+        callback = self._abort if on else self._lib.ggml_abort_callback()  # a NULL pointer
+        self._lib.llama_set_abort_callback(self._llm.ctx, callback, None)
+
+    def _abortable(self, tokens_out: Iterator[int]) -> Iterator[int]:
+        """``tokens_out``, ending early (and cleanly) if the stop flag aborts a decode.
+
+        An aborted ``llama_decode`` leaves the ubatches it finished in the KV cache, beyond
+        the tokens ``Llama`` counts (whole batches, ``n_tokens``): they are removed, so that
+        the cache holds exactly the counted prefix, which the next prompt may reuse and
+        which is parked like any other state.
+        """
+        while True:
+            try:
+                token = next(tokens_out)
+            except StopIteration:
+                return
+            except RuntimeError:
+                if not self._stopping():
+                    raise
+                mem = self._lib.llama_get_memory(self._llm.ctx)
+                self._lib.llama_memory_seq_rm(mem, -1, self._llm.n_tokens, -1)
+                log.debug("prompt evaluation aborted after %d tokens", self._llm.n_tokens)
+                return
+            yield token
+
     # -- prefix states --------------------------------------------------------------
 
-    def _bring_best_prefix(self, tokens: list[int]) -> int:
-        """Make the KV cache hold the longest known prefix of ``tokens``; return its length."""
+    def _bring_best_prefix(self, tokens: list[int], scope: str | None) -> int:
+        """Make the KV cache hold the longest prefix of ``tokens`` known in ``scope``.
+
+        Returns its length. Only states made in ``scope`` count: the live context of
+        another scope is parked (if worth it) and cleared, whatever it shares with
+        ``tokens``, so that neither the reported count nor the work done depends on it.
+        """
         if not self._reuse:
             self._llm.reset()
             return 0
-        current = self._llm.input_ids[: self._llm.n_tokens]
-        here = _common_prefix(current, tokens)
-        saved = self._states.best(self._active_adapter, tokens)
-        if saved is not None and saved.common > here:
-            self._park_current(here)
-            self._restore(saved.tokens, saved.data)
-            return saved.common
+        here = 0
+        if scope == self._live_scope:
+            here = _common_prefix(self._llm.input_ids[: self._llm.n_tokens], tokens)
+        saved = self._states.take_best(self._active_adapter, scope, tokens, longer_than=here)
         self._park_current(here)
+        if saved is not None:
+            here = saved.common if self._restore(saved.tokens, saved.data) else 0
+        elif here == 0:
+            self._llm.reset()  # Llama.generate must not find a prefix of its own in there
+        self._live_scope = scope
         return here
 
     def _park_current(self, keep: int) -> None:
@@ -217,22 +305,25 @@ class LlamaCppEngine:
         size = self._lib.llama_state_seq_get_size(self._llm.ctx, 0)
         buf = (ctypes.c_uint8 * size)()
         written = self._lib.llama_state_seq_get_data(self._llm.ctx, buf, size, 0)
-        self._states.put(self._active_adapter, self._llm.input_ids[:n].copy(), bytes(buf[:written]))
+        self._states.put(self._active_adapter, self._live_scope, self._llm.input_ids[:n].copy(),
+                         bytes(buf[:written]))
 
-    def _restore(self, tokens: np.ndarray, data: bytes) -> None:
+    def _restore(self, tokens: np.ndarray, data: bytes) -> bool:
+        """Load a parked state into the context; False (context reset) if llama.cpp refuses."""
         mem = self._lib.llama_get_memory(self._llm.ctx)
         self._lib.llama_memory_clear(mem, True)
         buf = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
         if self._lib.llama_state_seq_set_data(self._llm.ctx, buf, len(data), 0) != len(data):
             log.warning("could not restore a saved KV state; evaluating the prompt in full")
             self._llm.reset()
-            return
+            return False
         n = len(tokens)
         self._llm.input_ids[:n] = tokens
         self._llm.n_tokens = n
         # The logits in memory belong to another sequence: Llama must evaluate at least
         # one token before sampling. (A private flag of Llama; see Llama.generate.)
         self._llm._requires_eval = True
+        return True
 
     # -- adapters ---------------------------------------------------------------------
 
@@ -318,7 +409,9 @@ class _Saved:
 
 
 class _SavedStates:
-    """An LRU of parked KV states, bounded in bytes, keyed by (adapter stack, tokens).
+    """An LRU of parked KV states, bounded in bytes, keyed by (adapter stack, scope, tokens).
+
+    A state is found only by a prompt of the same cache scope (and adapter stack).
 
     Written here rather than with ``llama_cpp.LlamaRAMCache`` because that cache
     stores full ``Llama.save_state()`` snapshots, which copy the n_batch × vocab
@@ -328,25 +421,31 @@ class _SavedStates:
 
     def __init__(self, capacity_bytes: int) -> None:
         self.capacity = capacity_bytes
-        self._items: OrderedDict[tuple[str | None, bytes], _Saved] = OrderedDict()
+        self._items: OrderedDict[tuple[str | None, str | None, bytes], _Saved] = OrderedDict()
 
     @property
     def enabled(self) -> bool:
         return self.capacity > 0
 
-    def put(self, adapter: str | None, tokens: np.ndarray, data: bytes) -> None:
+    def put(self, adapter: str | None, scope: str | None, tokens: np.ndarray, data: bytes) -> None:
         if len(data) > self.capacity:
             return
-        self._items[(adapter, tokens.tobytes())] = _Saved(tokens, data)
-        self._items.move_to_end((adapter, tokens.tobytes()))
+        key = (adapter, scope, tokens.tobytes())
+        self._items[key] = _Saved(tokens, data)
+        self._items.move_to_end(key)
         while sum(len(s.data) for s in self._items.values()) > self.capacity:
             self._items.popitem(last=False)
 
-    def best(self, adapter: str | None, tokens: list[int]) -> _Saved | None:
-        """The saved state sharing the longest prefix with ``tokens``, taken out of the LRU."""
-        best_key, best_len = None, 0
+    def take_best(
+        self, adapter: str | None, scope: str | None, tokens: list[int], *, longer_than: int = 0
+    ) -> _Saved | None:
+        """The state of ``scope`` sharing the longest prefix with ``tokens``, if that is
+        longer than ``longer_than``: taken out of the LRU, cut to the shared prefix."""
+        best_key, best_len = None, longer_than
         for key, saved in self._items.items():
-            if key[0] == adapter and (n := _common_prefix(saved.tokens, tokens)) > best_len:
+            if key[:2] != (adapter, scope):
+                continue
+            if (n := _common_prefix(saved.tokens, tokens)) > best_len:
                 best_key, best_len = key, n
         if best_key is None:
             return None

@@ -11,11 +11,18 @@ approximate here and only used to budget the context window:
 Adapters: the server serves them (vLLM ``--lora-modules NAME=PATH``); a request for
 adapter NAME is sent with ``model=NAME``, the vLLM convention. One adapter per request:
 a stack of adapters (``a+b``, see :mod:`dialoop.engine.adapters`) is refused.
+
+The server's prefix cache is its own: ``cache_scope`` is not sent, and no cached-token
+count is reported. Since the server's vocabulary is unknown here, the control tokens
+escaped in messages (see :mod:`dialoop.engine.control_tokens`) are the spellings chat
+templates commonly use: ``<|name|>`` (ChatML, Llama 3, Phi), ``<｜name｜>`` (DeepSeek),
+``<s>``/``</s>``, ``[INST]``/``[/INST]`` and Gemma's ``<start_of_turn>``/``<end_of_turn>``.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +33,7 @@ import httpx
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
 from dialoop.engine.adapters import STACK_SEP
+from dialoop.engine.control_tokens import ControlTokens
 from dialoop.errors import EngineError, InvalidInputError
 
 __all__ = ["RemoteEngine"]
@@ -33,6 +41,9 @@ __all__ = ["RemoteEngine"]
 log = logging.getLogger(__name__)
 
 DEFAULT_CONTEXT = 4096
+
+_COMMON_CONTROL_TOKENS = ControlTokens(re.compile(
+    r"<\|[^\s|<>]{1,64}\|>|<｜[^｜<>]{1,64}｜>|</?s>|\[/?INST\]|<(?:start|end)_of_turn>"))
 
 
 class RemoteEngine:
@@ -71,8 +82,12 @@ class RemoteEngine:
     # -- text ---------------------------------------------------------------------
 
     def render(self, messages: Sequence[Message]) -> str:
-        body = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in messages)
+        escaped = _COMMON_CONTROL_TOKENS.escape_messages(messages)
+        body = "".join(f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in escaped)
         return body + "<|im_start|>assistant\n"
+
+    def escape(self, text: str) -> str:
+        return _COMMON_CONTROL_TOKENS.escape(text)
 
     def count_tokens(self, text: str) -> int:
         if self._tokenize is None:
@@ -108,6 +123,8 @@ class RemoteEngine:
         params: GenerationParams,
         *,
         adapter: str | None = None,
+        cache_scope: str | None = None,  # the server's prefix cache is its own
+        stop: threading.Event | None = None,
     ) -> Iterator[Chunk]:
         if adapter is not None and STACK_SEP in adapter:
             raise InvalidInputError(
@@ -122,7 +139,7 @@ class RemoteEngine:
             extra["repeat_penalty"] = params.repeat_penalty
         request = dict(
             model=adapter or self.name,
-            messages=[dict(m) for m in messages],
+            messages=_COMMON_CONTROL_TOKENS.escape_messages(messages),
             stream=True,
             stream_options={"include_usage": True},
             temperature=params.temperature,
@@ -132,9 +149,9 @@ class RemoteEngine:
             seed=params.seed,
             extra_body=extra or None,
         )
-        return self._generate(request)
+        return self._generate(request, stop or threading.Event())
 
-    def _generate(self, request: dict[str, Any]) -> Iterator[Chunk]:
+    def _generate(self, request: dict[str, Any], stop: threading.Event) -> Iterator[Chunk]:
         import openai
 
         self._cancel.clear()
@@ -158,7 +175,7 @@ class RemoteEngine:
                             yield Chunk(text)
                         if choice.finish_reason in ("stop", "length"):
                             finish = choice.finish_reason
-                    if self._cancel.is_set():
+                    if self._cancel.is_set() or stop.is_set():
                         finish = "cancelled"
                         break
         except openai.APIConnectionError as exc:

@@ -7,7 +7,9 @@ next load takes well under a second. An HF folder is loaded as is.
 Generation is a plain token loop over a ``DynamicCache`` rather than
 ``model.generate()``: the loop keeps the KV cache between calls (so the next turn
 of a conversation only evaluates new tokens, as the llama.cpp engine does) and can
-stop at any token on ``cancel()``.
+stop at any token on ``cancel()``. The kept cache is reused only by a prompt of the same
+``cache_scope`` (the user), as in the llama.cpp engine; control tokens spelled in messages
+are escaped before rendering (:mod:`dialoop.engine.control_tokens`).
 
 A request may name a stack of loaded adapters (``"user:ann@v3+user:ann@v3#style"``, see
 :mod:`dialoop.engine.adapters`): PEFT activates all of them, and every LoRA layer adds
@@ -30,6 +32,7 @@ import torch
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
 from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
+from dialoop.engine.control_tokens import ControlTokens
 from dialoop.engine.models import ModelSource
 from dialoop.engine.streaming import TextStream
 from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
@@ -111,22 +114,34 @@ class TorchEngine:
         if not self.tokenizer.chat_template:
             raise ModelLoadError(f"{source.name} has no chat template; dialoop needs a chat model.")
         self._eos = _eos_ids(self.model, self.tokenizer)
+        # The added tokens the tokenizer marks special are the control tokens (the same
+        # set llama.cpp marks CONTROL in a converted GGUF).
+        self._control = ControlTokens.of(
+            t.content for t in self.tokenizer.added_tokens_decoder.values() if t.special)
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._peft: Any = None  # a PeftModel wrapping self.model once an adapter is loaded
         self._active_adapter: str | None = None
         self._kv: Any = None  # DynamicCache of the last call
         self._kv_ids: list[int] = []  # the tokens whose keys/values _kv holds
+        self._kv_scope: str | None = None  # the cache scope of the prompt that made _kv
 
     # -- text ---------------------------------------------------------------------
 
     def render(self, messages: Sequence[Message]) -> str:
         return self.tokenizer.apply_chat_template(
-            [dict(m) for m in messages], tokenize=False, add_generation_prompt=True
+            self._control.escape_messages(messages), tokenize=False, add_generation_prompt=True
         )
+
+    def escape(self, text: str) -> str:
+        return self._control.escape(text)
 
     def count_tokens(self, text: str) -> int:
         return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _prompt_tokens(self, messages: Sequence[Message]) -> list[int]:
+        """The tokens generation starts from: the rendered prompt, special tokens parsed."""
+        return self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
 
     # -- generation ---------------------------------------------------------------
 
@@ -136,8 +151,10 @@ class TorchEngine:
         params: GenerationParams,
         *,
         adapter: str | None = None,
+        cache_scope: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[Chunk]:
-        ids = self.tokenizer(self.render(messages), add_special_tokens=False)["input_ids"]
+        ids = self._prompt_tokens(messages)
         room = self.context_window - len(ids)
         if room <= 0:
             raise ContextOverflowError(
@@ -149,16 +166,18 @@ class TorchEngine:
             for part in stack_parts(adapter):
                 if part not in self.adapters:
                     raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
-        return self._generate(ids, params, min(params.max_tokens, room), adapter)
+        return self._generate(ids, params, min(params.max_tokens, room), adapter, cache_scope,
+                              stop or threading.Event())
 
     def _generate(
-        self, ids: list[int], params: GenerationParams, max_new: int, adapter: str | None
+        self, ids: list[int], params: GenerationParams, max_new: int, adapter: str | None,
+        scope: str | None, stop: threading.Event,
     ) -> Iterator[Chunk]:
         with self._lock, torch.inference_mode():
             self._cancel.clear()
             start = time.perf_counter()
             model = self._use_adapter(adapter)
-            cached = self._reuse_prefix(ids)
+            cached = self._reuse_prefix(ids, scope)
             feed = torch.tensor([ids[cached:]])  # (1, T_new)
             seen = torch.tensor([ids])  # (1, T) every token so far, for the repeat penalty
             processors = _processors(params)
@@ -192,7 +211,7 @@ class TorchEngine:
                 if text.stopped:
                     finish = "stop"
                     break
-                if self._cancel.is_set():
+                if self._cancel.is_set() or stop.is_set():
                     finish = "cancelled"
                     break
                 feed = torch.tensor([[token]])
@@ -202,12 +221,17 @@ class TorchEngine:
             usage = Usage(len(ids), len(out), cached, time.perf_counter() - start, first)
             yield Chunk(rest, finish_reason=finish, usage=usage)
 
-    def _reuse_prefix(self, ids: list[int]) -> int:
-        """Crop the kept KV cache to its common prefix with ``ids``; return that length."""
+    def _reuse_prefix(self, ids: list[int], scope: str | None) -> int:
+        """Crop the kept KV cache to its common prefix with ``ids``; return that length.
+
+        A cache made in another scope is not reused at all, whatever it shares with ``ids``.
+        """
         from transformers import DynamicCache
 
+        kept = self._kv_ids if scope == self._kv_scope else []
+        self._kv_scope = scope
         n = 0
-        for a, b in zip(self._kv_ids, ids[:-1], strict=False):  # at least one token to feed
+        for a, b in zip(kept, ids[:-1], strict=False):  # at least one token to feed
             if a != b:
                 break
             n += 1

@@ -17,6 +17,11 @@ JSONL, one object per line (blank lines are skipped)::
 RDF: ``rdf:type`` is the type, ``rdfs:label``/``skos:prefLabel``/``schema:name`` the
 label, ``skos:altLabel`` an alias. Keys that are not IRIs are written under
 :data:`ENTITY_NS` and read back as the plain key, so files round-trip.
+
+Reading touches nothing but the file: a JSON-LD ``@context`` (or ``@import``) that
+names a URL is refused, since rdflib would fetch it (``file://`` too) and has no hook
+to stop it; relative IRIs resolve against :data:`ENTITY_NS`, not the current
+directory. A UTF-8 byte order mark (Excel writes one) is skipped.
 """
 
 from __future__ import annotations
@@ -90,7 +95,7 @@ def detect_format(path: Path, fmt: str | None = None) -> str:
 def read_records(path: Path, fmt: str | None = None) -> list[Record]:
     """Every record of the file, checked; a bad line raises InvalidInputError naming it."""
     fmt = detect_format(path, fmt)
-    text = read_text_file(path)
+    text = read_text_file(path).removeprefix("\ufeff")  # utf-8-sig: Excel's CSV has one
     try:
         if fmt == "csv":
             return list(_read_csv(text))
@@ -251,13 +256,47 @@ def _read_rdf(text: str, fmt: str) -> Iterator[Record]:
                 except Exception as exc:  # rdflib raises many kinds; all mean a bad line
                     raise InvalidInputError(f"line {line}: {_first_line(exc)}") from None
     else:
+        if fmt == "json-ld":
+            _refuse_remote_contexts(text)
         try:
-            g.parse(data=text, format=fmt)
+            g.parse(data=text, format=fmt, publicID=str(ENTITY_NS))
         except Exception as exc:  # rdflib's parsers raise many kinds; all mean bad syntax
             raise InvalidInputError(_first_line(exc)) from None
     properties = set(g.predicates())
     for s, p, o in sorted(g):
         yield _rdf_record(s, p, o, properties)
+
+
+def _refuse_remote_contexts(text: str) -> None:
+    """Refuse a JSON-LD document whose context would be fetched from elsewhere.
+
+    rdflib loads every string ``@context`` (alone or in a list, at any depth, scoped
+    contexts included) and every ``@import`` with urllib, from the network or the
+    disk, and offers no document loader to refuse it; so the document is checked
+    before rdflib sees it. Inline contexts (JSON objects) are fine.
+    """
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InvalidInputError(f"not JSON ({exc.msg} at line {exc.lineno}).") from None
+    except RecursionError:
+        raise InvalidInputError("the JSON is nested too deeply.") from None
+    stack: list[Any] = [doc]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in node.items():
+                found = value if key in ("@context", "@import") else None
+                urls = [v for v in (found if isinstance(found, list) else [found])
+                        if isinstance(v, str)]
+                if urls:
+                    raise InvalidInputError(
+                        f"the {key} {str(urls[0])[:200]!r} is a link, and imports never fetch "
+                        "anything: put the context itself in the file (\"@context\": {...})."
+                    )
+                stack.append(value)
 
 
 def _first_line(exc: Exception) -> str:

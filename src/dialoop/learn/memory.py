@@ -100,9 +100,11 @@ def terms_match(terms: Sequence[str], question: str, message: str) -> bool:
 
     Every key term of the lesson must appear in the message, and every name in the
     message must appear in the lesson's question: "… of East Jasuwyn?" names a place
-    the lesson about "Jasuwyn" does not.
+    the lesson about "Jasuwyn" does not. A question without a single word ("?!?", which
+    :meth:`CorrectionMemory.prepare` refuses, but older databases may hold) is about
+    nothing, so it matches nothing, whatever the similarity says.
     """
-    if not terms_present(terms, message):
+    if not _WORD.search(question) or not terms_present(terms, message):
         return False
     names = [t for t in _names(message) if t not in _COMMON]
     return terms_present(names, question)
@@ -217,6 +219,11 @@ class CorrectionMemory:
             raise InvalidInputError("The question is empty: say what was asked.")
         if not answer:
             raise InvalidInputError("The answer is empty: give the answer it should have given.")
+        if not _WORD.search(question):
+            raise InvalidInputError(
+                f"The question {question[:40]!r} has no words, only symbols: a lesson is "
+                "recalled by what its question is about: teach it with a question in words."
+            )
         if len(question) > MAX_QUESTION_CHARS or len(answer) > MAX_ANSWER_CHARS:
             raise InvalidInputError(
                 f"A lesson's question has at most {MAX_QUESTION_CHARS:,} characters and its "

@@ -1,7 +1,9 @@
 """The native API, part one: health, metrics, the caller, sessions and turns with traces.
 
 Everything here acts for the caller only: another user's session or turn does not
-exist as far as the caller can tell (404, the same as a wrong id).
+exist as far as the caller can tell (404, the same as a wrong id). A session
+reference that no session could have (control characters, over 200 characters) and
+an id outside 1..2^63-1 are invalid requests (400), refused before any lookup.
 """
 
 from __future__ import annotations
@@ -9,20 +11,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
 from dialoop import __version__
 from dialoop.assistant import Assistant, Parts
-from dialoop.dialogue.session import turn_to_dict
+from dialoop.dialogue.session import check_session_name, turn_to_dict
 from dialoop.serve.auth import Auth, CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse
 from dialoop.serve.metrics import CONTENT_TYPE, Metrics
 from dialoop.serve.scheduler import Scheduler
 from dialoop.store.accounts import Caller
-from dialoop.store.models import ChatSession
+from dialoop.store.models import MAX_ID, ChatSession
 
 __all__ = ["router"]
 
@@ -31,6 +33,9 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "or not found (for you)."},
 }
 router = APIRouter(prefix="/api", responses=_ERRORS)
+TurnId = Annotated[int, Path(ge=1, le=MAX_ID, description="A turn's id (dialoop.turn_id).")]
+SessionRef = Annotated[str, Path(min_length=1, max_length=200,
+                                 description="A session's name or id.")]
 
 
 # -- models ----------------------------------------------------------------------------------
@@ -148,13 +153,13 @@ async def list_sessions(
 
 @router.get("/sessions/{ref}", response_model=SessionOut, tags=["sessions"],
             summary="One of your sessions (by name or id) with all its turns and traces")
-async def get_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
+async def get_session(request: Request, caller: CallerDep, ref: SessionRef) -> dict[str, Any]:
     return await run_in_threadpool(_export, request.app.state.parts, ref, caller)
 
 
 @router.get("/sessions/{ref}/export", response_model=SessionOut, tags=["sessions"],
             summary="The same, as a JSON file to download")
-async def export_session(request: Request, caller: CallerDep, ref: str) -> JSONResponse:
+async def export_session(request: Request, caller: CallerDep, ref: SessionRef) -> JSONResponse:
     data = await run_in_threadpool(_export, request.app.state.parts, ref, caller)
     filename = f"dialoop-session-{data['id']}.json"
     return JSONResponse(SessionOut.model_validate(data).model_dump(mode="json"),
@@ -163,22 +168,22 @@ async def export_session(request: Request, caller: CallerDep, ref: str) -> JSONR
 
 @router.delete("/sessions/{ref}", response_model=DeletedOut, tags=["sessions"],
                summary="Delete one of your sessions and all its turns")
-async def delete_session(request: Request, caller: CallerDep, ref: str) -> dict[str, Any]:
+async def delete_session(request: Request, caller: CallerDep, ref: SessionRef) -> dict[str, Any]:
     parts: Parts = request.app.state.parts
-    session = await run_in_threadpool(parts.sessions.delete, ref, caller.user)
+    session = await run_in_threadpool(parts.sessions.delete, check_session_name(ref), caller.user)
     return {"deleted": session.id}
 
 
 @router.get("/turns/{turn_id}", response_model=TurnOut, tags=["sessions"],
             summary="One turn of yours, with its trace (why it was answered so)")
-async def get_turn(request: Request, caller: CallerDep, turn_id: int) -> dict[str, Any]:
+async def get_turn(request: Request, caller: CallerDep, turn_id: TurnId) -> dict[str, Any]:
     parts: Parts = request.app.state.parts
     turn = await run_in_threadpool(parts.sessions.turn, turn_id, caller.user)
     return {**turn_to_dict(turn), "session_id": turn.session_id}
 
 
 def _export(parts: Parts, ref: str, caller: Caller) -> dict[str, Any]:
-    data = parts.sessions.export(ref, caller.user)
+    data = parts.sessions.export(check_session_name(ref), caller.user)
     for turn in data["turns"]:
         turn["session_id"] = data["id"]
     return data

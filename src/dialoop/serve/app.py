@@ -12,14 +12,14 @@ permissions), which they find in ``app.state``.
 Parts: the OpenAI-compatible routes (:mod:`.openai`), the native API (:mod:`.api`),
 feedback and learning with the task that starts consolidation runs by itself
 (:mod:`.learning`), API keys (:mod:`.auth`), the answer scheduler (:mod:`.scheduler`),
-metrics (:mod:`.metrics`), the body size limit (:mod:`.limits`) and the web page
-(:mod:`.web`).
+metrics (:mod:`.metrics`), the Host, Origin and Content-Type checks (:mod:`.guard`),
+the body size limit (:mod:`.limits`) and the web page (:mod:`.web`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -30,6 +30,7 @@ from dialoop import __version__
 from dialoop.assistant import Assistant
 from dialoop.serve import api, knowledge, learning, openai, web
 from dialoop.serve.auth import Auth
+from dialoop.serve.guard import HttpGuard
 from dialoop.serve.httperrors import install_error_handlers
 from dialoop.serve.limits import BodyLimit
 from dialoop.serve.metrics import Metrics, MetricsMiddleware
@@ -39,6 +40,7 @@ from dialoop.serve.scheduler import Generation, Scheduler
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
 DEFAULT_MAX_BODY = 4 * 2**20  # an OpenAI request carries the whole conversation
+_RAW_BODY_PATHS = frozenset({"/api/knowledge/import"})  # the body is a file, not JSON
 _DESCRIPTION = """\
 dialoop's server: an OpenAI-compatible API under `/v1` and dialoop's own API under `/api`
 (sessions, turns and their traces, health, metrics). Send an API key as
@@ -53,12 +55,16 @@ def create_app(
     keys_required: bool = False,
     max_waiting: int = 32,
     max_body_bytes: int = DEFAULT_MAX_BODY,
+    allowed_hosts: Sequence[str] | None = None,
 ) -> FastAPI:
     """The ASGI app serving ``assistant``.
 
     ``keys_required`` forces API keys even when none exists yet (set it whenever the
     server listens beyond loopback). Up to ``max_waiting`` answers queue for the
-    engine(s); more get a 503. The caller keeps ownership of ``assistant``.
+    engine(s); more get a 503. ``allowed_hosts`` are the host names the server answers
+    to besides IP addresses and localhost (``"*"``: any; default: the
+    ``serve_allowed_hosts`` setting), see :mod:`.guard`. The caller keeps ownership of
+    ``assistant``.
     """
     slots = assistant.engine.size if isinstance(assistant.engine, EnginePool) else 1
     scheduler = Scheduler(slots, max_waiting)
@@ -94,7 +100,9 @@ def create_app(
     knowledge.install(app)
     web.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    app.add_middleware(HttpGuard, raw_body_paths=_RAW_BODY_PATHS, allowed_hosts=(
+        parts.settings.serve_allowed_hosts if allowed_hosts is None else allowed_hosts))
+    app.add_middleware(MetricsMiddleware, metrics=metrics)  # the outermost: counts refusals
     return app
 
 

@@ -2,41 +2,50 @@
 
 Every read sees what the caller may see: the global knowledge plus the caller's own
 facts. Anyone may add a fact for themselves; only an admin adds facts for everyone or
-imports a file (which is global).
+imports a file (which is global). A fact's id is ``triple:N`` as it is shown; ``N``
+alone is accepted too. An imported file's ``filename`` is a plain file name, never a
+path.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
+import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.evidence import Scope
 from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.browse import entity_view, search_entities, stats, triple_dict
 from dialoop.serve.auth import CallerDep, require_admin
-from dialoop.serve.httperrors import ErrorResponse
+from dialoop.serve.httperrors import ErrorResponse, storable_text
 from dialoop.store.accounts import Caller
+from dialoop.store.models import MAX_ID
 
 __all__ = ["install"]
 
 router = APIRouter(prefix="/api/knowledge", tags=["knowledge"], responses={
     "4XX": {"model": ErrorResponse, "description": "Invalid input, unknown, or not allowed."},
 })
-_NAME = Field(min_length=1, max_length=500)
+_STORABLE = BeforeValidator(storable_text)  # a lone surrogate: 400 before writing, not 500
+Name = Annotated[str, Field(min_length=1, max_length=500), _STORABLE]
+TripleId = Annotated[str, PathParam(pattern=r"^(triple:)?[0-9]{1,19}$", examples=["triple:7"],
+                                    description="A fact's id: triple:N as shown, or N.")]
+_FILE_NAME_BYTES = 200  # well under the 255 bytes most file systems allow
 
 
 class TripleIn(BaseModel):
-    subject: str = _NAME
-    relation: str = _NAME
-    object: str = Field(min_length=1, max_length=2_000,
-                        description="A number, date or true/false becomes a value; "
-                                    "anything else an entity.")
+    subject: Name
+    relation: Name
+    object: Annotated[str, Field(min_length=1, max_length=2_000), _STORABLE] = Field(
+        description="A number, date or true/false becomes a value; anything else an entity.")
     scope: Literal["user", "global"] = Field("user", description="global: admins only.")
 
 
@@ -53,7 +62,7 @@ class TripleOut(BaseModel):
 
 
 class QueryIn(BaseModel):
-    question: str = Field(min_length=1, max_length=2_000)
+    question: Annotated[str, Field(min_length=1, max_length=2_000), _STORABLE]
 
 
 class QueryOut(BaseModel):
@@ -125,11 +134,14 @@ async def add_triple(request: Request, caller: CallerDep, body: TripleIn) -> Any
 
 
 @router.delete("/triples/{triple_id}", status_code=204, summary="Delete one of your facts")
-async def delete_triple(request: Request, caller: CallerDep, triple_id: int) -> None:
+async def delete_triple(request: Request, caller: CallerDep, triple_id: TripleId) -> None:
+    number = int(triple_id.removeprefix("triple:"))
+    if not 0 < number <= MAX_ID:  # as out of range as a turn or lesson id: invalid
+        raise InvalidInputError(f"A fact's id is triple:N or N, with N from 1 to {MAX_ID}.")
     gone = await run_in_threadpool(_kb(request).forget, scope=Scope.of(caller.user),
-                                   triple_ids=[triple_id])
+                                   triple_ids=[number])
     if not gone:  # another user's fact looks exactly like a missing one
-        raise NotFoundError(f"You have no fact triple:{triple_id}.")
+        raise NotFoundError(f"You have no fact triple:{number}.")
 
 
 @router.post("/import", response_model=ImportOut,
@@ -140,7 +152,7 @@ async def delete_triple(request: Request, caller: CallerDep, triple_id: int) -> 
 async def import_file(request: Request,
                       caller: Annotated[Caller, Depends(require_admin)],
                       filename: Annotated[str, Query(min_length=1, max_length=255)]) -> Any:
-    name = Path(filename).name  # never a path the client chooses
+    name = _file_name(filename)
     data = await request.body()
     if not data:
         raise InvalidInputError("The request body is empty: send the file's content.")
@@ -154,6 +166,23 @@ async def import_file(request: Request,
     result = await run_in_threadpool(load)
     return {"file": name, "added": result.added, "existing": result.existing,
             "names": result.names}
+
+
+def _file_name(filename: str) -> str:
+    """``filename`` if it is a plain file name; a path, ``..`` or odd characters: 400.
+
+    The upload is written under this name in a fresh temporary folder, and the name is
+    kept as the facts' source: it must be neither a path nor unprintable.
+    """
+    name = filename.strip()
+    if (not name or name in (".", "..") or re.search(r"[/\\]", name)
+            or any(unicodedata.category(c) in ("Cc", "Cs", "Zl", "Zp") for c in name)
+            or len(name.encode()) > _FILE_NAME_BYTES):
+        raise InvalidInputError(
+            f"`filename` must be a file's name such as facts.csv (its extension gives the "
+            f"format), not a path or {filename!r}."
+        )
+    return name
 
 
 def install(app: FastAPI) -> None:

@@ -24,6 +24,7 @@ __all__ = ["CONTENT_TYPE", "Metrics", "MetricsMiddleware"]
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _RATE_BUCKETS = (1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 200, 300, 500)
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -92,7 +93,8 @@ class _AdapterVersions(Collector):
 
 
 class MetricsMiddleware:
-    """Counts every HTTP request and times it to its last byte (streams included).
+    """Counts every HTTP request and times it to its last byte (streams included), by
+    method, route template and status: a bounded set of series whatever clients send.
 
     Written as plain ASGI rather than with ``BaseHTTPMiddleware``, which would end
     the timing when a streaming response starts, not when it ends.
@@ -118,7 +120,18 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_and_watch)
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None) or "unmatched"
-            self.metrics.requests.labels(scope["method"], path, str(status)).inc()
-            self.metrics.latency.labels(path).observe(time.perf_counter() - start)
+            method, route = _labels(scope)
+            self.metrics.requests.labels(method, route, str(status)).inc()
+            self.metrics.latency.labels(route).observe(time.perf_counter() - start)
+
+
+def _labels(scope: Scope) -> tuple[str, str]:
+    """The method and route a request is counted under.
+
+    Both come from the client, so each is taken only from a fixed set (the standard
+    methods, the app's route templates); anything else is "other" or "unmatched".
+    Otherwise every made-up method or path would be a new time series, kept forever.
+    """
+    method = scope["method"] if scope["method"] in _METHODS else "other"
+    route = getattr(scope.get("route"), "path", None)
+    return method, route if isinstance(route, str) and route else "unmatched"

@@ -16,6 +16,13 @@ How an OpenAI request maps onto dialoop's stored sessions (see docs/serving.md):
   ``dialoop`` field) and the stored turn (``X-Dialoop-Turn-Id`` and
   ``dialoop.turn_id``; in a stream, in the last chunks), so that feedback can
   refer to it.
+- Session names may be in any language ("日本の旅", emoji), up to 200 characters,
+  without control characters (CR, LF, NUL…). HTTP headers carry only latin-1, so
+  the ``X-Dialoop-Session`` header carries a name percent-encoded as UTF-8
+  (``urllib.parse.quote``; ASCII names other than ``%`` are unchanged), both ways:
+  the response's header is encoded so, a request's is decoded (raw UTF-8 bytes
+  are understood too). ``metadata.session`` and ``dialoop.session`` carry the
+  name itself, and ``X-Dialoop-Session-Id`` is always ASCII.
 - ``user``: an admin key may act for any user by naming them here (an app that
   serves many people with one key); with a user's key it must be absent or be
   that user.
@@ -30,26 +37,35 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, Literal
+from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Header, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from dialoop.assistant import Assistant, Reply
-from dialoop.dialogue.session import ChatSession
+from dialoop.config import Settings
+from dialoop.dialogue.session import ChatSession, check_session_name
 from dialoop.engine import GenerationParams
-from dialoop.errors import DialoopError, InvalidInputError, NotFoundError, PermissionDeniedError
+from dialoop.errors import (
+    DialoopError,
+    InvalidInputError,
+    NotFoundError,
+    PermissionDeniedError,
+    RequestTooLargeError,
+)
 from dialoop.evidence import TurnTrace
 from dialoop.serve.auth import CallerDep
-from dialoop.serve.httperrors import ErrorResponse, dialoop_error_payload
+from dialoop.serve.httperrors import ErrorResponse, dialoop_error_payload, storable_text
 from dialoop.serve.scheduler import Generation, Scheduler
-from dialoop.store.accounts import Caller
+from dialoop.store.accounts import Caller, check_user_name
 
 __all__ = ["ChatCompletionRequest", "router"]
 
 log = logging.getLogger(__name__)
 
 SESSION_HEADER = "X-Dialoop-Session"
+_CLIENT_GONE = 499  # nginx's "client closed request": logged, but not as a server error
 _ERRORS: dict[int | str, dict[str, Any]] = {
     "4XX": {"model": ErrorResponse, "description": "Invalid request, bad key, not allowed, "
             "unknown model or session."},
@@ -85,6 +101,11 @@ class ChatMessage(BaseModel):
         if isinstance(self.content, list):
             return "".join(p.text or "" for p in self.content)
         return self.content or ""
+
+    @model_validator(mode="after")
+    def _storable(self) -> ChatMessage:
+        storable_text(self.text)  # refused while parsing: before any session or turn is made
+        return self
 
 
 class StreamOptions(BaseModel):
@@ -170,6 +191,26 @@ class ChatCompletionRequest(BaseModel):
         if any(m.role in ("tool", "function") for m in self.messages):
             raise ValueError("tool messages are not supported by dialoop")
         return self
+
+    def check_size(self, settings: Settings) -> None:
+        """Refuse a request beyond the server's bounds before anything is queued or stored.
+
+        Every message costs work before the answer (seeding a session, fitting the
+        context), so one request must not carry without end: ``serve_max_messages``
+        messages (400) and ``serve_max_chars`` characters in all (413).
+        """
+        if len(self.messages) > settings.serve_max_messages:
+            raise InvalidInputError(
+                f"The request has {len(self.messages):,} messages; this server takes at most "
+                f"{settings.serve_max_messages:,} (serve_max_messages). Send only the newest, "
+                "or continue a stored session (metadata.session) with just the new message."
+            )
+        chars = sum(len(m.text) for m in self.messages)
+        if chars > settings.serve_max_chars:
+            raise RequestTooLargeError(
+                f"The messages have {chars:,} characters in all; this server takes at most "
+                f"{settings.serve_max_chars:,} (serve_max_chars). Send less text."
+            )
 
     def params(self, assistant: Assistant) -> GenerationParams:
         overrides: dict[str, Any] = {}
@@ -266,10 +307,12 @@ async def chat_completions(
     request: Request,
     caller: CallerDep,
     x_dialoop_session: Annotated[str | None, Header(
-        description="Continue this session (a name or id of yours); created if new.")] = None,
+        description="Continue this session (a name or id of yours, a name percent-encoded "
+                    "as UTF-8); created if new.")] = None,
 ) -> Any:
     app = request.app
     assistant: Assistant = app.state.assistant
+    body.check_size(assistant.parts.settings)
     if body.model not in (assistant.engine.name, "default"):
         raise NotFoundError(
             f"The model {body.model!r} is not served here: use {assistant.engine.name!r} "
@@ -294,9 +337,12 @@ async def chat_completions(
         watcher.cancel()
         gen.cancel()
         raise
+    if first is None and gen.reply is None:  # stopped before a word: the client left while
+        watcher.cancel()                     # it waited; nothing was stored, none to answer
+        return Response(status_code=_CLIENT_GONE)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     session: ChatSession = gen.context["session"]
-    headers = {"X-Dialoop-Session-Id": session.id, "X-Dialoop-Session": session.label}
+    headers = _session_headers(session)
     if not body.stream:
         try:
             pieces = [first] if first else []
@@ -319,6 +365,7 @@ async def chat_completions(
 def _acting_user(caller: Caller, named: str | None) -> str:
     if not named or named == caller.user:
         return caller.user
+    check_user_name(named)  # the rule of account names: never a name no account can have
     if not caller.is_admin:
         raise PermissionDeniedError(
             f"`user` names {named!r}, but this key is {caller.user}'s: only an admin key may "
@@ -328,26 +375,64 @@ def _acting_user(caller: Caller, named: str | None) -> str:
 
 
 def _session_ref(header: str | None, metadata: dict[str, str] | None) -> str | None:
-    meta = (metadata or {}).get("session")
-    if header and meta and header != meta:
+    """The session the request names, checked before anything is queued or written."""
+    named = _header_name(header).strip() if header else ""
+    meta = ((metadata or {}).get("session") or "").strip()
+    if named and meta and named != meta:
         raise InvalidInputError(
-            f"The {SESSION_HEADER} header ({header!r}) and metadata.session ({meta!r}) name "
+            f"The {SESSION_HEADER} header ({named!r}) and metadata.session ({meta!r}) name "
             "different sessions: send one."
         )
-    ref = (header or meta or "").strip()
-    return ref or None
+    ref = named or meta
+    return check_session_name(ref) if ref else None
+
+
+def _header_name(value: str) -> str:
+    """A session name from the request header: percent-encoded UTF-8, or raw UTF-8.
+
+    Servers read header bytes as latin-1; a client that sent raw UTF-8 (curl does)
+    arrives as latin-1 mojibake, which decodes back exactly.
+    """
+    if not value.isascii():
+        try:
+            return value.encode("latin-1").decode("utf-8")
+        except UnicodeError:
+            return value  # latin-1 it was ("café")
+    try:
+        return unquote(value, errors="strict")
+    except UnicodeDecodeError:
+        raise InvalidInputError(
+            f"The {SESSION_HEADER} header ({value!r}) is not percent-encoded UTF-8: encode "
+            "the name as urllib.parse.quote does (a literal % is %25)."
+        ) from None
+
+
+# Printable ASCII but "%" passes unchanged; anything else is percent-encoded as UTF-8.
+_HEADER_SAFE = "".join(chr(c) for c in range(0x20, 0x7F) if chr(c) != "%")
+
+
+def _session_headers(session: ChatSession) -> dict[str, str]:
+    """The session's id and name as response headers (latin-1 only: the name is
+    percent-encoded, so "日本の旅" cannot fail the response after the answer is stored)."""
+    return {"X-Dialoop-Session-Id": quote(session.id, safe=_HEADER_SAFE),
+            SESSION_HEADER: quote(session.label, safe=_HEADER_SAFE)}
 
 
 def _open_session(
     assistant: Assistant, user: str, ref: str | None, system: str | None,
     history: list[ChatMessage],
 ) -> ChatSession:
-    """The session to answer in; an empty one is seeded with the request's history."""
+    """The session to answer in; an empty one is seeded with the request's history.
+
+    The history is stored in one transaction, and only if the session has no turns:
+    a request that failed after seeding (or was killed during it) can be retried and
+    neither loses nor duplicates it.
+    """
     session = assistant.session(ref, user=user, system=system)
-    sessions = assistant.parts.sessions
-    if history and not sessions.turns(session):
-        for m in history:
-            sessions.add_turn(session, m.role, m.text, trace=TurnTrace.seeded().to_dict())
+    if history:
+        assistant.parts.sessions.add_turns(
+            session, [(m.role, m.text) for m in history], only_if_empty=True,
+            trace=TurnTrace.seeded().to_dict())
     return session
 
 

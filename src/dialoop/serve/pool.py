@@ -10,7 +10,9 @@ layer, so one descheduled thread stalls the whole token.
 The pool is itself an :class:`~dialoop.engine.Engine`: the assistant does not know it
 is talking to several. A request goes to a free copy, preferring the one whose last
 prompt shares the longest prefix with it (its KV cache can be reused); adapters are
-loaded into every copy.
+loaded into every copy. Only a last prompt of the request's own ``cache_scope`` counts:
+an engine cannot reuse another scope's state, and a choice made on what another user's
+prompt shares would show in the cached-token count the request gets back.
 """
 
 from __future__ import annotations
@@ -40,7 +42,8 @@ class EnginePool:
         self.name = first.name
         self.context_window = min(e.context_window for e in self._engines)
         self._free = set(range(len(self._engines)))
-        self._last_prompt = [""] * len(self._engines)
+        # (cache scope, rendered text) of each engine's last prompt
+        self._last_prompt: list[tuple[str | None, str]] = [(None, "")] * len(self._engines)
         self._cond = threading.Condition()
 
     @property
@@ -58,36 +61,42 @@ class EnginePool:
     def count_tokens(self, text: str) -> int:
         return self._engines[0].count_tokens(text)
 
+    def escape(self, text: str) -> str:
+        return self._engines[0].escape(text)
+
     def stream(
-        self, messages: Sequence[Message], params: GenerationParams, *, adapter: str | None = None
+        self, messages: Sequence[Message], params: GenerationParams, *,
+        adapter: str | None = None, cache_scope: str | None = None,
+        stop: threading.Event | None = None,
     ) -> Iterator[Chunk]:
-        return self._stream(messages, self.render(messages), params, adapter)
+        return self._stream(messages, (cache_scope, self.render(messages)), params, adapter, stop)
 
     def _stream(
-        self, messages: Sequence[Message], text: str, params: GenerationParams,
-        adapter: str | None,
+        self, messages: Sequence[Message], prompt: tuple[str | None, str],
+        params: GenerationParams, adapter: str | None, stop: threading.Event | None,
     ) -> Iterator[Chunk]:
-        i = self._acquire(text)
-        try:
-            yield from self._engines[i].stream(messages, params, adapter=adapter)
+        i = self._acquire(prompt)
+        try:  # ``stop`` reaches the copy this request runs on, and no other
+            yield from self._engines[i].stream(messages, params, adapter=adapter,
+                                               cache_scope=prompt[0], stop=stop)
         finally:
-            self._release(i, text)
+            self._release(i, prompt)
 
-    def _acquire(self, text: str) -> int:
+    def _acquire(self, prompt: tuple[str | None, str]) -> int:
         with self._cond:
             self._cond.wait_for(lambda: bool(self._free))
-            best = max(self._free, key=lambda i: len(os.path.commonprefix(
-                [self._last_prompt[i], text])))
+            best = max(sorted(self._free), key=lambda i: _shared(self._last_prompt[i], prompt))
             self._free.remove(best)
             return best
 
-    def _release(self, i: int, text: str) -> None:
+    def _release(self, i: int, prompt: tuple[str | None, str]) -> None:
         with self._cond:
-            self._last_prompt[i] = text
+            self._last_prompt[i] = prompt
             self._free.add(i)
             self._cond.notify()
 
     def cancel(self) -> None:
+        """Stop every copy's generation (one request's: pass ``stop`` to :meth:`stream`)."""
         for engine in self._engines:
             engine.cancel()
 
@@ -102,6 +111,13 @@ class EnginePool:
     def close(self) -> None:
         for engine in self._engines:
             engine.close()
+
+
+def _shared(last: tuple[str | None, str], prompt: tuple[str | None, str]) -> int:
+    """Characters of ``prompt`` the engine that ran ``last`` may reuse (none across scopes)."""
+    if last[0] != prompt[0]:
+        return 0
+    return len(os.path.commonprefix([last[1], prompt[1]]))
 
 
 def open_engines(settings: Settings, count: int) -> Engine:

@@ -34,7 +34,8 @@ from dialoop.evidence import Scope
 from dialoop.store import Database
 from dialoop.store.models import Account, ApiKey, utcnow
 
-__all__ = ["ROLES", "Accounts", "Caller", "KeyInfo", "Permissions", "Role", "UserInfo"]
+__all__ = ["ROLES", "Accounts", "Caller", "KeyInfo", "Permissions", "Role", "UserInfo",
+           "check_user_name", "key_id_of"]
 
 Role = Literal["user", "admin"]
 ROLES: tuple[Role, ...] = ("user", "admin")
@@ -90,7 +91,7 @@ class Accounts:
 
         The key itself is returned only here: it cannot be recovered later.
         """
-        _check_user(user)
+        check_user_name(user)
         if role not in ROLES:
             raise InvalidInputError(f"A role is 'user' or 'admin', not {role!r}.")
         key_id, secret = secrets.token_hex(6), secrets.token_urlsafe(32)
@@ -108,8 +109,12 @@ class Accounts:
             s.add(row)
         return KeyInfo(row.id, row.created_at, None), f"{KEY_PREFIX}{key_id}_{secret}"
 
-    def verify(self, key: str) -> Caller | None:
-        """The caller ``key`` belongs to, or None if it is unknown, malformed or revoked."""
+    def verify(self, key: str, *, known_only: bool = False) -> Caller | None:
+        """The caller ``key`` belongs to, or None if it is unknown, malformed or revoked.
+
+        With ``known_only``, None also for a key not verified before: no scrypt, so a
+        server can answer known keys at once and rate-limit the others before checking.
+        """
         match = _KEY.match(key.strip())
         if match is None:
             return None
@@ -127,18 +132,20 @@ class Accounts:
         with self._lock:
             known = self._verified.get(digest) == key_id
         if not known:
-            if not _check(secret, row.secret_hash):
+            if known_only or not _check(secret, row.secret_hash):
                 return None
             with self._lock:
                 self._verified[digest] = key_id
         return Caller(row.user_id, role, key_id)
 
-    def any_active(self) -> bool:
-        """Whether any key can be used (then the server requires one)."""
+    def any_active(self, *, revoked_since: datetime | None = None) -> bool:
+        """Whether any key can be used (then the server requires one); with
+        ``revoked_since``, also whether a key was revoked since then (so was usable)."""
+        usable = ApiKey.revoked_at.is_(None)
+        if revoked_since is not None:
+            usable = sa.or_(usable, ApiKey.revoked_at >= revoked_since)
         with self.db.read() as s:
-            return s.scalar(
-                sa.select(sa.func.count(ApiKey.id)).where(ApiKey.revoked_at.is_(None))
-            ) > 0
+            return bool(s.scalar(sa.select(sa.exists().where(usable))))
 
     def list(self) -> list[UserInfo]:
         with self.db.read() as s:
@@ -210,12 +217,18 @@ class Permissions:
                            else f"{doing} for another user")
 
 
-def _check_user(user: str) -> None:
-    if not _USER.match(user):
+def check_user_name(user: str) -> None:
+    if not _USER.fullmatch(user):  # not match: "$" also matches before a final newline
         raise InvalidInputError(
             f"Invalid user name {user!r}: use 1 to 128 letters, digits and . _ @ : - "
             "(starting with a letter or digit)."
         )
+
+
+def key_id_of(key: str) -> str | None:
+    """The public id in a well-formed key (``dlp_<id>_<secret>``), else None."""
+    match = _KEY.match(key.strip())
+    return match.group(1) if match else None
 
 
 def _hash(secret: str) -> str:

@@ -15,7 +15,7 @@ from alembic.operations import Operations
 
 from dialoop.store.models import UTCDateTime, utcnow
 
-__all__ = ["MIGRATIONS", "migrate"]
+__all__ = ["MIGRATIONS", "migrate", "pending"]
 
 Migration = Callable[[Operations], None]
 
@@ -304,6 +304,14 @@ MIGRATIONS: list[Migration] = [
     m007_turn_state,
     m008_one_scope,
 ]
+
+
+def pending(conn: sa.Connection) -> list[str]:
+    """The migrations ``conn``'s database has not seen, found by reading only."""
+    if not sa.inspect(conn).has_table(_applied.name):
+        return [m.__name__ for m in MIGRATIONS]
+    done = set(conn.scalars(sa.select(_applied.c.name)))
+    return [m.__name__ for m in MIGRATIONS if m.__name__ not in done]
 
 
 def migrate(conn: sa.Connection) -> list[str]:

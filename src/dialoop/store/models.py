@@ -6,14 +6,20 @@ The schema itself is created by the numbered migrations in
 
 from __future__ import annotations
 
+import re
 import secrets
+import unicodedata
 from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, validates
+
+from dialoop.errors import InvalidInputError
 
 __all__ = [
+    "MAX_ID",
+    "MAX_SESSION_NAME",
     "Account",
     "AdapterHead",
     "AdapterVersion",
@@ -25,13 +31,61 @@ __all__ = [
     "Lesson",
     "Turn",
     "UTCDateTime",
+    "check_session_name",
+    "check_text",
     "new_id",
     "utcnow",
 ]
 
+MAX_ID = 2**63 - 1
+"""The largest integer id a row can have (SQLite INTEGER and PostgreSQL BIGINT are 64-bit
+signed); a larger one cannot name anything, and SQLite would fail to even look it up."""
+MAX_SESSION_NAME = 200  # the width of sessions.name
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters a session name may not have: controls (C0, DEL, C1: CR, LF and NUL would
+# break a response header or a log line), surrogates, and line/paragraph separators.
+# Format characters stay allowed: the zero-width joiner is part of many emoji.
+_NOT_IN_NAMES = frozenset(("Cc", "Cs", "Zl", "Zp"))
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def check_text(text: str, what: str = "The text") -> str:
+    """``text`` unchanged, if it can be stored as UTF-8; else :class:`InvalidInputError`.
+
+    A JSON string may spell half of a UTF-16 surrogate pair (``"\\ud800"``); Python
+    decodes it to a lone surrogate, which no UTF-8 database column can hold. Checking
+    before writing turns what would be a failure mid-request into a clear refusal.
+    """
+    if (bad := _LONE_SURROGATE.search(text)) is not None:
+        raise InvalidInputError(
+            f"{what} contains a lone surrogate ({bad.group()!a} at character {bad.start()}): "
+            "half of a UTF-16 pair is not a character. Send valid UTF-8 text."
+        )
+    return text
+
+
+def check_session_name(name: str) -> str:
+    """``name`` without surrounding spaces, if it can name a session; else
+    :class:`InvalidInputError`.
+
+    Any language and emoji are fine ("日本の旅"); control characters are not, nor more
+    than :data:`MAX_SESSION_NAME` characters.
+    """
+    name = name.strip()
+    if not name or len(name) > MAX_SESSION_NAME:
+        raise InvalidInputError(
+            f"A session name has 1 to {MAX_SESSION_NAME} characters, not {len(name):,}."
+        )
+    for i, char in enumerate(name):
+        if unicodedata.category(char) in _NOT_IN_NAMES:
+            raise InvalidInputError(
+                f"A session name cannot contain control characters such as line breaks or "
+                f"NUL: {char!a} at character {i}. Pick a name without it."
+            )
+    return name
 
 
 def new_id() -> str:
@@ -81,6 +135,15 @@ class ChatSession(Base):
     def label(self) -> str:
         return self.name or self.id
 
+    @validates("name")
+    def _valid_name(self, key: str, name: str | None) -> str | None:
+        # The last line of defence: callers check names earlier, before writing anything.
+        return None if name is None else check_session_name(name)
+
+    @validates("system_prompt")
+    def _valid_prompt(self, key: str, prompt: str | None) -> str | None:
+        return None if prompt is None else check_text(prompt, "The system prompt")
+
 
 class Turn(Base):
     """One message in a session: the user's, or the assistant's answer with its costs."""
@@ -111,6 +174,10 @@ class Turn(Base):
     """What the answer understood, decided and used (``dialoop.evidence.TurnTrace``)."""
     state: Mapped[dict[str, Any] | None]
     """The dialogue state after this answer (``DialogueState.to_dict``; m007)."""
+
+    @validates("content")
+    def _valid_content(self, key: str, content: str) -> str:
+        return check_text(content, "A message")
 
 
 class AdapterVersion(Base):

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from dialoop.engine import Message
+from dialoop.engine.control_tokens import ControlTokens
 from dialoop.errors import InvalidInputError
 
 __all__ = ["IGNORE", "Encoded", "encode_chat"]
@@ -52,7 +53,9 @@ def encode_chat(
     ``"assistant"`` labels every assistant message (multi-turn SFT). Assistant messages
     whose index is in ``untrained`` (weight 0) are context only: never labelled.
     """
-    msgs = [dict(m) for m in messages]
+    # Escaped as the engines escape what they render: a control token spelled in a stored
+    # message stays text in training data too, not a turn marker the model learns from.
+    msgs = ControlTokens.of_tokenizer(tokenizer).escape_messages(messages)
     if not any(m["role"] == "assistant" for m in msgs):
         raise InvalidInputError("A training conversation needs at least one assistant message.")
     text = _render(tokenizer, msgs, generation_prompt=False)
