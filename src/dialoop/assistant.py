@@ -26,8 +26,10 @@ between leaves a user turn without an answer, which the next prompt skips.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +41,7 @@ from dialoop.dialogue.domain import Domain, general_domain, load_domain
 from dialoop.dialogue.intent import IntentClassifier
 from dialoop.dialogue.lookup import EvidenceProvider
 from dialoop.dialogue.manager import AdapterChooser, DialogueManager, TurnPlan
+from dialoop.dialogue.policy import Policy
 from dialoop.dialogue.session import ChatSession, Sessions, answered
 from dialoop.engine import (
     Chunk,
@@ -55,6 +58,7 @@ from dialoop.errors import InvalidInputError
 from dialoop.evidence import TurnTrace
 from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.loop import LearningLoop
+from dialoop.policies.online import OnlineLearner, OnlinePolicy
 from dialoop.store import Database, open_database
 from dialoop.store.accounts import Accounts, Permissions
 from dialoop.store.adapters import AdapterStore
@@ -104,10 +108,16 @@ class Reply:
 
 
 class ReplyStream:
-    """Iterate for the answer's text pieces; afterwards ``reply`` holds the stored result."""
+    """Iterate for the answer's text pieces; afterwards ``reply`` holds the stored result.
+
+    ``stop``, set from any thread, stops this answer alone (stored, marked cancelled) as
+    soon as the engine can, even while it is still evaluating the prompt. A caller with a
+    stop flag of its own may put it here before iterating.
+    """
 
     def __init__(self, produce: Callable[[ReplyStream], Iterator[str]]) -> None:
         self.reply: Reply | None = None
+        self.stop = threading.Event()
         self._pieces = produce(self)  # the producer sets .reply when the answer is stored
 
     def __iter__(self) -> Iterator[str]:
@@ -159,8 +169,9 @@ class Assistant:
     """
 
     def __init__(self, *, parts: Parts, engine: Engine, manager: DialogueManager,
-                 owns_engine: bool = True) -> None:
+                 owns_engine: bool = True, online: OnlineLearner | None = None) -> None:
         self.parts = parts
+        self.online = online  # the policy's online learner, when an admin turned it on
         self.settings = parts.settings
         self.engine = engine
         self.manager = manager
@@ -246,11 +257,15 @@ class Assistant:
         sessions = self.parts.sessions
         turns = sessions.turns(session)
         history = [_as_message(t) for t in answered(turns)]
-        user_turn = sessions.add_turn(session, "user", message)
-        plan = self.manager.plan(message, user=session.user_id, turns=turns, history=history,
-                                 system=session.system_prompt, session_id=session.id,
-                                 home=self.settings.home, adapter=adapter,
-                                 use_memory=use_memory)
+        if turns and turns[-1].role == "user" and turns[-1].content == message:
+            user_turn = turns[-1]  # a retry after a failed answer: answer it, do not repeat it
+        else:
+            user_turn = sessions.add_turn(session, "user", message)
+        with self.online.serving(session.user_id) if self.online else contextlib.nullcontext():
+            plan = self.manager.plan(message, user=session.user_id, turns=turns,
+                                     history=history, system=session.system_prompt,
+                                     session_id=session.id, home=self.settings.home,
+                                     adapter=adapter, use_memory=use_memory)
         if plan.handed_off:
             sessions.set_status(session, "handoff")
         with self._adapters.use(plan.adapter) as key:
@@ -261,7 +276,9 @@ class Assistant:
                 prompt = build_prompt(self.engine, system=plan.system, history=history,
                                       message=message, reserve=params.max_tokens,
                                       evidence=plan.evidence)
-                chunks = self.engine.stream(prompt.messages, params, adapter=key)
+                # One cache scope per user: nobody reuses (and so measures) another's prompt.
+                chunks = self.engine.stream(prompt.messages, params, adapter=key,
+                                            cache_scope=session.user_id, stop=out.stop)
             pieces: list[str] = []
             finish: FinishReason = "cancelled"
             usage: Usage | None = None
@@ -301,6 +318,8 @@ class Assistant:
             first_token_seconds=usage.first_token_seconds,
             trace=trace.to_dict(), state=plan.state.to_dict(),
         )
+        if self.online is not None:  # a completed task teaches the online learner
+            self.online.on_answer(session.user_id, session.id, turn.id, trace.to_dict())
         return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage,
                      prompt, trace)
 
@@ -327,7 +346,7 @@ def open_assistant(
     *,
     engine: Engine | None = None,
     domain: Domain | str | Path | None = None,
-    policy: str | None = None,
+    policy: Policy | str | None = None,
     evidence: Sequence[EvidenceProvider] = (),
     adapters: AdapterChooser | None = None,
     classifier: IntentClassifier | None = None,
@@ -338,7 +357,8 @@ def open_assistant(
     ``overrides`` are setting names (``model=…``, ``home=…``); ``engine`` lets a caller
     share one loaded engine between assistants (it is not closed with the assistant).
     ``domain`` is a domain file (or a loaded :class:`Domain`; default: the general
-    assistant) and ``policy`` its policy ("rule" or "learned"; default: the domain's).
+    assistant) and ``policy`` its policy ("rule", "learned", a stored version "vN"/"N",
+    "serving" for the promoted version, or a ``Policy``; default: the domain's).
     ``evidence`` providers are asked for evidence whenever the model answers;
     ``adapters`` picks a user's adapter before the learning loop's own choice;
     ``classifier`` is an intent classifier already trained for ``domain`` (to share one).
@@ -346,6 +366,10 @@ def open_assistant(
     settings = settings or load_settings(**overrides)
     if domain is not None and not isinstance(domain, Domain):
         domain = load_domain(domain)  # a bad domain file fails before anything is opened
+    if isinstance(policy, str) and policy not in ("rule", "learned"):
+        from dialoop.policies.registry import PolicyRegistry  # a stored version: vN, serving
+
+        policy = PolicyRegistry(settings.home).load(domain or general_domain(), policy)
     parts = open_parts(settings)
     try:
         opened = engine or open_engine(settings)
@@ -363,7 +387,15 @@ def open_assistant(
         if engine is None:
             opened.close()
         raise
-    return Assistant(parts=parts, engine=opened, manager=manager, owns_engine=engine is None)
+    online = None
+    if settings.policy_online and not manager.domain.is_general:
+        online = OnlineLearner(manager.domain, settings.home, scope=settings.policy_online_scope,
+                               exploration=settings.policy_online_exploration,
+                               seed=settings.seed, sessions=parts.sessions)
+        manager.policy = OnlinePolicy(manager.policy, online)
+        parts.learning.feedback.rating_listeners.append(online.on_rating)
+    return Assistant(parts=parts, engine=opened, manager=manager, owns_engine=engine is None,
+                     online=online)
 
 
 def _fixed_chunks(answer: str, prompt: Prompt) -> Iterator[Chunk]:

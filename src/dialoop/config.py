@@ -13,11 +13,13 @@ explicitly to whatever needs it; nothing reads the environment behind its back.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -30,10 +32,15 @@ from dialoop.errors import ConfigError
 __all__ = ["Settings", "default_home", "load_settings"]
 
 CONFIG_FILE_NAME = "dialoop.toml"
+_HOST_NAME = re.compile(r"[A-Za-z0-9_]([A-Za-z0-9_.-]{0,252})")
 
 
 def default_home() -> Path:
-    """``$DIALOOP_HOME`` if set, else ``~/.dialoop``."""
+    """``$DIALOOP_HOME`` if set, else ``~/.dialoop``.
+
+    :func:`load_settings` creates it 0700 if it does not exist (it holds every
+    conversation); an existing directory keeps the mode its owner chose.
+    """
     return Path(os.environ.get("DIALOOP_HOME") or Path.home() / ".dialoop").expanduser()
 
 
@@ -70,6 +77,21 @@ class Settings(BaseSettings):
     max_tokens: int = Field(512, ge=1)
     repeat_penalty: float = Field(1.1, gt=0, le=2)
     seed: int | None = Field(None, ge=0)
+
+    serve_allowed_hosts: list[str] = Field(default_factory=list)
+    """Host names the server answers to besides IP addresses and ``localhost``, e.g. its
+    DNS name behind a proxy; ``"*"``: any. Other names get a 421 (a guard against DNS
+    rebinding). ``dialoop serve --allow-host NAME`` (repeatable) sets it for one run."""
+    serve_trusted_proxies: list[str] = Field(default_factory=list)
+    """Addresses (or networks, like ``10.0.0.0/8``) of reverse proxies whose
+    ``X-Forwarded-For``/``X-Forwarded-Proto`` headers are believed. Empty (the default):
+    those headers are ignored, so that a client cannot pose as other addresses to dodge
+    the per-address limit on failed API keys. Behind a proxy on this machine: ``["127.0.0.1"]``."""
+    serve_max_messages: int = Field(1000, ge=1)
+    """Messages one chat request may carry (POST /v1/chat/completions); more get a 400.
+    Far beyond a real conversation, it bounds the work one request can cause."""
+    serve_max_chars: int = Field(1_000_000, ge=1)
+    """Characters of all the messages of one chat request together; more get a 413."""
 
     # knowledge (graph + documents): see docs/knowledge.md
     knowledge: bool = True
@@ -139,6 +161,36 @@ class Settings(BaseSettings):
     learn_gate_rated_behaviour: float = Field(0.6, ge=0, le=1)
     """The style adapter must order held-out rated answers as the user did (liked above
     disliked, relative to the base model) at least this often (0.5 is chance)."""
+    # -- the online policy learner (dialoop.policies.online) ---------------------------
+    policy_online: bool = False
+    """Let the dialogue policy learn from live users (ratings, completed tasks) while it
+    serves: a contextual bandit in front of the serving policy. Off unless an admin turns
+    it on; it changes how a domain's assistant acts (docs/dialogue.md)."""
+    policy_online_exploration: float = Field(0.05, ge=0, le=0.2)
+    """Share of decisions that try an alternative to the serving policy's action (at most
+    0.2, the cap of ``dialoop.policies.online.EXPLORATION_CAP``; 0: learn, never explore)."""
+    policy_online_scope: Literal["user", "global"] = "user"
+    """Whose feedback a user's policy learns from: their own (``user``) or everyone's."""
+
+    @field_validator("serve_allowed_hosts")
+    @classmethod
+    def _bare_host_names(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if name != "*" and not _HOST_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a host name: give names like "
+                                 "'dialoop.example.com', without scheme, port or path, or '*'")
+        return [n.lower().rstrip(".") for n in names]
+
+    @field_validator("serve_trusted_proxies")
+    @classmethod
+    def _addresses(cls, entries: list[str]) -> list[str]:
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network: give addresses "
+                                 "like '127.0.0.1' or networks like '10.0.0.0/8'") from None
+        return entries
 
     @model_validator(mode="after")
     def _learn_thresholds_ordered(self) -> Settings:
@@ -191,7 +243,7 @@ def load_settings(**overrides: Any) -> Settings:
         raise ConfigError(_describe(exc)) from None
     except ValueError as exc:  # a malformed dialoop.toml
         raise ConfigError(f"Cannot read {CONFIG_FILE_NAME}: {exc}") from None
-    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.home.mkdir(mode=0o700, parents=True, exist_ok=True)  # private when new
     return settings
 
 

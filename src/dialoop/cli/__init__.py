@@ -101,6 +101,7 @@ def _register() -> None:
     cli.add_command(sessions.sessions)
     cli.add_command(sessions.models)
     cli.add_command(dialogue.trace)  # `eval dialogue` registers itself on eval_group
+    cli.add_command(dialogue.simulate)
     cli.add_command(train.train)  # and `eval model`, which attaches itself to eval_group
     cli.add_command(serve.serve)
     cli.add_command(users.users)

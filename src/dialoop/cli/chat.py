@@ -44,15 +44,18 @@ def model_options(f: Callable) -> Callable:
 @click.option("--domain", "domain", metavar="PATH",
               type=click.Path(dir_okay=False, path_type=Path),
               help="A domain file (intents, slots, tools); default: a general assistant.")
+@click.option("--policy", metavar="rule|learned|VERSION",
+              help="The domain's dialogue policy: its rules, its story-learned one, or a stored "
+                   "version (vN, N, 'serving'; see `dialoop train policies`).")
 @click.pass_context
 def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine: str | None,
          adapter: str | None, system: str | None, user: str | None,
-         domain: Path | None) -> None:
+         domain: Path | None, policy: str | None) -> None:
     """Talk with the assistant. /help lists the commands; Ctrl-C stops an answer."""
     settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
     loaded = load_domain(domain) if domain else None  # a bad file fails before the model loads
     click.echo(f"Loading {settings.model} model…", err=True)
-    with open_assistant(settings, domain=loaded) as bot:
+    with open_assistant(settings, domain=loaded, policy=policy) as bot:
         repl = Repl(bot, bot.session(session_ref, system=system))
         repl.run()
 

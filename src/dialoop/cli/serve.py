@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import Any
 
 import click
 
@@ -27,10 +28,16 @@ def _default_engines() -> int:
 
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Without API keys only 127.0.0.1 is allowed.")
+              help="Address to listen on. Without API keys only loopback is allowed.")
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Answer requests for this host name (repeatable; '*': any); replaces "
+                   "serve_allowed_hosts. IP addresses and localhost always work.")
 @click.option("--domain", type=click.Path(exists=True, dir_okay=False),
               help="A domain file (intents, slots, tools) for the dialogue manager.")
+@click.option("--policy", metavar="rule|learned|VERSION",
+              help="The domain's dialogue policy: rule, learned, or a stored version (vN, N, "
+                   "'serving').")
 @click.option("--engines", type=click.IntRange(1, 16),
               help="Copies of the model answering at once (default: 2 on 2+ cores).")
 @click.option("--max-waiting", default=32, show_default=True, type=click.IntRange(0, 10_000),
@@ -39,30 +46,34 @@ def _default_engines() -> int:
               help="Do not consolidate lessons and ratings by itself (learn_auto = false).")
 @model_options
 @click.pass_context
-def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines: int | None,
-          max_waiting: int, no_learn: bool, model: str | None, engine: str | None,
-          adapter: str | None, system: str | None) -> None:
+def serve(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...],
+          domain: str | None, policy: str | None, engines: int | None, max_waiting: int,
+          no_learn: bool, model: str | None, engine: str | None, adapter: str | None,
+          system: str | None) -> None:
     """Serve the OpenAI-compatible API, dialoop's API and the web page."""
     from dialoop.serve import create_app
+    from dialoop.serve.guard import names_for_bind
     from dialoop.serve.pool import open_engines
     from dialoop.serve.server import is_loopback, run_server
 
+    overrides = {"serve_allowed_hosts": list(allow_hosts)} if allow_hosts else {}
     with command_db(ctx, model=model, engine=engine, adapter=adapter, system_prompt=system,
-                    learn_auto=False if no_learn else None) as (db, settings):
+                    learn_auto=False if no_learn else None, **overrides) as (db, settings):
         have_keys = Accounts(db).any_active()
     if not have_keys and not is_loopback(host):
-        click.secho(f"No API key is configured, so the server listens on 127.0.0.1 only "
-                    f"(not {host}). Create one with `dialoop users add NAME` to serve other "
-                    "machines.", err=True, fg="yellow")
-        host = "127.0.0.1"
+        raise _Refused(f"No API key exists, so the server may listen on loopback only, not on "
+                       f"{host}: create one first (`dialoop users add NAME --role admin`).")
     count = engines or (_default_engines() if settings.engine == "llamacpp" else 1)
     click.echo(f"Loading {settings.model} model ({count} engine{'s' * (count > 1)})…", err=True)
     pool = open_engines(settings, count)
-    extra = {"domain": domain} if domain else {}  # the dialogue manager's option
+    extra: dict[str, Any] = {"domain": domain} if domain else {}  # the dialogue manager's
+    if policy:
+        extra["policy"] = policy
     bot = open_assistant(settings, engine=pool, **extra)
     try:
         app = create_app(bot, keys_required=have_keys or not is_loopback(host),
-                         max_waiting=max_waiting)
+                         max_waiting=max_waiting,
+                         allowed_hosts=[*settings.serve_allowed_hosts, *names_for_bind(host)])
         mode = "API keys required" if have_keys else "local mode: no keys, this machine only"
         click.echo(f"dialoop {__version__} serving {bot.engine.name} at http://{host}:{port} "
                    f"({mode}). Web page: /  API docs: /docs  Ctrl-C stops.", err=True)
@@ -72,6 +83,12 @@ def serve(ctx: click.Context, host: str, port: int, domain: str | None, engines:
     finally:
         bot.close()
         pool.close()  # shared with the assistant, so not closed by it
+
+
+class _Refused(click.ClickException):
+    """A one-line refusal that exits 2, as a usage error does (without the usage text)."""
+
+    exit_code = 2
 
 
 def _learning_note(settings: Settings) -> str:

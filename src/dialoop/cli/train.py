@@ -1,4 +1,5 @@
-"""``dialoop train sft`` (fine-tune on dialogues) and ``dialoop eval model`` (measure it)."""
+"""``dialoop train sft`` (fine-tune on dialogues), ``dialoop train policy`` (learn a dialogue
+policy, gate it, serve it) and ``dialoop eval model`` (measure a fine-tune)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
 @click.group()
 def train() -> None:
-    """Fine-tune the model on your dialogues."""
+    """Fine-tune the model on your dialogues, or learn a domain's dialogue policy."""
 
 
 @train.command("sft")
@@ -173,3 +174,182 @@ def _resolve_adapter(
     folder = settings.home / row.path
     gguf = folder / GGUF_FILE
     return (row.key, folder, gguf if gguf.is_file() else None), row.base_model
+
+
+# -- dialoop train policy --------------------------------------------------------------------
+
+
+@train.command("policy")
+@click.option("--domain", "domain_path", required=True, metavar="PATH",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The domain file.")
+@click.option("--method", type=click.Choice(["supervised", "rl", "irl", "hierarchical"]),
+              default="supervised", show_default=True, help="How the policy learns.")
+@click.option("--dialogues", type=click.IntRange(0), metavar="N",
+              help="Simulated dialogues to learn from (supervised: the rules' decisions, "
+                   "default 500; rl: stop after N, default: --steps).")
+@click.option("--steps", type=click.IntRange(1), metavar="N",
+              help="Decisions to train on (rl: default 20000).")
+@click.option("--noise", type=click.FloatRange(0, 1), default=0.2, show_default=True,
+              help="Simulated users' noise while training and in the gate.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--gate-dialogues", type=click.IntRange(1), default=300, show_default=True,
+              help="Simulated dialogues the gate compares on (the same users for both).")
+@click.option("--margin", type=click.FloatRange(0, 1), default=0.02, show_default=True,
+              help="How much lower the candidate's simulated task success may be.")
+@click.option("--tests", "tests_paths", multiple=True, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Scripted test dialogues for the gate (repeatable; default: holdout.yaml "
+                   "next to the domain file, else tests.yaml, if there).")
+@click.option("--no-gate", is_flag=True,
+              help="Store the version as a candidate without judging or serving it.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def policy(ctx: click.Context, domain_path: Path, method: str, dialogues: int | None,
+           steps: int | None, noise: float, seed: int, gate_dialogues: int, margin: float,
+           tests_paths: tuple[Path, ...], no_gate: bool, as_json: bool) -> None:
+    """Learn a dialogue policy for a domain, store it as a version and gate it.
+
+    The gate compares the new version with the one serving (or the rules) on simulated
+    users and on the domain's test dialogues; it serves only if it is not worse. Then
+    `dialoop chat --domain D --policy serving` (or vN) uses it.
+    """
+    import datetime as dt
+
+    from dialoop.dialogue.domain import load_domain
+    from dialoop.engine.embedding import default_embedder
+    from dialoop.policies.gate import GateSettings, gate
+    from dialoop.policies.learners import train as learn
+    from dialoop.policies.registry import PolicyRegistry
+
+    settings = settings_from(ctx)
+    domain = load_domain(domain_path)
+    _quiet_manager()
+    gate_settings = GateSettings(dialogues=gate_dialogues, noise=noise, margin=margin)
+    embedder = default_embedder()
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
+    log_dir = settings.home / "runs" / f"policy-{domain.name}-{method}-{stamp}"
+    options: dict[str, object] = {"seed": seed, "noise": noise, "progress": True,
+                                  "log_dir": log_dir, "home": settings.home,
+                                  "embedder": embedder}
+    if dialogues is not None:
+        options["dialogues"] = dialogues
+    if steps is not None:
+        options["steps"] = steps
+    click.echo(f"Training a {method} policy for {domain.name}…", err=True)
+    model, report = learn(method, domain, **options)
+    registry = PolicyRegistry(settings.home)
+    row = registry.add(domain, model, method=method, report=report)
+    if not no_gate:
+        tests = list(tests_paths) or [p for p in (domain_path.parent / "holdout.yaml",
+                                                  domain_path.parent / "tests.yaml")
+                                      if p.is_file()][:1]
+        click.echo(f"Gate: {row.key} against the serving policy on {gate_dialogues} simulated "
+                   f"dialogues{' and ' + ', '.join(p.name for p in tests) if tests else ''}…",
+                   err=True)
+        scorer = _test_scorer(domain, tests, embedder) if tests else None
+        gate(registry, domain, row.version, gate_settings, score_tests=scorer,
+             embedder=embedder)
+    row = registry.get(domain.name, row.version)
+    if as_json:
+        click.echo(json.dumps({"version": row.key, "status": row.status, "report": row.report},
+                              indent=1))
+        return
+    click.echo(_format_policy_report(row.key, row.status, row.report, log_dir))
+
+
+def _format_policy_report(key: str, status: str, report: dict, log_dir: Path) -> str:
+    lines = [f"{key} ({report.get('method')}): {report.get('seconds', 0):.0f} s of training"
+             + (f", {report['examples']} examples" if "examples" in report else "")
+             + (f", {report['dialogues']} dialogues / {report['steps']} steps"
+                if "steps" in report else "")]
+    g = report.get("gate")
+    if g:
+        b, c = g["simulated"]["baseline"], g["simulated"]["candidate"]
+        lines.append(f"  simulated ({b['dialogues']} dialogues, noise "
+                     f"{g['settings']['noise']}): {'':<8} before ({b['policy']})  after")
+        for k, label in [("task_success", "task success"), ("average_turns", "average turns"),
+                         ("average_reward", "average reward"), ("hand_off_rate", "hand-offs")]:
+            lines.append(f"    {label:<16} {b[k]:>10.3f}  {c[k]:>10.3f}")
+        if "tests" in g:
+            lines.append(f"  test dialogues task success {g['tests']['baseline']:.3f} -> "
+                         f"{g['tests']['candidate']:.3f}")
+        verdict = "promoted: it serves now" if g["passed"] else \
+            "rejected: " + "; ".join(g["reasons"])
+        lines.append(f"  gate: {verdict}")
+    else:
+        lines.append("  not gated: a candidate (serve it with --policy "
+                     f"v{key.rsplit('@v', 1)[1]})")
+    lines.append(f"  status {status}; TensorBoard logs: {log_dir}")
+    return "\n".join(lines)
+
+
+def _test_scorer(domain: object, paths: list[Path], embedder: object):  # type: ignore[no-untyped-def]
+    """Task success of a policy on scripted test dialogues (no model: a silent engine)."""
+    from dialoop.dialogue.domain import load_scripts
+    from dialoop.dialogue.intent import IntentClassifier
+    from dialoop.eval.dialogue import run_dialogues
+    from dialoop.policies.simulation import SilentEngine
+
+    scripts = [s for p in paths for s in load_scripts(p, domain)]  # type: ignore[arg-type]
+    classifier = IntentClassifier(domain, embedder)  # type: ignore[arg-type]
+    engine = _EmptyAnswers(SilentEngine())
+    return lambda p: run_dialogues(domain, scripts, engine=engine, policy=p,  # type: ignore
+                                   classifier=classifier).task_success
+
+
+class _EmptyAnswers:
+    """An engine whose every generated answer is empty: task success on test dialogues
+    rests on the decisions, tool calls and templates, not on generated words."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def stream(self, messages: object, params: object, **_: object):  # type: ignore[no-untyped-def]
+        from dialoop.engine import Chunk, Usage
+
+        yield Chunk("", finish_reason="stop", usage=Usage(0, 0, 0, 0.0, None))
+
+
+def _quiet_manager() -> None:
+    """A learned policy may ask for a read-back before the values are there: the manager
+    logs a failed template each time, thousands of times in a run (-v shows them)."""
+    import logging
+
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("dialoop.dialogue.manager").setLevel(logging.CRITICAL)
+
+
+@train.command("policies")
+@click.option("--domain", "domain_name", required=True, metavar="NAME|PATH",
+              help="The domain (its name, or its file).")
+@click.option("--rollback", metavar="VERSION|none",
+              help="Serve this earlier promoted version again (none: the rules).")
+@click.pass_context
+def policies(ctx: click.Context, domain_name: str, rollback: str | None) -> None:
+    """List a domain's policy versions (or roll back to one)."""
+    from dialoop.policies.registry import PolicyRegistry
+
+    if domain_name.endswith((".yaml", ".yml")) and Path(domain_name).is_file():
+        from dialoop.dialogue.domain import load_domain
+
+        domain_name = load_domain(Path(domain_name)).name
+    registry = PolicyRegistry(settings_from(ctx).home)
+    if rollback is not None:
+        target = None if rollback == "none" else int(rollback.lstrip("v"))
+        registry.rollback(domain_name, target)
+        click.echo(f"{domain_name}: serving {'the rules' if target is None else f'v{target}'}.")
+        return
+    serving = registry.serving(domain_name)
+    rows = registry.versions(domain_name)
+    if not rows:
+        click.echo(f"No policy versions for {domain_name}: `dialoop train policy` makes one.")
+    for v in rows:
+        mark = "*" if serving is not None and v.version == serving.version else " "
+        gate = v.report.get("gate", {})
+        sim = gate.get("simulated", {}).get("candidate", {}).get("task_success")
+        click.echo(f"{mark} v{v.version:<3} {v.method:<13} {v.status:<10} {v.created_at}"
+                   + (f"  simulated success {sim:.3f}" if sim is not None else ""))

@@ -19,6 +19,9 @@
         - {when: {intent: order_status, missing: false}, action: call_tool lookup_order}
         - {when: {}, action: answer}
 
+An optional ``reward`` section (:class:`RewardSpec`) says what a dialogue is worth to
+the policy learners and to ``dialoop simulate``.
+
 Loading validates the structure (pydantic) and the cross references (a rule naming
 an intent that does not exist, a template that does not compile, …); any problem
 is a :class:`DomainError` naming the file, the line and the problem.
@@ -51,6 +54,7 @@ __all__ = [
     "Domain",
     "DomainError",
     "DomainSpec",
+    "RewardSpec",
     "Script",
     "ScriptTurn",
     "SlotSpec",
@@ -171,6 +175,37 @@ class PolicySpec(_Strict):
     """Actions per turn at most (a look-up or tool call is followed by another action)."""
 
 
+class RewardSpec(_Strict):
+    """What a dialogue is worth, for learning and comparing policies (``dialoop simulate``).
+
+    A dialogue's reward is the sum of: ``success`` if the user's goal was reached, else
+    ``failure``; ``turn`` for every user turn; ``hand_off`` if it was handed to a person
+    (a person's time costs, even when the user asked for one); ``rating`` times the user's
+    rating (-1 to 1) when there is one.
+    """
+
+    success: float = 20.0
+    failure: float = -10.0
+    turn: float = -1.0
+    hand_off: float = -5.0
+    rating: float = 5.0
+
+    @field_validator("success", "rating")
+    @classmethod
+    def _not_negative(cls, v: float) -> float:
+        if v < 0:
+            raise ValueError(f"must be 0 or more (it is {v}): it rewards what the user wants")
+        return v
+
+    @field_validator("failure", "turn", "hand_off")
+    @classmethod
+    def _not_positive(cls, v: float) -> float:
+        if v > 0:
+            raise ValueError(f"must be 0 or less (it is {v}): it is a cost, and a positive "
+                             "one would pay a policy to fail or to drag the dialogue on")
+        return v
+
+
 class DomainSpec(_Strict):
     name: str
     description: str = ""
@@ -183,6 +218,7 @@ class DomainSpec(_Strict):
     knowledge: str | None = None
     """A facts file (relative to the domain file) for the look_up action."""
     policy: PolicySpec = Field(default_factory=PolicySpec)
+    reward: RewardSpec = Field(default_factory=RewardSpec)
 
 
 class ScriptTurn(_Strict):

@@ -59,6 +59,12 @@ class Features:
     tool_failed: bool
     evidence_found: bool
     handed_off: bool
+    # What learned policies see besides (dialoop.policies.mdp); the rules do not test them.
+    filled: tuple[str, ...] = ()  # slots that have a value
+    confirmed: bool = False  # the user said yes to the values read back
+    continued: bool = False  # the message answered the assistant's question
+    turns: int = 0  # user turns so far, this one included
+    corrected: bool = False  # the "no" came with the right value ("no, order 5521")
 
     @classmethod
     def of(cls, domain: Domain, understood: Understanding, state: DialogueState, *,
@@ -75,6 +81,11 @@ class Features:
             tool_failed=tool_failed,
             evidence_found=evidence_found,
             handed_off=state.handed_off,
+            filled=tuple(state.slots),
+            confirmed=state.confirmed is not None,
+            continued=understood.continued,
+            turns=state.turns,
+            corrected=understood.denied and bool(understood.updates),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -82,7 +93,9 @@ class Features:
                 "out_of_domain": self.out_of_domain, "missing": list(self.missing),
                 "needs_confirmation": self.needs_confirmation, "denied": self.denied,
                 "acted": self.acted, "tool_failed": self.tool_failed,
-                "evidence_found": self.evidence_found, "handed_off": self.handed_off}
+                "evidence_found": self.evidence_found, "handed_off": self.handed_off,
+                "filled": list(self.filled), "confirmed": self.confirmed,
+                "continued": self.continued, "turns": self.turns, "corrected": self.corrected}
 
 
 @dataclass(frozen=True)
@@ -176,7 +189,8 @@ def make_policy(domain: Domain, kind: str | None = None) -> Policy:
         return RulePolicy(domain)
     if kind == "learned":
         return LearnedPolicy(domain)
-    raise ConfigError(f"Unknown policy {kind!r}: choose 'rule' or 'learned'.")
+    raise ConfigError(f"Unknown policy {kind!r}: choose 'rule' or 'learned' (a stored version, "
+                      "vN or 'serving', is loaded by open_assistant from the home's registry).")
 
 
 # -- shared by the manager and story replay ---------------------------------------------------

@@ -17,6 +17,8 @@ is checked by the caller (:class:`~dialoop.learn.loop.LearningLoop`, with
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +32,13 @@ from dialoop.store.models import ChatSession, Feedback, Lesson, Turn
 
 __all__ = ["FeedbackReceipt", "FeedbackStore"]
 
+log = logging.getLogger(__name__)
+
 MAX_REASON_CHARS = 2_000
+
+RatingListener = Callable[..., Any]
+"""Told of each committed rating: ``listener(user=, session_id=, turn_id=, rating=)``
+(the online policy learner, :mod:`dialoop.policies.online`)."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +70,7 @@ class FeedbackStore:
     def __init__(self, db: Database, memory: CorrectionMemory) -> None:
         self.db = db
         self.memory = memory
+        self.rating_listeners: list[RatingListener] = []
 
     def rate(
         self, turn_id: int, rating: int, *, user: str, reason: str | None = None
@@ -76,6 +85,11 @@ class FeedbackStore:
                            turn_id=turn_id, scope=str(Scope.of(user)), rating=rating, reason=reason,
                            adapter=facts.adapter)
             s.add(row)
+        for listener in self.rating_listeners:  # after the commit: the rating is stored
+            try:
+                listener(user=user, session_id=facts.session_id, turn_id=turn_id, rating=rating)
+            except Exception:  # a listener's failure never loses or fails the rating
+                log.exception("a rating listener failed on turn %d", turn_id)
         return FeedbackReceipt(row.id, "rating")
 
     def correct(

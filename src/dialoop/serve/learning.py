@@ -20,19 +20,19 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, BeforeValidator, Field
 
 from dialoop.errors import DialoopError
 from dialoop.evidence import Scope
 from dialoop.learn.loop import LearningLoop, run_to_dict
 from dialoop.serve.auth import CallerDep
-from dialoop.serve.httperrors import ErrorResponse
+from dialoop.serve.httperrors import ErrorResponse, storable_text
 from dialoop.store import Database
-from dialoop.store.models import LearnRun
+from dialoop.store.models import MAX_ID, LearnRun
 
 __all__ = ["POLL_SECONDS", "AutoLearner", "install"]
 
@@ -46,36 +46,41 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 router = APIRouter(prefix="/api", responses=_ERRORS)
 ScopeWord = Literal["user", "global"]  # the caller's own, or everyone's (admins)
-_TEXT = Field(min_length=1, max_length=100_000)
+_STORABLE = BeforeValidator(storable_text)  # a lone surrogate: 400 before writing, not 500
+Text = Annotated[str, Field(min_length=1, max_length=100_000), _STORABLE]
+MaybeText = Annotated[str, Field(max_length=100_000), _STORABLE]
+Reason = Annotated[str, Field(max_length=2_000), _STORABLE]
+TurnId = Annotated[int, Path(ge=1, le=MAX_ID, description="An answer's turn id.")]
+LessonId = Annotated[int, Path(ge=1, le=MAX_ID, description="A lesson's id.")]
 
 
 class RatingIn(BaseModel):
     value: Literal[1, -1] = Field(description="+1 good, -1 bad.")
-    reason: str | None = Field(None, max_length=2_000)
+    reason: Reason | None = None
 
 
 class CorrectionIn(BaseModel):
-    answer: str = _TEXT
+    answer: Text
     scope: ScopeWord = "user"
 
 
 class LessonIn(BaseModel):
-    question: str = _TEXT
-    answer: str = _TEXT
+    question: Text
+    answer: Text
     scope: ScopeWord = "user"
 
 
 class PreferenceIn(BaseModel):
-    chosen: str = _TEXT
-    rejected: str = _TEXT
-    question: str | None = Field(None, max_length=100_000)
-    turn_id: int | None = None
+    chosen: Text
+    rejected: Text
+    question: MaybeText | None = None
+    turn_id: int | None = Field(None, ge=1, le=MAX_ID)
     scope: ScopeWord = "user"
 
 
 class RollbackIn(BaseModel):
-    line: str = "global"
-    version: int | None = Field(None, ge=1, description="null: serve the base model.")
+    line: Annotated[str, Field(min_length=1, max_length=200), _STORABLE] = "global"
+    version: int | None = Field(None, ge=1, le=MAX_ID, description="null: serve the base model.")
 
 
 class ReceiptOut(BaseModel):
@@ -111,7 +116,7 @@ def _lesson(lesson: Any) -> dict[str, Any]:
 
 @router.post("/turns/{turn_id}/rating", response_model=ReceiptOut, tags=["feedback"],
              summary="Rate one of your answers")
-async def rate(request: Request, caller: CallerDep, turn_id: int, body: RatingIn) -> Any:
+async def rate(request: Request, caller: CallerDep, turn_id: TurnId, body: RatingIn) -> Any:
     receipt = await run_in_threadpool(_learning(request).rate, turn_id, body.value,
                                       user=caller.user, reason=body.reason)
     return receipt.to_dict()
@@ -119,7 +124,8 @@ async def rate(request: Request, caller: CallerDep, turn_id: int, body: RatingIn
 
 @router.post("/turns/{turn_id}/correction", response_model=ReceiptOut, tags=["feedback"],
              summary="Give the answer one of your turns should have given")
-async def correct(request: Request, caller: CallerDep, turn_id: int, body: CorrectionIn) -> Any:
+async def correct(request: Request, caller: CallerDep, turn_id: TurnId,
+                  body: CorrectionIn) -> Any:
     receipt = await run_in_threadpool(_learning(request).correct, turn_id, body.answer,
                                       user=caller.user, scope=body.scope)
     return receipt.to_dict()
@@ -155,14 +161,14 @@ async def teach(request: Request, caller: CallerDep, body: LessonIn) -> Any:
 
 @router.post("/lessons/{lesson_id}/promote", response_model=LessonOut, tags=["lessons"],
              summary="Make a lesson apply to everyone (admin)")
-async def promote_lesson(request: Request, caller: CallerDep, lesson_id: int) -> Any:
+async def promote_lesson(request: Request, caller: CallerDep, lesson_id: LessonId) -> Any:
     return _lesson(await run_in_threadpool(_learning(request).promote_lesson, lesson_id,
                                            user=caller.user))
 
 
 @router.delete("/lessons/{lesson_id}", response_model=LessonOut, tags=["lessons"],
                summary="Forget a lesson: it stops applying now")
-async def forget(request: Request, caller: CallerDep, lesson_id: int) -> Any:
+async def forget(request: Request, caller: CallerDep, lesson_id: LessonId) -> Any:
     return _lesson(await run_in_threadpool(_learning(request).forget, lesson_id,
                                            user=caller.user))
 
