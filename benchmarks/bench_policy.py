@@ -13,7 +13,7 @@
    *broken* rules, trained on the simulator's reward) is measured every --every
    dialogues against 90 % of the full rules' success. The curve is printed (and
    plotted with --plot).
-3. Online learning (engineer L3): ``dialoop.policies.online.benchmark(args)`` if it
+3. Online learning (engineer L3): ``dialoop.policy.online.benchmark(args)`` if it
    exists; see :func:`online_section`.
 
 Every number comes from this one run; nothing is copied from elsewhere.
@@ -83,8 +83,8 @@ def table(args: argparse.Namespace) -> None:
     from dialoop.cli.train import _test_scorer
     from dialoop.dialogue.domain import load_domain
     from dialoop.engine.embedding import default_embedder
-    from dialoop.policies.learners import as_policy, simulate, train
-    from dialoop.policies.mdp import MDP
+    from dialoop.policy.learners import as_policy, simulate, train
+    from dialoop.policy.mdp import MDP
 
     embedder = default_embedder()
     domain = load_domain(STORE)
@@ -145,7 +145,7 @@ def recovery(args: argparse.Namespace) -> None:
     the rules, and so hide the loss.)"""
     from dialoop.dialogue.domain import load_domain
     from dialoop.engine.embedding import default_embedder
-    from dialoop.policies.learners import simulate, train_rl
+    from dialoop.policy.learners import simulate, train_rl
 
     embedder = default_embedder()
     domain = load_domain(STORE)
@@ -203,20 +203,20 @@ def _plot(points: list[tuple[int, float]], full: float, broken: float, target: f
 
 
 def online_section(args: argparse.Namespace) -> None:
-    """The online-learning experiment, when :mod:`dialoop.policies.online` offers it."""
+    """The online-learning experiment, when :mod:`dialoop.policy.online` offers it."""
     try:
-        from dialoop.policies.online import benchmark
+        from dialoop.policy.online import benchmark
     except ImportError:
-        print("\nOnline learning: dialoop.policies.online.benchmark not available yet.")
+        print("\nOnline learning: dialoop.policy.online.benchmark not available yet.")
         return
     if args.no_online:
         return
     from dialoop.dialogue.domain import load_domain
-    from dialoop.policies.simulator import Noise
+    from dialoop.policy.simulator import Noise
 
     plot = args.plot.with_name(args.plot.stem + "-online.png") if args.plot else None
     result = benchmark(load_domain(STORE), noise=Noise.uniform(args.noise), plot=plot)
-    print("\nOnline learning (dialoop.policies.online.benchmark):")
+    print("\nOnline learning (dialoop.policy.online.benchmark):")
     print(json.dumps(_scalars(result), indent=1))
 
 

@@ -58,7 +58,7 @@ from dialoop.errors import InvalidInputError
 from dialoop.evidence import TurnTrace
 from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.loop import LearningLoop
-from dialoop.policies.online import OnlineLearner, OnlinePolicy
+from dialoop.policy.online import OnlineLearner, OnlinePolicy
 from dialoop.store import Database, open_database
 from dialoop.store.accounts import Accounts, Permissions
 from dialoop.store.adapters import AdapterStore
@@ -367,7 +367,7 @@ def open_assistant(
     if domain is not None and not isinstance(domain, Domain):
         domain = load_domain(domain)  # a bad domain file fails before anything is opened
     if isinstance(policy, str) and policy not in ("rule", "learned"):
-        from dialoop.policies.registry import PolicyRegistry  # a stored version: vN, serving
+        from dialoop.policy.registry import PolicyRegistry  # a stored version: vN, serving
 
         policy = PolicyRegistry(settings.home).load(domain or general_domain(), policy)
     parts = open_parts(settings)

@@ -161,14 +161,14 @@ class Settings(BaseSettings):
     learn_gate_rated_behaviour: float = Field(0.6, ge=0, le=1)
     """The style adapter must order held-out rated answers as the user did (liked above
     disliked, relative to the base model) at least this often (0.5 is chance)."""
-    # -- the online policy learner (dialoop.policies.online) ---------------------------
+    # -- the online policy learner (dialoop.policy.online) ---------------------------
     policy_online: bool = False
     """Let the dialogue policy learn from live users (ratings, completed tasks) while it
     serves: a contextual bandit in front of the serving policy. Off unless an admin turns
     it on; it changes how a domain's assistant acts (docs/dialogue.md)."""
     policy_online_exploration: float = Field(0.05, ge=0, le=0.2)
     """Share of decisions that try an alternative to the serving policy's action (at most
-    0.2, the cap of ``dialoop.policies.online.EXPLORATION_CAP``; 0: learn, never explore)."""
+    0.2, the cap of ``dialoop.policy.online.EXPLORATION_CAP``; 0: learn, never explore)."""
     policy_online_scope: Literal["user", "global"] = "user"
     """Whose feedback a user's policy learns from: their own (``user``) or everyone's."""
 

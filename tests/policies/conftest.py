@@ -9,8 +9,8 @@ import pytest
 
 from dialoop.dialogue.domain import Domain, load_domain
 from dialoop.engine.embedding import Embedder, default_embedder
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 STORE = Path(__file__).resolve().parents[2] / "examples" / "store_support" / "domain.yaml"
 

@@ -11,13 +11,13 @@ import pytest
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Features
 from dialoop.engine.embedding import Embedder
-from dialoop.policies.demonstrations import roll_out, rule_teacher
-from dialoop.policies.env import DialogueEnv
-from dialoop.policies.irl import EmpiricalMDP, maxent_irl, ranks_demonstrated_first, train_irl
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel, PolicyRegistry, VectorPolicy
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.demonstrations import roll_out, rule_teacher
+from dialoop.policy.env import DialogueEnv
+from dialoop.policy.irl import EmpiricalMDP, maxent_irl, ranks_demonstrated_first, train_irl
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel, PolicyRegistry, VectorPolicy
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 
 @pytest.fixture(scope="module")

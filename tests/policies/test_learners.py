@@ -11,9 +11,9 @@ import pytest
 from dialoop.dialogue.domain import Domain
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError
-from dialoop.policies.learners import as_policy, simulate, train, train_rl, train_supervised
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel, PolicyRegistry
+from dialoop.policy.learners import as_policy, simulate, train, train_rl, train_supervised
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel, PolicyRegistry
 
 NOISE = 0.2
 
@@ -103,7 +103,7 @@ def test_on_store_support_a_supervised_version_passes_the_gate_and_serves(
 ) -> None:
     """Integration: the real domain, its simulator and its holdout dialogues."""
     from dialoop.cli.train import _test_scorer
-    from dialoop.policies.gate import GateSettings, gate
+    from dialoop.policy.gate import GateSettings, gate
 
     model, report = train_supervised(store_domain, dialogues=60, noise=NOISE,
                                      embedder=embedder)

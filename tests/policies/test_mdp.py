@@ -8,7 +8,7 @@ import pytest
 from dialoop.dialogue.domain import Domain, load_domain
 from dialoop.dialogue.policy import Features
 from dialoop.errors import DomainError, InvalidInputError
-from dialoop.policies.mdp import MDP, dialogue_reward
+from dialoop.policy.mdp import MDP, dialogue_reward
 
 
 def features(**given: object) -> Features:

@@ -1,4 +1,4 @@
-"""The online learner (dialoop.policies.online): learns a hidden preference of simulated
+"""The online learner (dialoop.policy.online): learns a hidden preference of simulated
 users, explores within its cap, keeps each user's state to that user, is off by default."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dialoop.dialogue.domain import Domain, load_domain
 from dialoop.dialogue.policy import Features, RulePolicy
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import ConfigError
-from dialoop.policies.online import (
+from dialoop.policy.online import (
     EXPLORATION_CAP,
     OnlineLearner,
     OnlinePolicy,

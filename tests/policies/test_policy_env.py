@@ -10,10 +10,10 @@ from stable_baselines3.common.env_checker import check_env
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import RulePolicy
 from dialoop.engine.embedding import Embedder
-from dialoop.policies.env import DialogueEnv
-from dialoop.policies.mdp import dialogue_reward
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.env import DialogueEnv
+from dialoop.policy.mdp import dialogue_reward
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 
 @pytest.fixture

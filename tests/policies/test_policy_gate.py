@@ -12,10 +12,10 @@ from dialoop.cli.train import _test_scorer
 from dialoop.dialogue.domain import Domain
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import ConfigError
-from dialoop.policies.gate import GateSettings, gate
-from dialoop.policies.learners import train_supervised
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel, PolicyRegistry
+from dialoop.policy.gate import GateSettings, gate
+from dialoop.policy.learners import train_supervised
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel, PolicyRegistry
 
 TESTS = """
 dialogues:

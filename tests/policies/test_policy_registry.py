@@ -11,10 +11,10 @@ from dialoop.dialogue.domain import Domain, load_domain
 from dialoop.dialogue.policy import Features
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError, NotFoundError
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel, PolicyRegistry
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel, PolicyRegistry
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 
 def always(mdp: MDP, action: str) -> LinearModel:
@@ -88,7 +88,7 @@ def test_a_stable_baselines3_model_is_stored_and_decides(
 ) -> None:
     from stable_baselines3 import PPO
 
-    from dialoop.policies.env import DialogueEnv
+    from dialoop.policy.env import DialogueEnv
 
     with Simulation(tiny_domain, noise=Noise(), seed=0, embedder=embedder) as sim:
         env = DialogueEnv(sim)

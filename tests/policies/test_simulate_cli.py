@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from dialoop.cli import cli
 from dialoop.dialogue.domain import Domain
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel, PolicyRegistry
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel, PolicyRegistry
 
 STORE = str(Path(__file__).resolve().parents[2] / "examples" / "store_support" / "domain.yaml")
 

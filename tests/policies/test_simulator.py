@@ -11,8 +11,8 @@ from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Decision, Features
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import ConfigError
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise, UserModel, goal_task
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise, UserModel, goal_task
 
 
 def test_goals_come_from_the_domain_and_its_rules(tiny_domain: Domain) -> None:

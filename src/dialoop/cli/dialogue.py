@@ -235,9 +235,9 @@ def simulate(ctx: click.Context, domain_path: Path, n: int, policy: str, noise: 
     Prints task success, average turns, average reward (the domain's `reward:`
     section) and hand-off rate.
     """
-    from dialoop.policies.registry import PolicyRegistry
-    from dialoop.policies.simulation import Simulation
-    from dialoop.policies.simulator import Noise
+    from dialoop.policy.registry import PolicyRegistry
+    from dialoop.policy.simulation import Simulation
+    from dialoop.policy.simulator import Noise
 
     domain = load_domain(domain_path)
     if not logging.getLogger().isEnabledFor(logging.INFO):

@@ -218,9 +218,9 @@ def policy(ctx: click.Context, domain_path: Path, method: str, dialogues: int | 
 
     from dialoop.dialogue.domain import load_domain
     from dialoop.engine.embedding import default_embedder
-    from dialoop.policies.gate import GateSettings, gate
-    from dialoop.policies.learners import train as learn
-    from dialoop.policies.registry import PolicyRegistry
+    from dialoop.policy.gate import GateSettings, gate
+    from dialoop.policy.learners import train as learn
+    from dialoop.policy.registry import PolicyRegistry
 
     settings = settings_from(ctx)
     domain = load_domain(domain_path)
@@ -289,7 +289,7 @@ def _test_scorer(domain: object, paths: list[Path], embedder: object):  # type: 
     from dialoop.dialogue.domain import load_scripts
     from dialoop.dialogue.intent import IntentClassifier
     from dialoop.eval.dialogue import run_dialogues
-    from dialoop.policies.simulation import SilentEngine
+    from dialoop.policy.simulation import SilentEngine
 
     scripts = [s for p in paths for s in load_scripts(p, domain)]  # type: ignore[arg-type]
     classifier = IntentClassifier(domain, embedder)  # type: ignore[arg-type]
@@ -331,7 +331,7 @@ def _quiet_manager() -> None:
 @click.pass_context
 def policies(ctx: click.Context, domain_name: str, rollback: str | None) -> None:
     """List a domain's policy versions (or roll back to one)."""
-    from dialoop.policies.registry import PolicyRegistry
+    from dialoop.policy.registry import PolicyRegistry
 
     if domain_name.endswith((".yaml", ".yml")) and Path(domain_name).is_file():
         from dialoop.dialogue.domain import load_domain

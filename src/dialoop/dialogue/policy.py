@@ -59,7 +59,7 @@ class Features:
     tool_failed: bool
     evidence_found: bool
     handed_off: bool
-    # What learned policies see besides (dialoop.policies.mdp); the rules do not test them.
+    # What learned policies see besides (dialoop.policy.mdp); the rules do not test them.
     filled: tuple[str, ...] = ()  # slots that have a value
     confirmed: bool = False  # the user said yes to the values read back
     continued: bool = False  # the message answered the assistant's question

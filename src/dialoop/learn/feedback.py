@@ -38,7 +38,7 @@ MAX_REASON_CHARS = 2_000
 
 RatingListener = Callable[..., Any]
 """Told of each committed rating: ``listener(user=, session_id=, turn_id=, rating=)``
-(the online policy learner, :mod:`dialoop.policies.online`)."""
+(the online policy learner, :mod:`dialoop.policy.online`)."""
 
 
 @dataclass(frozen=True)

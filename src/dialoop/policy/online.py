@@ -18,7 +18,7 @@ serving policy's own choice. It then
 Each arm has a ridge regression of the dialogue's reward on the MDP state vector
 (:meth:`MDP.vector` plus a constant 1): ``A = I + sum x x^T``, ``b = sum z x``,
 estimate ``A^-1 b``, standard error ``sqrt(x^T A^-1 x)``. ``z`` is the reward of
-:func:`~dialoop.policies.mdp.dialogue_reward` (rating, task success from the trace:
+:func:`~dialoop.policy.mdp.dialogue_reward` (rating, task success from the trace:
 a tool that ran or a hand-off, the turn cost) divided by the largest it can be.
 
 **Updates** come from the stored traces, not from memory: every step of a trace
@@ -63,7 +63,7 @@ import numpy as np
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Decision, Features, Policy, RulePolicy
 from dialoop.errors import ConfigError, InvalidInputError
-from dialoop.policies.mdp import MDP, dialogue_reward
+from dialoop.policy.mdp import MDP, dialogue_reward
 
 __all__ = [
     "EXPLORATION_CAP",
@@ -376,7 +376,7 @@ def benchmark(domain: Domain, *, dialogues: int = 300, seed: int = 0, noise: Any
     """
     import tempfile
 
-    from dialoop.policies.simulation import SIM_USER, Simulation
+    from dialoop.policy.simulation import SIM_USER, Simulation
 
     preference = preference or Preference()
     out: dict[str, Any] = {"dialogues": dialogues, "seed": seed, "window": window,

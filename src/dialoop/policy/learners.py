@@ -42,10 +42,10 @@ import numpy as np
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Decision, Features, RulePolicy, replay
 from dialoop.errors import ConfigError, InvalidInputError
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel, VectorPolicy
-from dialoop.policies.simulation import Simulation, SimulationReport
-from dialoop.policies.simulator import Noise
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel, VectorPolicy
+from dialoop.policy.simulation import Simulation, SimulationReport
+from dialoop.policy.simulator import Noise
 
 __all__ = ["METHODS", "Demonstrations", "as_policy", "clone", "rule_demonstrations",
            "session_demonstrations", "simulate", "story_demonstrations", "train", "train_rl",
@@ -69,11 +69,11 @@ def _learner(method: str) -> Learner:
         return train_rl
     if method in ("irl", "hierarchical"):
         try:
-            module = __import__(f"dialoop.policies.{method}", fromlist=[f"train_{method}"])
+            module = __import__(f"dialoop.policy.{method}", fromlist=[f"train_{method}"])
             return getattr(module, f"train_{method}")  # type: ignore[no-any-return]
         except (ImportError, AttributeError) as exc:
             raise ConfigError(f"The {method!r} learner is not available in this dialoop "
-                              f"(dialoop.policies.{method}.train_{method}: {exc}).") from exc
+                              f"(dialoop.policy.{method}.train_{method}: {exc}).") from exc
     raise InvalidInputError(f"Unknown learning method {method!r}: choose one of "
                             f"{', '.join(METHODS)}.")
 
@@ -242,7 +242,7 @@ def train_rl(domain: Domain, *, seed: int = 0, dialogues: int = 0, steps: int = 
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
 
-    from dialoop.policies.env import DialogueEnv
+    from dialoop.policy.env import DialogueEnv
 
     torch.set_num_threads(1)  # the simulator and the net share the cores: one thread each
     torch.manual_seed(seed)

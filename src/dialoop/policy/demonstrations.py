@@ -1,5 +1,5 @@
 """Trajectories of simulated dialogues, for the learners that start from demonstrations
-(:mod:`~dialoop.policies.irl`, :mod:`~dialoop.policies.hierarchical`).
+(:mod:`~dialoop.policy.irl`, :mod:`~dialoop.policy.hierarchical`).
 
     env = DialogueEnv(Simulation(domain, noise=Noise.uniform(0.2)))
     demos = roll_out(env, 200, rule_teacher(env.mdp))            # the rules, as the expert
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from dialoop.dialogue.policy import Features, RulePolicy
-from dialoop.policies.env import DialogueEnv
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel
+from dialoop.policy.env import DialogueEnv
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel
 
 __all__ = ["Actor", "Trajectory", "fit_linear", "roll_out", "progress_bar", "rule_teacher",
            "scores"]

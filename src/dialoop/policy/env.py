@@ -5,7 +5,7 @@
     obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
 
 One episode is one simulated dialogue; one step is one decision of the policy (see
-:mod:`~dialoop.policies.mdp`): the observation is the state vector of the features
+:mod:`~dialoop.policy.mdp`): the observation is the state vector of the features
 the manager gives a policy, the action an index into ``MDP.actions``; ``info`` carries
 the :class:`~dialoop.dialogue.policy.Features` themselves (to ask another policy what
 it would do, e.g. the rules as a teacher).
@@ -32,7 +32,7 @@ import numpy as np
 
 from dialoop.dialogue.manager import TurnPlan
 from dialoop.dialogue.policy import Decision, Features
-from dialoop.policies.simulation import DialogueResult, Simulation
+from dialoop.policy.simulation import DialogueResult, Simulation
 
 __all__ = ["DialogueEnv"]
 

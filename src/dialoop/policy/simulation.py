@@ -1,4 +1,4 @@
-"""Simulated dialogues between :mod:`~dialoop.policies.simulator` users and the real
+"""Simulated dialogues between :mod:`~dialoop.policy.simulator` users and the real
 :class:`~dialoop.dialogue.manager.DialogueManager`, scored with the domain's reward.
 
     sim = Simulation(load_domain("examples/store_support/domain.yaml"), noise=Noise.uniform(0.2))
@@ -39,8 +39,8 @@ from dialoop.dialogue.policy import Policy
 from dialoop.dialogue.state import DialogueState
 from dialoop.engine import Chunk, GenerationParams, Message
 from dialoop.engine.embedding import Embedder, default_embedder
-from dialoop.policies.mdp import MDP, dialogue_reward
-from dialoop.policies.simulator import Noise, SimulatedUser, UserModel
+from dialoop.policy.mdp import MDP, dialogue_reward
+from dialoop.policy.simulator import Noise, SimulatedUser, UserModel
 
 __all__ = ["DialogueResult", "SilentEngine", "Simulation", "SimulationReport"]
 

@@ -24,7 +24,7 @@ in a test; this method is exact on the empirical MDP and a hundred lines.
 
 **Policy**: the greedy policy of the soft Q-values under the learned reward on the
 empirical MDP (model-based RL on the learned reward), distilled into a
-:class:`~dialoop.policies.registry.LinearModel` (multinomial logistic regression
+:class:`~dialoop.policy.registry.LinearModel` (multinomial logistic regression
 over the state vector, each state weighted by how often it was seen) so that it
 generalises to states never seen and is stored like any linear policy.
 
@@ -52,7 +52,7 @@ from scipy import sparse
 
 from dialoop.dialogue.domain import Domain
 from dialoop.engine.embedding import Embedder
-from dialoop.policies.demonstrations import (
+from dialoop.policy.demonstrations import (
     Trajectory,
     fit_linear,
     progress_bar,
@@ -60,11 +60,11 @@ from dialoop.policies.demonstrations import (
     rule_teacher,
     scores,
 )
-from dialoop.policies.env import DialogueEnv
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.env import DialogueEnv
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 __all__ = ["EmpiricalMDP", "LearnedReward", "distill", "maxent_irl", "train_irl"]
 

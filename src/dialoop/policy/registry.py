@@ -38,7 +38,7 @@ import numpy as np
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Decision, Features
 from dialoop.errors import InvalidInputError, NotFoundError
-from dialoop.policies.mdp import MDP
+from dialoop.policy.mdp import MDP
 
 __all__ = ["LinearModel", "PolicyRegistry", "PolicyVersion", "VectorPolicy"]
 
@@ -232,7 +232,7 @@ def _save(model: Any, folder: Path, mdp: MDP) -> str:
                                     f"{model.bias.shape}.")
         np.savez(folder / LINEAR_FILE, weights=model.weights, bias=model.bias)
         return "linear"
-    if type(model).__name__ == "HierarchicalModel":  # dialoop.policies.hierarchical
+    if type(model).__name__ == "HierarchicalModel":  # dialoop.policy.hierarchical
         model.save(folder)
         return "hierarchical"
     algorithm = type(model).__name__
@@ -249,7 +249,7 @@ def _load(fmt: str, folder: Path) -> Callable[[np.ndarray], int]:
         with np.load(folder / LINEAR_FILE) as data:
             return LinearModel(data["weights"], data["bias"]).choose
     if fmt == "hierarchical":
-        from dialoop.policies.hierarchical import HierarchicalModel
+        from dialoop.policy.hierarchical import HierarchicalModel
 
         return HierarchicalModel.load(folder).choose
     kind, _, algorithm = fmt.partition(":")

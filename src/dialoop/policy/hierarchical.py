@@ -38,7 +38,7 @@ import numpy as np
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Features
 from dialoop.engine.embedding import Embedder
-from dialoop.policies.demonstrations import (
+from dialoop.policy.demonstrations import (
     Trajectory,
     fit_linear,
     progress_bar,
@@ -46,11 +46,11 @@ from dialoop.policies.demonstrations import (
     rule_teacher,
     scores,
 )
-from dialoop.policies.env import DialogueEnv
-from dialoop.policies.mdp import MDP
-from dialoop.policies.registry import LinearModel
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.env import DialogueEnv
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 __all__ = ["FILE", "HierarchicalModel", "subtask_of", "subtasks", "train_hierarchical"]
 

@@ -23,9 +23,9 @@ from typing import Any
 from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Policy
 from dialoop.errors import ConfigError
-from dialoop.policies.registry import PolicyRegistry
-from dialoop.policies.simulation import Simulation
-from dialoop.policies.simulator import Noise
+from dialoop.policy.registry import PolicyRegistry
+from dialoop.policy.simulation import Simulation
+from dialoop.policy.simulator import Noise
 
 __all__ = ["GateSettings", "Verdict", "gate", "judge"]
 
