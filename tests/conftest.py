@@ -62,6 +62,26 @@ def hf_tokenizer(hf_model_dir: Path):  # type: ignore[no-untyped-def]
     return AutoTokenizer.from_pretrained(str(hf_model_dir))
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(hf_tokenizer, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
+    """A 2-layer Llama (hidden 64) with random weights and SmolLM2's tokenizer and template."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(hf_tokenizer), hidden_size=64, intermediate_size=128,
+        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+        max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=hf_tokenizer.bos_token_id, eos_token_id=hf_tokenizer.eos_token_id,
+        pad_token_id=hf_tokenizer.pad_token_id,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    hf_tokenizer.save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def tiny_model(hf_tokenizer):  # type: ignore[no-untyped-def]
     """A randomly initialised 3-block Llama with the bundled model's tokenizer: for training

@@ -162,18 +162,10 @@ def test_the_intent_fallback_asks_in_the_users_scope(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_torch_engine_keeps_scopes_apart(tmp_path: Path, hf_tokenizer) -> None:  # type: ignore[no-untyped-def]
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
+def test_torch_engine_keeps_scopes_apart(tmp_path: Path, tiny_model_dir: Path) -> None:
     from dialoop.engine.torch import TorchEngine
 
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
-    hf_tokenizer.save_pretrained(tmp_path / "tiny")
-    engine = TorchEngine(ModelSource(spec="tiny", name="tiny", folder=tmp_path / "tiny"),
+    engine = TorchEngine(ModelSource(spec="tiny", name="tiny", folder=tiny_model_dir),
                          cache_dir=tmp_path)
 
     def cached(pin: str, user: str) -> int:

@@ -82,19 +82,11 @@ def test_the_remote_engine_escapes_common_template_markers() -> None:
 
 @pytest.mark.slow
 def test_torch_engine_tokenizes_a_spelled_marker_as_text(
-    tmp_path: Path, hf_tokenizer, llama_engine: LlamaCppEngine  # type: ignore[no-untyped-def]
+    tmp_path: Path, tiny_model_dir: Path, llama_engine: LlamaCppEngine
 ) -> None:
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
     from dialoop.engine.torch import TorchEngine
 
-    torch.manual_seed(0)  # a tiny random model: only the template and tokenizer matter here
-    config = LlamaConfig(vocab_size=len(hf_tokenizer), hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "tiny")
-    hf_tokenizer.save_pretrained(tmp_path / "tiny")
-    engine = TorchEngine(ModelSource(spec="tiny", name="tiny", folder=tmp_path / "tiny"),
+    engine = TorchEngine(ModelSource(spec="tiny", name="tiny", folder=tiny_model_dir),
                          cache_dir=tmp_path)
     for where in ("user", "system", "assistant"):
         attacked = engine._prompt_tokens(_conversation(ATTACK, where))

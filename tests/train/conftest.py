@@ -1,4 +1,4 @@
-"""A tiny random Llama with the real model's tokenizer, and a few dialogues to learn."""
+"""A few dialogues to learn (the tiny random Llama, `tiny_model_dir`, is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -23,26 +23,6 @@ DIALOGUES = [
     [{"role": "user", "content": "I want a human."},
      {"role": "assistant", "content": "I am connecting you to a colleague."}],
 ]
-
-
-@pytest.fixture(scope="session")
-def tiny_model_dir(hf_tokenizer, tmp_path_factory: pytest.TempPathFactory) -> Path:  # type: ignore[no-untyped-def]
-    """A 2-layer Llama (hidden 64) with random weights and SmolLM2's tokenizer and template."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=len(hf_tokenizer), hidden_size=64, intermediate_size=128,
-        num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-        max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=hf_tokenizer.bos_token_id, eos_token_id=hf_tokenizer.eos_token_id,
-        pad_token_id=hf_tokenizer.pad_token_id,
-    )
-    folder = tmp_path_factory.mktemp("tiny-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    hf_tokenizer.save_pretrained(folder)
-    return folder
 
 
 def _write_jsonl(path: Path, dialogues: list[list[dict]]) -> Path:
