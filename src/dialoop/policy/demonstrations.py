@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,3 +132,16 @@ def progress_bar(progress: bool | Callable[[int, int], None] | None,
             bar.close()
 
     return update
+
+
+EVAL_DIALOGUES = 200
+"""Held-out simulated users a learner's report scores it and the rules on."""
+
+
+def tensorboard_writer(log_dir: Path | None) -> Any:
+    """A TensorBoard ``SummaryWriter`` for ``log_dir``, or None without one."""
+    if log_dir is None:
+        return None
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(log_dir))

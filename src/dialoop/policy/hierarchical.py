@@ -39,12 +39,14 @@ from dialoop.dialogue.domain import Domain
 from dialoop.dialogue.policy import Features
 from dialoop.engine.embedding import Embedder
 from dialoop.policy.demonstrations import (
+    EVAL_DIALOGUES,
     Trajectory,
     fit_linear,
     progress_bar,
     roll_out,
     rule_teacher,
     scores,
+    tensorboard_writer,
 )
 from dialoop.policy.env import DialogueEnv
 from dialoop.policy.mdp import MDP
@@ -62,7 +64,6 @@ ROUNDS = 2
 """DAgger rounds after the expert's own dialogues."""
 EXPLORE = 0.1
 """Random actions while the learner plays a DAgger round."""
-EVAL_DIALOGUES = 200
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ def train_hierarchical(domain: Domain, *, seed: int = 0, dialogues: int | None =
         if progress is not None:
             progress(done + i, total)
 
-    writer = _writer(log_dir)
+    writer = tensorboard_writer(log_dir)
     with Simulation(domain, noise=noise, seed=seed, embedder=embedder) as sim:
         env = DialogueEnv(sim)
         mdp, teacher = env.mdp, rule_teacher(env.mdp)
@@ -204,10 +205,3 @@ def _agreement(mdp: MDP, model: HierarchicalModel, data: list[Trajectory],
             "expert_agreement": round(float((chosen == y).mean()), 4),
             "expert_agreement_by_subtask": by_subtask}
 
-
-def _writer(log_dir: Path | None) -> Any:
-    if log_dir is None:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(log_dir))

@@ -53,12 +53,14 @@ from scipy import sparse
 from dialoop.dialogue.domain import Domain
 from dialoop.engine.embedding import Embedder
 from dialoop.policy.demonstrations import (
+    EVAL_DIALOGUES,
     Trajectory,
     fit_linear,
     progress_bar,
     roll_out,
     rule_teacher,
     scores,
+    tensorboard_writer,
 )
 from dialoop.policy.env import DialogueEnv
 from dialoop.policy.mdp import MDP
@@ -79,8 +81,6 @@ credits the step that was demonstrated more than the steps it leads to). Measure
 store_support at noise 0.2 (300 + 300 dialogues): 0.9 / 0.7 / 0.5 / 0.3 rank the
 demonstrated action first by its reward on 61 / 65 / 71 / 86 % of the demonstration
 steps, and the soft-optimal policy agrees with the expert on 99.9 / 99.4 / 100 / 91 %."""
-EVAL_DIALOGUES = 200
-"""Held-out simulated users the report scores the policy and the rules on."""
 
 
 @dataclass(frozen=True)
@@ -219,7 +219,7 @@ def train_irl(domain: Domain, *, seed: int = 0, dialogues: int | None = None,
     rng = np.random.default_rng(seed)
     total = dialogues + steps + eval_dialogues
     tick = _ticker(progress_bar(progress, "irl"), total)
-    writer = _writer(log_dir)
+    writer = tensorboard_writer(log_dir)
     with Simulation(domain, noise=noise, seed=seed, embedder=embedder) as sim:
         env = DialogueEnv(sim)
         mdp, teacher = env.mdp, rule_teacher(env.mdp)
@@ -301,10 +301,3 @@ def _ticker(progress: Callable[[int, int], None] | None, total: int) -> Callable
 
     return tick
 
-
-def _writer(log_dir: Path | None) -> Any:
-    if log_dir is None:
-        return None
-    from torch.utils.tensorboard import SummaryWriter
-
-    return SummaryWriter(str(log_dir))
