@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from dialoop.dialogue.domain import Domain, load_domain
 from dialoop.engine.embedding import Embedder, default_embedder
+from dialoop.policy.mdp import MDP
+from dialoop.policy.registry import LinearModel
 from dialoop.policy.simulation import Simulation
 from dialoop.policy.simulator import Noise
 
@@ -104,3 +107,10 @@ def embedder() -> Embedder:
 def tiny_sim(tiny_domain: Domain, embedder: Embedder) -> Iterator[Simulation]:
     with Simulation(tiny_domain, noise=Noise(), seed=1, embedder=embedder) as sim:
         yield sim
+
+
+def always(mdp: MDP, action: str) -> LinearModel:
+    """A deliberately bad policy: the same action whatever happens."""
+    bias = np.zeros(len(mdp.actions))
+    bias[mdp.actions.index(action)] = 1.0
+    return LinearModel(np.zeros((len(mdp.actions), len(mdp.state_names))), bias)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dialoop.dialogue.domain import Domain
@@ -13,7 +12,8 @@ from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError
 from dialoop.policy.learners import as_policy, simulate, train, train_rl, train_supervised
 from dialoop.policy.mdp import MDP
-from dialoop.policy.registry import LinearModel, PolicyRegistry
+from dialoop.policy.registry import PolicyRegistry
+from tests.policies.conftest import always
 
 NOISE = 0.2
 
@@ -22,12 +22,6 @@ NOISE = 0.2
 def _quiet() -> None:
     logging.getLogger("dialoop.dialogue.manager").setLevel(logging.CRITICAL)
 
-
-def always(mdp: MDP, action: str) -> LinearModel:
-    """A deliberately bad policy: the same action whatever happens."""
-    bias = np.zeros(len(mdp.actions))
-    bias[mdp.actions.index(action)] = 1.0
-    return LinearModel(np.zeros((len(mdp.actions), len(mdp.state_names))), bias)
 
 
 def success(domain: Domain, policy: object, embedder: Embedder) -> float:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from dialoop.cli.train import _test_scorer
@@ -15,7 +14,8 @@ from dialoop.errors import ConfigError
 from dialoop.policy.gate import GateSettings, gate
 from dialoop.policy.learners import train_supervised
 from dialoop.policy.mdp import MDP
-from dialoop.policy.registry import LinearModel, PolicyRegistry
+from dialoop.policy.registry import PolicyRegistry
+from tests.policies.conftest import always
 
 TESTS = """
 dialogues:
@@ -37,11 +37,6 @@ dialogues:
 def _quiet() -> None:
     logging.getLogger("dialoop.dialogue.manager").setLevel(logging.CRITICAL)
 
-
-def always(mdp: MDP, action: str) -> LinearModel:
-    bias = np.zeros(len(mdp.actions))
-    bias[mdp.actions.index(action)] = 1.0
-    return LinearModel(np.zeros((len(mdp.actions), len(mdp.state_names))), bias)
 
 
 def test_the_gate_promotes_a_better_candidate_and_rejects_a_worse_one(
