@@ -388,7 +388,11 @@ def open_assistant(
             opened.close()
         raise
     online = None
-    if settings.policy_online and not manager.domain.is_general:
+    if settings.policy_online and not manager.domain.is_general \
+            and not manager.domain.spec.policy.online:
+        log.warning("policy_online is on, but the domain %r forbids online policy learning "
+                    "(policy.online: false); its policy stays as it is", manager.domain.name)
+    elif settings.policy_online and not manager.domain.is_general:
         online = OnlineLearner(manager.domain, settings.home, scope=settings.policy_online_scope,
                                exploration=settings.policy_online_exploration,
                                seed=settings.seed, sessions=parts.sessions)

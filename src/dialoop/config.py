@@ -165,7 +165,8 @@ class Settings(BaseSettings):
     policy_online: bool = False
     """Let the dialogue policy learn from live users (ratings, completed tasks) while it
     serves: a contextual bandit in front of the serving policy. Off unless an admin turns
-    it on; it changes how a domain's assistant acts (docs/dialogue.md)."""
+    it on; it changes how a domain's assistant acts (docs/dialogue.md). A domain file can
+    forbid it whatever this says (``policy: {online: false}``)."""
     policy_online_exploration: float = Field(0.05, ge=0, le=0.2)
     """Share of decisions that try an alternative to the serving policy's action (at most
     0.2, the cap of ``dialoop.policy.online.EXPLORATION_CAP``; 0: learn, never explore)."""

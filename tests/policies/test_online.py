@@ -135,6 +135,17 @@ def test_off_by_default_and_on_when_an_admin_enables_it(
         assert bot.online is None  # the general assistant has no dialogue policy to learn
 
 
+def test_a_domain_that_forbids_online_learning_keeps_its_policy_when_the_admin_enables_it(
+        tmp_path: Path, dialoop_home: Path, caplog: pytest.LogCaptureFixture) -> None:
+    frozen = load_domain(write_tiny(tmp_path, CAUTIOUS.replace(
+        "policy:\n", "policy:\n  online: false\n", 1)))
+    assert frozen.spec.policy.online is False
+    engine = ScriptedEngine(lambda prompt, adapter: "hi")
+    with open_assistant(load_settings(policy_online=True), engine=engine, domain=frozen) as bot:
+        assert bot.online is None and not isinstance(bot.manager.policy, OnlinePolicy)
+    assert "forbids online policy learning" in caplog.text
+
+
 def test_preference_rates_the_disliked_question_down_and_quick_success_up() -> None:
     twice = Preference(disliked=("clarify:confirm",), times=2)
     assert twice.rating(["clarify:confirm", "call_tool:x"], success=True, turns=2) == 1

@@ -173,6 +173,10 @@ class PolicySpec(_Strict):
     """The learned policy defers to the rules when its probability is below this."""
     max_steps: int = Field(4, ge=1, le=20)
     """Actions per turn at most (a look-up or tool call is followed by another action)."""
+    online: bool = True
+    """Whether this domain's policy may learn from live users when an admin turns on
+    ``policy_online``. A production domain whose behaviour must not drift sets it to
+    ``false``; the setting then leaves it alone (and says so in the log)."""
 
 
 class RewardSpec(_Strict):
