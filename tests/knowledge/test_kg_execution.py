@@ -119,23 +119,28 @@ def test_a_query_is_answered_with_the_triples_it_rests_on(
 
 @pytest.mark.parametrize(("make", "text"), [
     # the graph holds no capital of Ostmark
+    # ... and says what it does hold about Ostmark instead (nothing is invented)
     (_path("Ostmark", ("capital", 3)), 'I don\'t know: my knowledge base has no "capital" for '
-                                       "Ostmark."),
+                                       "Ostmark. What it holds about Ostmark: Nimbus Home ships "
+                                       "to it."),
     # a named relation (chief executive) the path cannot use: it only partly answers
     (_path("Salt Orchard", ("ceo", 3), ("author", 6)),
-     'I don\'t know: my knowledge base has no "chief executive" for Salt Orchard.'),
+     'I don\'t know: my knowledge base has no "chief executive" for Salt Orchard. What it '
+     "holds about Salt Orchard: author; publication year."),
     # "Can I return an opened lamp?": a fact about the relation alone does not confirm it
     (_path("Ostmark", ("ships_to", 2), yes_no=True, residual=("opened",)),
      'I don\'t know: my knowledge base has no "opened" for Ostmark.'),
     # a class with nothing joining it to the individual, and unexplained words
     (_path("Ostmark", classes=("Book",), residual=("novels",)),
-     'I don\'t know: my knowledge base has no "novels" for Ostmark.'),
+     'I don\'t know: my knowledge base has no "novels" for Ostmark. What it holds about '
+     "Ostmark: Nimbus Home ships to it."),
     # two numbers on products and neither named: which one is "top"?
     (_set(("Product",), order="desc"), 'I don\'t know: my knowledge base has nothing on "that".'),
     (_set(("Product",), relations=("price",), comparisons=(("<", 1.0),),
           residual=("vegan",)), 'I don\'t know: my knowledge base has nothing on "vegan".'),
     (lambda g: Decline(("phone",), "Mara Quell", (g.id("Mara Quell"),)),
-     'I don\'t know: my knowledge base has no "phone" for Mara Quell.'),
+     'I don\'t know: my knowledge base has no "phone" for Mara Quell. What it holds about '
+     "Mara Quell: author of Salt Orchard and 1 more; birthplace."),
     (lambda g: UnknownEntity("Zephyr Blender"),
      "I don't know anything about Zephyr Blender: it is not in my knowledge base."),
 ])

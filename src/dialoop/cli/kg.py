@@ -1,4 +1,4 @@
-"""``dialoop kg import|add|query|show|stats|export``, ``dialoop eval kg`` and ``/fact`` in chat.
+"""``dialoop kg import|add|query|sparql|show|stats|export``, ``dialoop eval kg``, ``/fact``.
 
 None of the ``kg`` commands loads the chat model: the graph answers on its own.
 """
@@ -44,7 +44,7 @@ user_option = click.option("--user", help="Act as this user (default: the 'user'
 
 @click.group()
 def kg() -> None:
-    """The knowledge graph and documents: import, add, query, show, stats, export."""
+    """The knowledge graph and documents: import, add, query, sparql, show, stats, export."""
 
 
 @kg.command("import")
@@ -117,6 +117,30 @@ def query(ctx: click.Context, question: str, user: str | None, as_json: bool,
         click.echo(f"  [{i}] {e.source}  {e.text[:160]}")
     if explain:
         click.echo(json.dumps(found.details.get("graph", {}), ensure_ascii=False, indent=2))
+
+
+@kg.command()
+@click.argument("sparql_query", metavar="QUERY")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "xml", "turtle"]),
+              help="json (default), csv or xml for SELECT/ASK; turtle for CONSTRUCT/DESCRIBE.")
+@user_option
+@click.pass_context
+def sparql(ctx: click.Context, sparql_query: str, fmt: str | None, user: str | None) -> None:
+    """Run a read-only SPARQL QUERY over the facts you see ('-' reads it from stdin).
+
+    Prefixes e: (entities), r: (relations), rdf:, rdfs:, skos: and xsd: are predeclared,
+    e.g.  dialoop kg sparql 'SELECT ?p WHERE { ?p r:made_by ?m }'
+    """
+    from dialoop.knowledge.sparql import run_sparql
+
+    text = sys.stdin.read() if sparql_query == "-" else sparql_query
+    with _knowledge(ctx, user) as (kb, settings):
+        try:
+            result = run_sparql(kb.graph, text, settings.user)
+            out = result.serialize(fmt or result.formats()[0])
+        except InvalidInputError as exc:  # the query is the argument: a usage error, exit 2
+            raise click.BadParameter(str(exc), param_hint="QUERY") from None
+    click.echo(out.rstrip("\n"))
 
 
 @kg.command()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from dialoop.knowledge.graph import Graph
 from dialoop.knowledge.linking import Link, Linker, RelationMatcher, RelationMention, select_links
 from dialoop.knowledge.traversal import class_nodes
-from dialoop.knowledge.words import QUESTION_WORDS, Token, stem, tokenize
+from dialoop.knowledge.words import QUESTION_WORDS, Token, root, stem, tokenize
 
 __all__ = ["MIN_ANCHOR_SCORE", "Analysis", "analyse", "proper_names"]
 
@@ -111,7 +111,7 @@ def analyse(question: str, user: str, graph: Graph, linker: Linker,
     lowered = question.lower()
     # Relation words ("price") must not be fuzzy-matched to names ("Prince").
     vocabulary = matcher.vocabulary()
-    relation_words = frozenset(i for i, t in enumerate(tokens) if t.stem in vocabulary)
+    relation_words = frozenset(i for i, t in enumerate(tokens) if root(t.text) in vocabulary)
     anchors, class_links = _names(tokens, user, graph, linker, relation_words)
     anchored = _anchored(anchors, relation_words)
     numbers = {i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+", t.lower)}

@@ -73,6 +73,7 @@ class Answer:
     triples: list[TripleView] = field(default_factory=list)
     analysis: Analysis | None = None
     hops: int = 0
+    typed: bool = True  # it reaches the kind of thing the question asks for, if it asks
 
     def to_dict(self) -> dict[str, object]:
         return {"status": self.status, "kind": self.kind, "text": self.text,
@@ -91,7 +92,7 @@ def execute(graph: Graph, query: Query, user: str, *, max_hops: int = 3) -> Answ
         case Describe():
             return _describe(graph, query, user)
         case Decline():
-            return _decline(query.words, query.about)
+            return _decline(query.words, query.about, graph, query.anchors, user)
         case UnknownEntity():
             return Answer("unknown", phrasing.unknown_entity(query.name))
         case Unrelated():
@@ -100,8 +101,15 @@ def execute(graph: Graph, query: Query, user: str, *, max_hops: int = 3) -> Answ
                          "first (see Reasoner.answer)")
 
 
-def _decline(words: Sequence[str], about: str | None) -> Answer:
-    return Answer("unknown", phrasing.unknown(list(words), about))
+def _decline(words: Sequence[str], about: str | None, graph: Graph | None = None,
+             anchors: Sequence[int] = (), user: str = "") -> Answer:
+    """"I don't know", and (given the graph and the anchors) the relations it does hold
+    about the first anchor, so the user can ask again and nothing is invented."""
+    held: list[str] = []
+    if graph is not None and anchors:
+        held = phrasing.holdings(graph.edges([anchors[0]], user, limit=DESCRIBE_LIMIT),
+                                 anchors[0])
+    return Answer("unknown", phrasing.unknown(list(words), about, held))
 
 
 def _describe(graph: Graph, q: Describe, user: str) -> Answer:
@@ -120,7 +128,20 @@ def _path(graph: Graph, q: PathQuery, user: str, max_hops: int) -> Answer:
     candidates = _candidates(graph, q, user)
     if not candidates:
         return _describe(graph, Describe(q.anchors, q.about), user) if not q.residual \
-            else _decline(q.residual, q.about)
+            else _decline(q.residual, q.about, graph, q.anchors, user)
+    answer = _walk(graph, q, user, max_hops, candidates)
+    typed = _typed_hops(graph, q, user, candidates)
+    if typed and (answer.status != "answered" or not answer.typed):
+        # The named relations alone do not reach what was asked for ("in which country
+        # is X headquartered": a city): let one unnamed hop into that class complete it.
+        retry = _walk(graph, q, user, max_hops, {**typed, **candidates})
+        if retry.status == "answered" and retry.typed:
+            return retry
+    return answer
+
+
+def _walk(graph: Graph, q: PathQuery, user: str, max_hops: int,
+          candidates: dict[int, RelationMention]) -> Answer:
     repeatable = [rid for rid, m in candidates.items() if m.lexical and len(m.positions) > 1]
     paths = traversal.walk(graph, sorted(q.anchors), list(candidates), user,
                            max_hops=max_hops, repeatable=repeatable)
@@ -128,14 +149,24 @@ def _path(graph: Graph, q: PathQuery, user: str, max_hops: int) -> Answer:
     best = best_signature(paths, candidates, expects=q.expects, class_words=q.class_words,
                           typed_ends=typed_ends)
     if best is None:
-        return _decline(q.residual or [m.label for m in candidates.values()][:1], q.about)
+        return _decline(q.residual or [m.label for m in candidates.values()][:1], q.about,
+                        graph, q.anchors, user)
     sig, uncovered = best
     if uncovered:
-        return _decline([*uncovered, *q.residual], q.about)
+        return _decline([*uncovered, *q.residual], q.about, graph, q.anchors, user)
     chosen = [(p.end, p.hops) for p in paths if signature(p.hops) == sig]
+    if q.expects == "entity" and all(p.literal for p in paths if signature(p.hops) == sig):
+        # "Who founded X?" is not answered by X's founding year: the graph has no who
+        return _decline([*q.residual] or [candidates[rid].label for rid, _ in sig][:1],
+                        q.about, graph, q.anchors, user)
     if q.classes:  # "which company makes X": keep the ends of that class, if any are
         chosen = [(e, h) for e, h in chosen if e in typed_ends] or chosen
-    return _path_answer(graph, q, sig, chosen, candidates)
+    answer = _path_answer(graph, q, sig, chosen, candidates)
+    if q.asked_classes:  # does the path pass through (or end at) what was asked for?
+        nodes = {n for t in answer.triples for n in (t.subject.id, t.object.id)}
+        wanted = set(q.asked_classes)
+        answer.typed = any(of & wanted for of in graph.types_of(nodes, user).values())
+    return answer
 
 
 def _candidates(graph: Graph, q: PathQuery, user: str) -> dict[int, RelationMention]:
@@ -148,6 +179,21 @@ def _candidates(graph: Graph, q: PathQuery, user: str) -> dict[int, RelationMent
                 candidates[rid] = RelationMention(rid, str(rid), "", BRIDGE_SCORE, False,
                                                   q.class_words)
     return candidates
+
+
+def _typed_hops(graph: Graph, q: PathQuery, user: str,
+                candidates: dict[int, RelationMention]) -> dict[int, RelationMention]:
+    """Relations that reach a member of a class the question asks for ("which country",
+    "the country where"), as unnamed hops; none when the question names no relation."""
+    if not q.relations or not q.asked_classes:
+        return {}
+    # The hop may be next to the answer ("which country": city → country) or next to the
+    # named individual ("which companies … in Norland": country ← city).
+    own = {c for of in graph.types_of(q.anchors, user).values() for c in of}
+    classes = sorted(set(q.asked_classes) | own)
+    return {rid: RelationMention(rid, str(rid), "", BRIDGE_SCORE, False, q.class_words)
+            for rid in traversal.class_relations(graph, classes, user)
+            if rid not in candidates}
 
 
 def _ends_of_class(graph: Graph, paths: Sequence[Path], classes: Sequence[int], user: str

@@ -32,7 +32,7 @@ from sqlalchemy.orm import aliased
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.evidence import Scope
 from dialoop.knowledge.schema import KgName, KgNode, KgRelation, KgTriple
-from dialoop.knowledge.words import norm
+from dialoop.knowledge.words import norm, readable
 from dialoop.store import Database
 from dialoop.store.models import utcnow
 
@@ -153,7 +153,9 @@ class TripleView:
 
     @property
     def text(self) -> str:
-        return f"{self.subject.label} — {self.relation} — {self.object.label}"
+        """"S — relation — O", the relation as words when it is written as an identifier
+        ("headquarteredIn" → "headquartered in"), for citations and the model's prompt."""
+        return f"{self.subject.label} — {readable(self.relation)} — {self.object.label}"
 
     @property
     def citation(self) -> str:

@@ -54,7 +54,7 @@ from dialoop.knowledge.graph import (
     infer_term,
 )
 
-__all__ = ["ENTITY_NS", "FORMATS", "RELATION_NS", "detect_format", "read_records",
+__all__ = ["ENTITY_NS", "FORMATS", "RELATION_NS", "add_rdf", "detect_format", "read_records",
            "write_records"]
 
 log = logging.getLogger(__name__)
@@ -362,7 +362,7 @@ def write_records(records: Iterable[Record], out: io.TextIOBase, fmt: str) -> in
     g.bind("skos", SKOS)
     facts = 0
     for record in records:
-        facts += _add_rdf(g, record)
+        facts += add_rdf(g, record)
     out.write(g.serialize(format=fmt))
     return facts
 
@@ -416,7 +416,8 @@ def _iri(key: str, ns: rdflib.Namespace) -> rdflib.URIRef:
     return ns[quote(key, safe="")]
 
 
-def _add_rdf(g: rdflib.Graph, r: Record) -> int:
+def add_rdf(g: rdflib.Graph, r: Record) -> int:
+    """Add one record to ``g`` as RDF; returns 1 for a fact, 0 for a name or relation."""
     if isinstance(r, RelationSpec | EntitySpec):
         node = _iri(r.key, RELATION_NS if isinstance(r, RelationSpec) else ENTITY_NS)
         if r.label:

@@ -28,7 +28,7 @@ from rapidfuzz import fuzz, process
 
 from dialoop.engine.embedding import Embedder
 from dialoop.knowledge.graph import Graph
-from dialoop.knowledge.words import QUESTION_WORDS, Token, tokenize
+from dialoop.knowledge.words import QUESTION_WORDS, Token, root, split_name, tokenize
 
 __all__ = ["Link", "Linker", "RelationMatcher", "RelationMention", "select_links"]
 
@@ -226,30 +226,34 @@ class RelationMatcher:
         self.graph = graph
         self.embedder = embedder
         self.embedding_floor = embedding_floor
-        self._phrases: list[tuple[int, str, str, str, tuple[str, ...]]] = []
+        # (relation id, key, label, phrase, its roots, whether the relation is bare: no
+        # label or alias beyond its own name)
+        self._phrases: list[tuple[int, str, str, str, tuple[str, ...], bool]] = []
         self._vectors: np.ndarray | None = None
         self._version: object = None
         self._lock = threading.Lock()
 
     def vocabulary(self) -> set[str]:
-        """Every stem that appears in some relation phrase."""
+        """Every root (:func:`~dialoop.knowledge.words.root`) in some relation phrase."""
         self._refresh()
-        return {s for *_, stems in self._phrases for s in stems}
+        return {s for *_, stems, _ in self._phrases for s in stems}
 
     def match(self, tokens: Sequence[Token], free: set[int]) -> list[RelationMention]:
         """Relations mentioned by the tokens at positions ``free``, best first."""
         self._refresh()
         by_stem: dict[str, list[int]] = {}
         for i in free:
-            by_stem.setdefault(tokens[i].stem, []).append(i)
+            by_stem.setdefault(root(tokens[i].text), []).append(i)
         best: dict[int, RelationMention] = {}
-        for rid, key, label, _, stems in self._phrases:
+        for rid, key, label, _, stems, bare in self._phrases:
             hits = [s for s in stems if s in by_stem]
             if not hits:
                 continue
             fraction = len(hits) / len(stems)
-            lexical = fraction == 1.0
-            score = 1.0 if lexical else 0.6 * fraction
+            # A relation that carries only its own name: half of a two-word name is a
+            # mention ("acted in" names "starred_actors", "released" "release_year").
+            lexical = fraction == 1.0 or (bare and len(stems) == 2 and len(set(hits)) == 1)
+            score = 1.0 if fraction == 1.0 else 0.8 if lexical else 0.6 * fraction
             positions = frozenset(i for s in hits for i in by_stem[s])
             old = best.get(rid)
             if old is None or (score, len(positions)) > (old.score, len(old.positions)):
@@ -270,7 +274,7 @@ class RelationMatcher:
                 self._vectors = self.embedder.embed([p[3] for p in self._phrases])  # (P, dim)
             vectors, phrases = self._vectors, self._phrases
         sims = vectors @ self.embedder.embed([text])[0]  # (P,)
-        for (rid, key, label, _, _), sim in zip(phrases, sims.tolist(), strict=True):
+        for (rid, key, label, *_), sim in zip(phrases, sims.tolist(), strict=True):
             old = best.get(rid, _NONE)
             if sim >= self.embedding_floor and not old.lexical and sim > old.score:
                 best[rid] = RelationMention(rid, key, label, sim, False, frozenset())
@@ -283,15 +287,19 @@ class RelationMatcher:
                 return
             phrases = []
             for rid, key, label, aliases in relations:
-                texts = {label, *aliases}
+                # The graph's own vocabulary: its label, aliases and key split into words
+                # ("headquarteredIn" → "headquartered in"), compared by derivational root
+                # so "acted", "actors" and "starred actors" meet without an alias.
+                texts = {label, split_name(label), *aliases}
+                bare = not aliases and split_name(label) == split_name(key)
                 if "://" not in key:
-                    texts.add(key.replace("_", " "))
+                    texts.add(split_name(key))
                 for text in sorted(texts):  # sorted: ties break the same way in every run
                     toks = tokenize(text)
-                    stems = tuple(t.stem for t in toks if _content(t)) or tuple(
-                        t.stem for t in toks)
+                    content = tuple(root(t.text) for t in toks if _content(t))
+                    stems = content or tuple(root(t.text) for t in toks)
                     if stems:
-                        phrases.append((rid, key, label, text, stems))
+                        phrases.append((rid, key, label, text, stems, bare and bool(content)))
             self._phrases, self._vectors, self._version = phrases, None, version
 
 

@@ -49,6 +49,7 @@ class PathQuery:
     count: bool = False  # "how many books did Ada write?"
     yes_no: bool = False  # "Do you ship to Austria?": confirm, or decline
     residual: tuple[str, ...] = ()  # words nothing explained
+    asked_classes: tuple[int, ...] = ()  # "which country …", "in what city …": the answer's
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,19 @@ def _path(a: Analysis) -> PathQuery | Describe | Decline:
         return Describe(anchors, about) if not residual else Decline(residual, about, anchors)
     return PathQuery(anchors, about, relations, _classes(a),
                      frozenset(i for c in a.classes for i in range(c.start, c.end)),
-                     a.expects, a.count, a.yes_no, residual)
+                     a.expects, a.count, a.yes_no, residual, _asked_classes(a))
+
+
+def _asked_classes(a: Analysis) -> tuple[int, ...]:
+    """The classes the question asks for ("which country", "what city") or places a hop
+    in ("the country where …"), as opposed to those it passes through ("the company that
+    makes X")."""
+    t = a.tokens
+    return tuple(sorted({c.node_id for c in a.classes
+                         if (c.start > 0 and t[c.start - 1].lower in ("which", "what"))
+                         or (c.end < len(t) and t[c.end].lower == "where")
+                         or (c.end + 1 < len(t) and t[c.end].lower == "in"
+                             and t[c.end + 1].lower == "which")}))
 
 
 def _set(a: Analysis) -> SetQuery:

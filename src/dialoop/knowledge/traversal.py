@@ -113,6 +113,24 @@ def bridge_relations(graph: Graph, node_ids: Sequence[int], classes: Sequence[in
     return out
 
 
+def class_relations(graph: Graph, classes: Sequence[int], user: str) -> set[int]:
+    """Relations with a member of one of ``classes`` at either end: the hops that can
+    reach the kind of thing a question asks for ("in which country …": ``locatedIn``
+    from a city), though the question never names them."""
+    type_id = graph.relation_id(TYPE)
+    if type_id is None or not classes:
+        return set()
+    t, m = aliased(KgTriple), aliased(KgTriple)
+    member = sa.and_(m.relation_id == type_id, m.object_id.in_(classes), visible(m.scope, user))
+    out: set[int] = set()
+    with graph.db.read() as s:
+        for end in (t.subject_id, t.object_id):
+            out |= set(s.scalars(
+                sa.select(t.relation_id).distinct().join(m, m.subject_id == end)
+                .where(visible(t.scope, user), t.relation_id != type_id, member)))
+    return out
+
+
 def class_nodes(graph: Graph, node_ids: Iterable[int], user: str) -> set[int]:
     """Which of ``node_ids`` are the class (type) of something visible."""
     type_id = graph.relation_id(TYPE)
@@ -211,12 +229,29 @@ def numeric_relations(graph: Graph, classes: Sequence[int], user: str) -> set[in
 def described(graph: Graph, node_ids: Sequence[int], user: str) -> bool:
     """Whether the graph states anything about these nodes beyond their type: if it
     does not ("France" only as a country the store ships to), a question about them
-    is not a question about the knowledge."""
+    is not a question about the knowledge. Facts pointing at a node can describe it
+    too (see below)."""
     type_id = graph.relation_id(TYPE)
     with graph.db.read() as s:
-        return s.scalar(sa.select(KgTriple.id).where(
-            KgTriple.subject_id.in_(list(node_ids)), KgTriple.relation_id != (type_id or -1),
-            visible(KgTriple.scope, user)).limit(1)) is not None
+        ids = list(node_ids)
+        if s.scalar(sa.select(KgTriple.id).where(
+                KgTriple.subject_id.in_(ids), KgTriple.relation_id != (type_id or -1),
+                visible(KgTriple.scope, user)).limit(1)) is not None:
+            return True
+        # Facts pointing at a node describe it when it is untyped (an actor in a cast
+        # list) or when they do so by two relations or more (a country that cities are
+        # located in and have as capital); a typed node one relation points at is a
+        # reference ("France", a country the store ships to).
+        typed = set(s.scalars(sa.select(KgTriple.subject_id).where(
+            KgTriple.subject_id.in_(ids), KgTriple.relation_id == (type_id or -1),
+            visible(KgTriple.scope, user))))
+        pointing = s.execute(sa.select(KgTriple.object_id, KgTriple.relation_id).distinct().where(
+            KgTriple.object_id.in_(ids), KgTriple.relation_id != (type_id or -1),
+            visible(KgTriple.scope, user)).limit(1000)).all()
+        by_node: dict[int, set[int]] = {}
+        for node, relation in pointing:
+            by_node.setdefault(node, set()).add(relation)
+        return any(node not in typed or len(rels) > 1 for node, rels in by_node.items())
 
 
 def sole_subject(graph: Graph, relation_id: int, user: str) -> int | None:

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import Stemmer
 
-__all__ = ["QUESTION_WORDS", "STOPWORDS", "Token", "norm", "stem", "tokenize"]
+__all__ = ["QUESTION_WORDS", "STOPWORDS", "Token", "norm", "readable", "root", "split_name",
+           "stem", "tokenize"]
 
 _WORD = re.compile(r"[^\W_]+(?:[.'’\-][^\W_]+)*", re.UNICODE)
 
@@ -74,3 +75,43 @@ def tokenize(text: str) -> list[Token]:
 def norm(text: str) -> str:
     """The lookup form of a name or phrase: lowercase stems joined by single spaces."""
     return " ".join(t.stem for t in tokenize(text))
+
+
+# English verbs whose past forms no stemmer relates to the verb (morphology, not aliases).
+_IRREGULAR = {"wrote": "write", "written": "write", "made": "make", "sold": "sell",
+              "bought": "buy", "led": "lead", "built": "build", "ran": "run", "took": "take",
+              "taken": "take", "gave": "give", "given": "give", "held": "hold", "won": "win",
+              "sang": "sing", "sung": "sing", "drew": "draw", "drawn": "draw", "shot": "shoot",
+              "played": "play", "began": "begin", "begun": "begin", "grew": "grow",
+              "grown": "grow", "born": "birth", "bore": "birth"}
+# Suffixes that make a noun of a verb ("actor", "director", "writer", "location").
+_DERIVED = ("ation", "ion", "ment", "or", "er")
+
+
+@functools.cache
+def root(word: str) -> str:
+    """The derivational root the relation matcher compares: "actors", "acted" and "act"
+    → "act"; "wrote", "writer" → "writ"; "headquarters", "headquartered" → "headquart".
+    """
+    lower = word.lower()
+    s = stem(_IRREGULAR.get(lower, lower))
+    for suffix in _DERIVED:
+        if s.endswith(suffix) and len(s) - len(suffix) >= 3:
+            s = s[: -len(suffix)]
+            break
+    return s.rstrip("e") if len(s) > 3 else s
+
+
+def split_name(name: str) -> str:
+    """A relation's key as words: "headquarteredIn" → "headquartered in",
+    "starred_actors" → "starred actors", "HTTPStatus" → "HTTP status" (acronyms kept)."""
+    text = re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", " ", name)
+    words = [w for w in re.split(r"[_\-\s.]+", text) if w]
+    return " ".join(w if w.isupper() and len(w) > 1 else w.lower() for w in words)
+
+
+def readable(name: str) -> str:
+    """``name`` as words if it is written as one identifier ("headquarteredIn",
+    "starred_actors"), else unchanged ("Price", "made by")."""
+    words = split_name(name)
+    return words if words.count(" ") > name.count(" ") else name

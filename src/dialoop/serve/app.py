@@ -40,7 +40,9 @@ from dialoop.serve.scheduler import Generation, Scheduler
 __all__ = ["DEFAULT_MAX_BODY", "create_app"]
 
 DEFAULT_MAX_BODY = 4 * 2**20  # an OpenAI request carries the whole conversation
-_RAW_BODY_PATHS = frozenset({"/api/knowledge/import"})  # the body is a file, not JSON
+# The body is a file (import) or JSON or a SPARQL query as application/sparql-query (sparql);
+# both still refuse the content types any web page can send.
+_RAW_BODY_PATHS = frozenset({"/api/knowledge/import", "/api/knowledge/sparql"})
 _DESCRIPTION = """\
 dialoop's server: an OpenAI-compatible API under `/v1` and dialoop's own API under `/api`
 (sessions, turns and their traces, health, metrics). Send an API key as

@@ -15,15 +15,16 @@ import unicodedata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi import Path as PathParam
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError
 
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.evidence import Scope
 from dialoop.knowledge import KnowledgeBase
 from dialoop.knowledge.browse import entity_view, search_entities, stats, triple_dict
+from dialoop.knowledge.sparql import MAX_QUERY, MEDIA_TYPES, run_sparql
 from dialoop.serve.auth import CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse, storable_text
 from dialoop.store.accounts import Caller
@@ -117,6 +118,53 @@ async def query(request: Request, caller: CallerDep, body: QueryIn) -> Any:
     found = await run_in_threadpool(_kb(request).lookup, body.question, user=caller.user)
     return {"answer": found.answer, "found": found.found, "declined": found.declined,
             "evidence": [e.to_dict() for e in found.evidence]}
+
+
+class SparqlIn(BaseModel):
+    query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY), _STORABLE]
+    format: Literal["json", "csv", "xml", "turtle"] | None = Field(
+        None, description="Overrides the Accept header; default json (turtle for CONSTRUCT).")
+
+
+_SPARQL_DESCRIPTION = (
+    "The body is JSON `{\"query\": …}` or the query itself as `application/sparql-query`. "
+    "The results format comes from `format`, else from Accept "
+    "(application/sparql-results+json, text/csv, application/sparql-results+xml, "
+    "text/turtle). Read-only: updates, SERVICE and FROM are refused with 400. Prefixes e:, "
+    "r:, rdf:, rdfs:, skos:, xsd: are predeclared.")
+
+
+@router.post("/sparql", summary="Run a read-only SPARQL query over the facts you see",
+             description=_SPARQL_DESCRIPTION,
+             response_class=Response, responses={200: {"content": {
+                 t: {} for t in MEDIA_TYPES.values()}}})
+async def sparql(request: Request, caller: CallerDep) -> Response:
+    body = _sparql_body(request.headers.get("content-type", ""), await request.body())
+    result = await run_in_threadpool(run_sparql, _kb(request).graph, body.query, caller.user)
+    fmt = body.format or _accepted(request.headers.get("accept", ""), result.formats())
+    data = await run_in_threadpool(result.serialize, fmt)
+    return Response(data, media_type=MEDIA_TYPES[fmt])
+
+
+def _sparql_body(content_type: str, raw: bytes) -> SparqlIn:
+    try:
+        if content_type.split(";")[0].strip().lower() == "application/sparql-query":
+            return SparqlIn(query=raw.decode("utf-8"))
+        return SparqlIn.model_validate_json(raw or b"{}")
+    except UnicodeDecodeError:
+        raise InvalidInputError("The SPARQL query must be UTF-8 text.") from None
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "body"
+        raise InvalidInputError(f"Send JSON {{\"query\": \"SELECT …\"}} or the query as "
+                                f"application/sparql-query ({where}: {problem['msg']}).") from None
+
+
+def _accepted(accept: str, offered: tuple[str, ...]) -> str:
+    """The first format of ``offered`` the Accept header names; else the first offered."""
+    wanted = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+    by_type = {MEDIA_TYPES[f]: f for f in offered} | {"application/json": offered[0]}
+    return next((by_type[w] for w in wanted if w in by_type), offered[0])
 
 
 @router.post("/triples", response_model=TripleOut, status_code=201,
