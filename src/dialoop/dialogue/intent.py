@@ -99,18 +99,27 @@ class IntentClassifier:
 
     def classify(self, message: str) -> IntentResult:
         """The intent of ``message`` by the classifier alone."""
-        vector = self.embedder.embed([self.delexicalize(message)])  # (1, D)
-        probs = self._model.predict_proba(vector)[0]  # (n_intents,)
-        order = np.argsort(-probs)
-        ranking = [(self._classes[i], float(probs[i])) for i in order]
-        nearest = float((self._examples @ vector[0]).max())
+        return self.classify_many([message])[0]
+
+    def classify_many(self, messages: Sequence[str]) -> list[IntentResult]:
+        """:meth:`classify` for many messages at once (one embedding batch): evaluations."""
+        if not messages:
+            return []
+        vectors = self.embedder.embed([self.delexicalize(m) for m in messages])  # (M, D)
+        probs = self._model.predict_proba(vectors)  # (M, n_intents)
+        nearest = (vectors @ self._examples.T).max(axis=1)  # (M,)
         u = self.domain.spec.understanding
-        intent, confidence = ranking[0]
-        ood = bool(u.out_of_domain_intent) and (
-            intent == u.out_of_domain_intent or nearest < u.out_of_domain_similarity)
-        if ood and intent != u.out_of_domain_intent:
-            intent, confidence = u.out_of_domain_intent, 1.0 - confidence
-        return IntentResult(intent, confidence, ranking, nearest, ood)
+        results = []
+        for row, near in zip(probs, nearest, strict=True):
+            order = np.argsort(-row)
+            ranking = [(self._classes[i], float(row[i])) for i in order]
+            intent, confidence = ranking[0]
+            ood = bool(u.out_of_domain_intent) and (
+                intent == u.out_of_domain_intent or near < u.out_of_domain_similarity)
+            if ood and intent != u.out_of_domain_intent:
+                intent, confidence = u.out_of_domain_intent, 1.0 - confidence
+            results.append(IntentResult(intent, confidence, ranking, float(near), ood))
+        return results
 
     def fallback(self, message: str, result: IntentResult, engine: Engine,
                  context: Sequence[Message] = (), *,
