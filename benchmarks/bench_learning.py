@@ -6,6 +6,11 @@ Data (``--data``):
 - ``bench``: benchmarks/data/learning_facts.jsonl, fictional facts we wrote, each with three
   paraphrases, a "near" question (another name) and a "sibling" (another question about
   the same name), plus control questions the base model answers right;
+- ``independent``: benchmarks/data/learning_facts_independent.jsonl, 20 facts written apart
+  from the thresholds (other relations; three rewordings each that say the relation in
+  other words; a near question and two same-entity other-relation questions each);
+- ``heldout``: benchmarks/data/learning_facts_heldout.jsonl, 12 more in the same shape,
+  written after the matcher's relation words and never tuned on;
 - ``knowedit``: ../shared/data/knowedit (CounterFact and WikiFactDiff, English; public
   knowledge-editing records nobody here wrote), taught ``src → alt`` one after another.
 
@@ -16,7 +21,13 @@ Metrics on an even sample of the taught facts (``--sample``):
 - Locality: bench — controls still answered right and near questions not given the taught
   answer; knowedit — the answer to ``loc`` is identical to the base model's (greedy);
 - Portability (knowedit): ``port`` answered with ``port_ans`` (no target);
-- Sibling (bench): other questions about the taught name do not get the taught answer.
+- Sibling (bench, independent, heldout): other questions about the taught name do not get
+  the taught answer.
+
+``--match`` measures the memory's matching alone (no generation, a minute): every set
+taught through the learning loop, Generalization / Locality (near, sibling, control,
+knowedit ``loc``) per similarity threshold, and correction → match latency; thresholds are
+calibrated on ``bench`` and read off on the others.
 
 Paths: **memory** (the correction memory, adapter off), **adapter** (the consolidated
 adapter behind its router, memory off: exactly how it serves), **both**, and **naive**
@@ -29,6 +40,9 @@ versions' gate metrics; the bench prints its own).
     flock /tmp/dialoop-bench.lock python benchmarks/bench_learning.py --n 20 100
     flock /tmp/dialoop-bench.lock python benchmarks/bench_learning.py --data knowedit \\
         --n 20 100 500
+    python benchmarks/bench_learning.py --match --n 500 [--misses]
+    flock /tmp/dialoop-bench.lock python benchmarks/bench_learning.py --data independent \\
+        --n 20 --skip adapter naive
 """
 
 from __future__ import annotations
@@ -47,6 +61,11 @@ from pathlib import Path
 from typing import Any
 
 BENCH_DATA = Path(__file__).parent / "data" / "learning_facts.jsonl"
+# Written apart from the thresholds (and before the matcher's relation words): other
+# relations, rewordings that say the relation in other words, near and same-entity questions.
+INDEPENDENT_DATA = Path(__file__).parent / "data" / "learning_facts_independent.jsonl"
+# Written after the matcher's relation words, in the same shape, and never tuned on.
+HELDOUT_DATA = Path(__file__).parent / "data" / "learning_facts_heldout.jsonl"
 KNOWEDIT = Path(__file__).resolve().parents[2] / "shared" / "data" / "knowedit"
 MAX_TOKENS = 40
 USER = "bench"
@@ -61,6 +80,15 @@ def load_bench() -> tuple[list[dict], list[dict]]:
               "paraphrases": r["paraphrases"], "near": r["near"], "sibling": r["sibling"]}
              for r in rows if r["type"] == "fact"]
     return facts, [r for r in rows if r["type"] == "control"]
+
+
+def load_independent(path: Path = INDEPENDENT_DATA) -> tuple[list[dict], list[dict]]:
+    """The independent (or held-out) set in the bench set's shape, with all its near
+    ("nears") and same-entity other-relation ("siblings") questions."""
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    return [{"question": r["question"], "answer": r["answer"], "key": r["key"],
+             "paraphrases": r["paraphrases"], "near": r["near"][0], "sibling": r["others"][0],
+             "nears": r["near"], "siblings": r["others"]} for r in rows], []
 
 
 def load_knowedit(seed: int = 0) -> list[dict]:
@@ -97,11 +125,12 @@ def score(answer: Answer, facts: list[dict], controls: list[dict],
         row["loc"] = _mean([answer(f["loc"]) == base[f["loc"]] for f in facts])
         row["port"] = _mean([has(f["port_key"], answer(f["port"])) for f in facts])
     else:
-        near = [not has(f["key"], answer(f["near"])) for f in facts]
+        near = [not has(f["key"], answer(q)) for f in facts for q in f.get("nears", [f["near"]])]
         ctrl = [has(c["key"], answer(c["question"])) for c in controls]
         row["loc"] = _mean(near + ctrl)
         row["loc_near"], row["loc_controls"] = _mean(near), _mean(ctrl)
-        row["sibling"] = _mean([not has(f["key"], answer(f["sibling"])) for f in facts])
+        row["sibling"] = _mean([not has(f["key"], answer(q))
+                                for f in facts for q in f.get("siblings", [f["sibling"]])])
     return row
 
 
@@ -120,24 +149,31 @@ def show(results: dict, path: str, n: int, row: dict[str, float]) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", choices=["bench", "knowedit"], default="bench")
+    ap.add_argument("--data", choices=["bench", "independent", "heldout", "knowedit"],
+                    default="bench")
     ap.add_argument("--n", type=int, nargs="+", default=[20, 100])
     ap.add_argument("--curve", type=int, nargs="*", default=[],
                     help="More checkpoints for the adapter path alone (e.g. 10 50 200).")
     ap.add_argument("--sample", type=int, default=100, help="Facts scored per checkpoint.")
     ap.add_argument("--skip", nargs="*", default=[], choices=["memory", "adapter", "naive"])
     ap.add_argument("--json", type=Path, help="Also write the results here.")
-    ap.add_argument("--calibrate", action="store_true",
-                    help="Only print how the memory's match rule separates paraphrases from "
-                         "near questions and controls, per similarity threshold.")
+    ap.add_argument("--calibrate", action="store_true", help="The same as --match.")
+    ap.add_argument("--match", action="store_true",
+                    help="Only the memory's matching, no generation: teach every set's facts "
+                         "(knowedit: the first --n) and print, per set and threshold, "
+                         "Generalization, Locality and correction → match latency.")
+    ap.add_argument("--misses", action="store_true", help="With --match: list the misses.")
     args = ap.parse_args()
-    if args.calibrate:
-        calibrate()
+    if args.match or args.calibrate:
+        match_report(max(args.n), show_misses=args.misses)
         return
     logging.basicConfig(level=logging.WARNING)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.data == "knowedit":
         facts, controls = load_knowedit(), []
+    elif args.data in ("independent", "heldout"):
+        facts, controls = load_independent(
+            INDEPENDENT_DATA if args.data == "independent" else HELDOUT_DATA)
     else:
         facts, controls = load_bench()
     checkpoints = sorted(set(args.n) | set(args.curve))
@@ -265,7 +301,8 @@ class Run:
         return key
 
     def finish(self) -> None:
-        self.results["cost"] = _cost(self.bot, self.engine)
+        if "adapter" not in self.args.skip:
+            self.results["cost"] = _cost(self.bot, self.engine)
         print(json.dumps({k: v for k, v in self.results.items() if k != "rows"}, indent=1))
         if self.args.json:
             self.args.json.write_text(json.dumps(self.results, indent=1))
@@ -356,32 +393,82 @@ def _cost(bot, engine) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return cost
 
 
-def calibrate() -> None:
-    """How the memory's match rule separates paraphrases (want matched) from near,
-    same-entity and control questions (want unmatched), per similarity threshold."""
-    import numpy as np
+THRESHOLDS = (0.5, 0.55, 0.6, 0.65, 0.7, 0.72, 0.75, 0.8)
 
-    from dialoop.engine.embedding import default_embedder
-    from dialoop.learn.memory import key_terms, masked, terms_match
 
-    facts, controls = load_bench()
-    embed = default_embedder().embed
-    kinds: dict[str, list[tuple[float, bool]]] = {
-        "paraphrase": [], "near": [], "sibling": [], "control": []}
+def match_report(n_knowedit: int, *, show_misses: bool = False) -> None:
+    """Memory path, matching only: every set's facts taught through the learning loop (as
+    `dialoop teach` does), every probe asked of the memory. Gen: the rewording's best match
+    is its fact's lesson; Loc: a near (other entity), same-entity other-relation, control or
+    knowedit ``loc`` question matches no lesson at all. One row per threshold, so that a
+    threshold chosen on one set can be read off on the others."""
+    bench, controls = load_bench()
+    sets = {"bench": (bench, controls), "independent": load_independent(),
+            "heldout": load_independent(HELDOUT_DATA),
+            "knowedit": (load_knowedit()[:n_knowedit], [])}
+    for name, (facts, ctrl) in sets.items():
+        probes, latencies = _match_probes(facts, ctrl)
+        print(f"\n{name}: {len(facts)} lessons; correction → match of a rewording: p50 "
+              f"{statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
+        kinds = sorted({k for k, _, _ in probes})
+        print("threshold  Gen     Loc    " + " ".join(f"{k:>9}" for k in kinds))
+        for t in THRESHOLDS:
+            def ok(kind: str, got: list, want: int, t: float = t) -> bool:
+                hits = [m for m in got if m.score >= t]
+                return (bool(hits) and hits[0].lesson_id == want) if kind == "gen" else not hits
+            share = {k: _mean([ok(k, got, want) for kk, got, want in probes if kk == k])
+                     for k in kinds}
+            loc = _mean([ok(k, got, want) for k, got, want in probes if k != "gen"])
+            print(f"  {t:.2f}    {share['gen']:.3f}   {loc:.3f}  "
+                  + " ".join(f"{share[k]:>9.3f}" for k in kinds))
+        if show_misses:
+            from dialoop.config import load_settings
+            bar = load_settings().learn_match_similarity
+            for kind, got, want in probes:
+                if not ok(kind, got, want, bar):
+                    print(f"  miss {kind:<8} {got[0].score if got else 0:.2f} {got.probe!r}"
+                          f" (lesson: {got.lesson!r})")
+
+
+class _Got(list):
+    probe = lesson = ""
+
+
+def _match_probes(facts: list[dict], controls: list[dict]
+                  ) -> tuple[list[tuple[str, list, int]], list[float]]:
+    from dialoop.assistant import open_parts
+    from dialoop.config import load_settings
+
+    home = Path(tempfile.mkdtemp(prefix="bench-match-"))
+    parts = open_parts(load_settings(home=home, knowledge=False))
+    learning, latencies, ids = parts.learning, [], []
     for f in facts:
-        terms = key_terms(f["question"])
-        q = embed([masked(f["question"], terms)])[0]
-        for kind, texts in (("paraphrase", f["paraphrases"]), ("near", [f["near"]]),
-                            ("sibling", [f["sibling"]]),
-                            ("control", [c["question"] for c in controls[:5]])):
-            for text in texts:
-                sim = float(embed([masked(text, terms, f["question"])])[0] @ q)
-                kinds[kind].append((sim, terms_match(terms, f["question"], text)))
-    print("share matched (similarity ≥ threshold and key terms match)")
-    print("threshold " + " ".join(f"{k:>11}" for k in kinds))
-    for t in (0.6, 0.65, 0.7, 0.72, 0.75, 0.8, 0.85, 0.9):
-        print(f"  {t:.2f}   " + " ".join(
-            f"{np.mean([s >= t and ok for s, ok in v]):>11.3f}" for v in kinds.values()))
+        start = time.perf_counter()
+        ids.append(learning.teach(f["question"], f["answer"], user=USER).lesson_id)
+        learning.memory.match(f["paraphrases"][0], user=USER, similarity=0.0)
+        latencies.append(time.perf_counter() - start)
+    probes = []
+
+    def ask(kind: str, text: str, want: int, lesson: str = "") -> None:
+        got = _Got(learning.memory.match(text, user=USER, similarity=0.0))
+        got.probe, got.lesson = text, lesson
+        probes.append((kind, got, want))
+
+    for f, lesson in zip(facts, ids, strict=True):
+        q = f["question"]
+        for p in f["paraphrases"]:
+            ask("gen", p, lesson, q)
+        if "loc" in f:
+            ask("loc", f["loc"], lesson, q)
+            continue
+        for text in f.get("nears", [f["near"]]):
+            ask("near", text, lesson, q)
+        for text in f.get("siblings", [f["sibling"]]):
+            ask("sibling", text, lesson, q)
+    for c in controls:
+        ask("control", c["question"], -1)
+    parts.close()
+    return probes, latencies
 
 
 if __name__ == "__main__":

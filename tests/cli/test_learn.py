@@ -35,6 +35,17 @@ def test_teach_status_lessons_forget() -> None:
     assert json.loads(run("learn", "status", "--json")[1])["lessons"]["active"] == 0
 
 
+def test_a_wording_the_lesson_missed_joins_it() -> None:
+    run("teach", "Who is the CEO of Zorvath Dynamics?", "Mirela Quonst")
+    code, out = run("teach", "Which person sits at the top of Zorvath Dynamics?",
+                    "I told you before: Mirela Quonst.")
+    assert code == 0 and "joins it" in out
+    # An answer that says more is a lesson of its own.
+    code, out = run("teach", "Which person sits at the top of Zorvath Dynamics?",
+                    "Mirela Quonst, since 2021.", "--json")
+    assert "joined" not in json.loads(out) and json.loads(out)["lesson_id"] == 2
+
+
 def test_errors_are_one_line_and_change_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from dialoop.errors import NotFoundError, PermissionDeniedError
 

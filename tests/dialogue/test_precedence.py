@@ -40,11 +40,13 @@ class Memory:
 class Knowledge:
     """The knowledge graph's seam: a fixed reply (None: only evidence)."""
 
-    def __init__(self, reply: str | None) -> None:
+    def __init__(self, reply: str | None, *, declined: bool = False) -> None:
         self.asked = 0
         self.result = SimpleNamespace(
-            reply=reply, evidence=[Evidence("triple", "Order 5521 status shipped", "triple:1")],
-            describe=lambda: {"found": True})
+            reply=reply, declined=declined,
+            evidence=[] if declined else [
+                Evidence("triple", "Order 5521 status shipped", "triple:1")],
+            describe=lambda: {"found": not declined, "declined": declined})
 
     def lookup(self, question: str, *, user: str):  # type: ignore[no-untyped-def]
         self.asked += 1
@@ -153,7 +155,22 @@ def test_a_sure_lesson_beats_the_knowledge_graph_which_beats_the_model() -> None
     assert p.trace.decided_by == "lesson" and graph.asked == 0  # not even asked
     p = plan(general, "where is order 5521?", memory=Memory(sure=False), grounding=graph)
     assert p.trace.decided_by == "knowledge" and p.text == "Order 5521 is shipped [triple:1]."
-    assert p.trace.knowledge == {"found": True}
+    assert p.trace.knowledge == {"found": True, "declined": False}
+
+
+def test_a_graph_decline_never_hides_a_lesson() -> None:
+    """The graph knows the subject but not the relation ("no "ceo" for …"); a lesson that
+    matched, even below the sure bar, is the answer, not "I don't know"."""
+    graph = Knowledge("I don't know: my knowledge base has no \"ceo\" for order 5521.",
+                      declined=True)
+    p = plan(general_domain(), "where is order 5521?", memory=Memory(sure=False),
+             grounding=graph)
+    assert p.text == TAUGHT and p.trace.decided_by == "lesson" and graph.asked == 1
+    assert p.lessons[0].lesson_id == 7 and p.trace.knowledge == {"found": False,
+                                                                 "declined": True}
+    # With no lesson the decline stands: the graph knows what it cannot answer.
+    p = plan(general_domain(), "where is order 5521?", grounding=graph)
+    assert p.trace.decided_by == "knowledge" and p.text.startswith("I don't know")
 
 
 def test_otherwise_the_model_writes_it_from_all_the_evidence() -> None:

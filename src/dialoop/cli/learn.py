@@ -53,6 +53,10 @@ def teach(ctx: click.Context, question: str, answer: str, user: str | None, scop
     if as_json:
         click.echo(json.dumps(receipt.to_dict()))
         return
+    if receipt.joined:
+        click.echo(f"Lesson {receipt.lesson_id} already taught that answer: this wording "
+                   "joins it, and will find it from now on.")
+        return
     replaced = (f"; it replaces lesson {', '.join(map(str, receipt.superseded))}"
                 if receipt.superseded else "")
     click.echo(f"Learned lesson {receipt.lesson_id} ({scope}){replaced}. "
@@ -276,6 +280,10 @@ def _correct(repl: Repl, rest: str) -> None:
         raise InvalidInputError("Usage: /correct THE RIGHT ANSWER")
     receipt = repl.bot.parts.learning.correct(_last_turn(repl), rest,
                                               user=repl.session.user_id)
+    if receipt.joined:
+        click.echo(f"Lesson {receipt.lesson_id} already taught that answer: it will know "
+                   "this wording from now on.")
+        return
     click.echo(f"Learned (lesson {receipt.lesson_id}): the next time this is asked, "
                "that is the answer.")
 

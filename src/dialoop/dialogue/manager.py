@@ -72,8 +72,10 @@ PRECEDENCE: tuple[tuple[str, str], ...] = (
     ("tool", "a tool ran in this turn: say what it did (no lesson or fact can know that)"),
     ("task", "the task needs an answer first: a tool argument or a confirmation the guard "
              "asks for, or the user is answering the question we asked"),
-    ("lesson", "a lesson the correction memory is sure of: a user's own correction"),
-    ("knowledge", "the knowledge graph answers, or declines what it knows it cannot answer"),
+    ("lesson", "a lesson the correction memory is sure of: a user's own correction (or any "
+               "lesson that matched, where the knowledge graph would only decline)"),
+    ("knowledge", "the knowledge graph answers, or declines what it knows it cannot answer "
+                  "and no lesson matched"),
     ("policy", "the policy's own wording: a template, a fixed reply or a clarifying question"),
     ("model", "the model writes the answer from the evidence"),
 )
@@ -261,6 +263,12 @@ class DialogueManager:
         if self.grounding is not None and self.domain.is_general:
             grounded = self.grounding.lookup(message, user=user)
             turn.evidence += grounded.evidence
+            if grounded.reply is not None and grounded.declined and recall.matches:
+                # "I don't know" is no answer when a lesson says what to answer.
+                lesson = recall.matches[0]
+                why = (f"the knowledge graph declined; lesson {lesson.lesson_id} matched "
+                       f"(similarity {lesson.score:.2f}) and says what to answer")
+                return "lesson", lesson.answer, "lesson", why, grounded
             if grounded.reply is not None:  # the knowledge answers, or honestly declines
                 return "knowledge", grounded.reply, "knowledge", None, grounded
         if c.text is not None:

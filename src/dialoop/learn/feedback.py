@@ -49,10 +49,12 @@ class FeedbackReceipt:
     kind: str
     lesson_id: int | None = None
     superseded: tuple[int, ...] = ()  # lessons the new one replaced
+    joined: bool = False  # the question joined an existing lesson (it had missed it)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"feedback_id": self.feedback_id, "kind": self.kind,
-                "lesson_id": self.lesson_id, "superseded": list(self.superseded)}
+        row = {"feedback_id": self.feedback_id, "kind": self.kind,
+               "lesson_id": self.lesson_id, "superseded": list(self.superseded)}
+        return row | ({"joined": True} if self.joined else {})
 
 
 @dataclass(frozen=True)
@@ -165,6 +167,12 @@ class FeedbackStore:
         )
         s.add(row)
         s.flush()
+        if kind == "correction" and (old := self.memory.missed(s, question, answer,
+                                                               scope=scope)) is not None:
+            # Said again about a question its lesson missed: the wording joins that lesson.
+            self.memory.add_wording(s, old, question, feedback_id=row.id)
+            row.lesson_id = old.id
+            return FeedbackReceipt(row.id, kind, old.id, joined=True)
         lesson = self.memory.add(
             s, kind=kind, user=user, scope=scope, question=question, answer=answer,
             prepared=prepared, rejected=rejected, feedback_id=row.id,

@@ -213,7 +213,7 @@ class LearningLoop:
             return
         for old in receipt.superseded:
             self.facts.forget(scope=scope, lesson_id=old)
-        if self.settings.knowledge and receipt.lesson_id is not None:
+        if self.settings.knowledge and receipt.lesson_id is not None and not receipt.joined:
             self.facts.learn_correction(answer, user=user, scope=scope,
                                         lesson_id=receipt.lesson_id)
 

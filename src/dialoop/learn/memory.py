@@ -12,9 +12,15 @@ Similarity alone cannot tell "Who is the CEO of Acme Biotech?" from "… of Acme
 Foods?" (0.80, while the true paraphrase "Who runs Acme Biotech?" scores 0.90):
 the key-term check is what keeps similar-looking questions about *other* things
 untouched. Similarity is computed with the names masked (:func:`masked`), so that
-it measures what is asked about the entity, not the entity's rare name. Thresholds
-are calibrated on benchmarks/data/learning_facts.jsonl (docs/learning.md shows the
-numbers).
+it measures what is asked about the entity, not the entity's rare name, and with the
+message's relation words said as the lesson says them ("CEO" → "chief executive",
+:mod:`dialoop.learn.relations`); a message that names other relations ("melting" vs
+"boiling point") or asks for another kind of answer ("when" vs "who") does not match.
+Besides its question, a lesson matches through the wordings it learned from use: a
+question it missed that a user corrected again with its answer
+(:meth:`CorrectionMemory.missed`).
+Thresholds are calibrated on benchmarks/data/learning_facts.jsonl (docs/learning.md
+shows the numbers, and those on sets they were not calibrated on).
 
 A matched lesson (:class:`~dialoop.evidence.LessonMatch`) becomes evidence (kind
 ``lesson``) in the prompt, or, when the match is near-certain, the reply itself:
@@ -39,10 +45,18 @@ import sqlalchemy as sa
 from dialoop.engine.embedding import Embedder
 from dialoop.errors import InvalidInputError, NotFoundError, PermissionDeniedError
 from dialoop.evidence import Evidence, LessonMatch, Scope
+from dialoop.learn.relations import (
+    asks_for,
+    canonical,
+    disjoint,
+    is_relation_word,
+    relations,
+)
 from dialoop.store import Database
-from dialoop.store.models import Lesson, utcnow
+from dialoop.store.models import Lesson, LessonWording, utcnow
 
-__all__ = ["CorrectionMemory", "key_terms", "masked", "named", "terms_match", "terms_present"]
+__all__ = ["CorrectionMemory", "comparable", "key_terms", "masked", "named", "terms_match",
+           "terms_present"]
 
 MAX_QUESTION_CHARS = 2_000
 MAX_ANSWER_CHARS = 4_000
@@ -75,11 +89,12 @@ def key_terms(question: str) -> list[str]:
             if any(c.isdigit() for c in w):
                 names.append(w)
             elif w[0].isupper() and (i > 0 or w.lower() not in _COMMON):
-                if w.lower() in _COMMON:
+                if w.lower() in _COMMON or is_relation_word(w):
                     continue
                 (acronyms if w.isupper() and len(w) <= 4 else names).append(w)
     terms = names or acronyms or [
-        w for w in _WORD.findall(question) if len(w) >= 3 and w.lower() not in _COMMON
+        w for w in _WORD.findall(question)
+        if len(w) >= 3 and w.lower() not in _COMMON and not is_relation_word(w)
     ]
     seen: dict[str, None] = {}
     for t in terms:
@@ -106,7 +121,7 @@ def terms_match(terms: Sequence[str], question: str, message: str) -> bool:
     """
     if not _WORD.search(question) or not terms_present(terms, message):
         return False
-    names = [t for t in _names(message) if t not in _COMMON]
+    names = [t for t in _names(message) if t not in _COMMON and not is_relation_word(t)]
     return terms_present(names, question)
 
 
@@ -157,6 +172,21 @@ def _same_word(a: str, b: str) -> bool:
         short.endswith("y") and long == short[:-1] + "ies")
 
 
+def comparable(text: str, terms: Sequence[str], question: str, *, like: str) -> str:
+    """What the encoder compares with a lesson's wording ``like``: ``text`` :func:`masked`
+    with the names of the lesson's ``question``, its relation words said as ``like`` says
+    them (:func:`~dialoop.learn.relations.canonical`)."""
+    return canonical(masked(text, terms, question), like)
+
+
+def _says_nothing_new(taught: str, again: str) -> bool:
+    """Whether answer ``again`` only repeats ``taught``: every name and number of it is in
+    ``taught`` ("I told you before: Helena Marchetti-Ross"). One that adds something
+    ("… since 2021") is a new lesson, which supersedes the old one as usual."""
+    terms = key_terms(again)
+    return bool(terms) and terms_present(terms, taught)
+
+
 class CorrectionMemory:
     """Store lessons and find the ones that apply to a message. Thread-safe."""
 
@@ -196,19 +226,39 @@ class CorrectionMemory:
                    and terms_match(x.key_terms, x.question, message)]  # cheap filter first
         if not lessons:
             return []
-        # One embedding per candidate: the message masked with that lesson's names.
-        vectors = self.embedder.embed([masked(message, x.key_terms, x.question)
-                                       for x in lessons])
-        matrix = np.stack([np.frombuffer(x.embedding, dtype=np.float32) for x in lessons])
-        scores = (vectors * matrix).sum(axis=1)  # (n,) cosine: both sides are normalized
+        said, kind = relations(message), asks_for(message)
+        # Each lesson is matched through its question and the wordings it learned from use.
+        # A wording that names other relations than the message ("melting" vs "boiling
+        # point") or asks for another kind of answer ("when" vs "who") is out, whatever
+        # the encoder says.
+        pairs = [(x, text, vector) for x in lessons for text, vector in self._wordings(x)
+                 if not disjoint(relations(text), said)
+                 and not (asks_for(text) and kind and not asks_for(text) & kind)]
+        if not pairs:
+            return []
+        # One embedding per wording: the message masked with the lesson's names, its
+        # relation words said as the wording says them.
+        texts = [comparable(message, x.key_terms, x.question, like=text) for x, text, _ in pairs]
+        vectors = self.embedder.embed(texts)
+        best: dict[int, tuple[Lesson, float]] = {}
+        for (x, _, vector), mine in zip(pairs, vectors, strict=True):
+            score = float(mine @ vector)  # cosine: both sides are normalized
+            if x.id not in best or score > best[x.id][1]:
+                best[x.id] = (x, score)
         found = [
-            LessonMatch(x.id, x.question, x.answer, Scope.parse(x.scope), float(score))
-            for x, score in zip(lessons, scores, strict=True)
-            if score >= bar
+            LessonMatch(x.id, x.question, x.answer, Scope.parse(x.scope), score)
+            for x, score in best.values() if score >= bar
         ]
         # Best score first; among equals, the user's own and then the newest lesson.
         found.sort(key=lambda m: (-round(m.score, 3), m.scope.is_global, -m.lesson_id))
         return found[: self.max_matches]
+
+    def _wordings(self, lesson: Lesson) -> list[tuple[str, np.ndarray]]:
+        """The lesson's question and its learned wordings, each with its vector."""
+        own = [(lesson.question, np.frombuffer(lesson.embedding, dtype=np.float32))]
+        with self.db.read() as s:
+            rows = s.scalars(sa.select(LessonWording).where(LessonWording.lesson_id == lesson.id))
+            return own + [(w.text, np.frombuffer(w.embedding, dtype=np.float32)) for w in rows]
 
     # -- writing ----------------------------------------------------------------------------
 
@@ -270,6 +320,35 @@ class CorrectionMemory:
             if same >= self.supersede_similarity and set(old.key_terms) == set(terms):
                 old.status, old.superseded_by, old.ended_at = "superseded", lesson.id, utcnow()
         return lesson
+
+    def missed(self, s: Any, question: str, answer: str, *, scope: Scope) -> Lesson | None:
+        """The active correction lesson in ``scope`` that should have caught ``question``:
+        it is about the same names and already teaches all of ``answer`` (its names and
+        numbers), so a user correcting ``question`` with ``answer`` is saying it again ("I
+        told you before: …"). None when there is none. Inside the caller's transaction."""
+        query = sa.select(Lesson).where(
+            Lesson.status == "active", Lesson.kind == "correction", Lesson.scope == str(scope),
+        ).order_by(Lesson.id.desc())
+        for old in s.scalars(query):
+            if terms_match(old.key_terms, old.question, question) \
+                    and _says_nothing_new(old.answer, answer):
+                return old
+        return None
+
+    def add_wording(self, s: Any, lesson: Lesson, question: str, *,
+                    feedback_id: int | None = None) -> bool:
+        """Index ``question`` as another wording of ``lesson`` (inside the caller's write
+        transaction ``s``): from now on it matches like the lesson's own question. False
+        when the lesson already has that wording."""
+        text = question.strip()
+        known = [lesson.question] + list(s.scalars(
+            sa.select(LessonWording.text).where(LessonWording.lesson_id == lesson.id)))
+        if text.casefold() in {k.casefold() for k in known}:
+            return False
+        vector = self.embedder.embed([masked(text, lesson.key_terms, lesson.question)])[0]
+        s.add(LessonWording(lesson_id=lesson.id, text=text, feedback_id=feedback_id,
+                            embedding=vector.astype(np.float32).tobytes()))
+        return True
 
     def forget(self, lesson_id: int, *, user: str, is_admin: bool) -> Lesson:
         """Stop applying a lesson at once (the next consolidation leaves it out too).

@@ -295,6 +295,20 @@ def m008_one_scope(op: Operations) -> None:
                      .values(scope=sa.literal("user:") + t.c.scope))
 
 
+def m009_lesson_wordings(op: Operations) -> None:
+    """Wordings a lesson learned from use (a re-correction of a question it missed)."""
+    op.create_table(
+        "lesson_wordings",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("lesson_id", sa.Integer, sa.ForeignKey("lessons.id"), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("embedding", sa.LargeBinary, nullable=False),
+        sa.Column("feedback_id", sa.Integer),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_lesson_wordings_lesson_id", "lesson_wordings", ["lesson_id"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
@@ -303,6 +317,7 @@ MIGRATIONS: list[Migration] = [
     m006_accounts,
     m007_turn_state,
     m008_one_scope,
+    m009_lesson_wordings,
 ]
 
 

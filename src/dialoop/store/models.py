@@ -284,6 +284,21 @@ class Lesson(Base):
     ended_at: Mapped[datetime | None]  # when superseded or forgotten
 
 
+class LessonWording(Base):
+    """Another wording of a lesson's question, learned from use: a user corrected it with
+    the lesson's answer after the lesson had missed it. The memory matches it like the
+    question itself (docs/learning.md)."""
+
+    __tablename__ = "lesson_wordings"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    lesson_id: Mapped[int] = mapped_column(sa.ForeignKey("lessons.id"), index=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    embedding: Mapped[bytes] = mapped_column(sa.LargeBinary)  # float32, L2-normalized
+    feedback_id: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LearnRun(Base):
     """One consolidation run: a durable queue entry, its progress and its gate report."""
 
