@@ -43,7 +43,7 @@ class Knowledge:
     def __init__(self, reply: str | None, *, declined: bool = False) -> None:
         self.asked = 0
         self.result = SimpleNamespace(
-            reply=reply, declined=declined,
+            reply=reply, declined=declined, answer=None if reply is None else reply,
             evidence=[] if declined else [
                 Evidence("triple", "Order 5521 status shipped", "triple:1")],
             describe=lambda: {"found": not declined, "declined": declined})

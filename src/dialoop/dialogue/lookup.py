@@ -60,6 +60,7 @@ class Grounded(Protocol):
     """What grounding knowledge says about a message."""
 
     reply: str | None  # say this instead of generating: a grounded answer or "I don't know …"
+    answer: str | None  # the knowledge's own answer sentence (no citations), if it has one
     declined: bool  # about the knowledge, but not answered by it ("I don't know …")
     evidence: list[Evidence]  # otherwise, what the model's answer should rest on
 

@@ -138,6 +138,7 @@ class _Turn:
     calls: list[ToolCall] = field(default_factory=list)
     acted: str | None = None
     looked_up: bool = False
+    grounded: Grounded | None = None  # what the knowledge said to a look-up, if asked
 
     @property
     def last_call(self) -> ToolCall | None:
@@ -226,7 +227,8 @@ class DialogueManager:
             state_after=turn.state.to_dict(), steps=turn.steps, action=action,
             why=why or turn.steps[-1].why, response=response, decided_by=rule,
             tool_calls=[c.to_dict() for c in turn.calls], evidence=evidence,
-            knowledge=grounded.describe() if grounded is not None else None,
+            knowledge=(grounded or turn.grounded).describe()
+            if (grounded or turn.grounded) is not None else None,
         )
         summary = turn.state.summary(self.domain)
         return TurnPlan(
@@ -355,7 +357,8 @@ class DialogueManager:
                 return "clarify:confirm", f"{why}; but the customer has not confirmed: ask first"
             if any(c.name == tool for c in turn.calls):
                 return "answer", f"{why}; but {tool} already ran in this turn: answer"
-        if kind == "look_up" and (turn.looked_up or self.lookup is None):
+        if kind == "look_up" and (turn.looked_up or (self.lookup is None
+                                                      and self.grounding is None)):
             return "answer", f"{why}; but " + (
                 "the facts were already looked up: answer" if turn.looked_up
                 else "this domain has nothing to look up: answer")
@@ -387,8 +390,7 @@ class DialogueManager:
         """Run a non-final action (a look-up or a tool call): it adds to what is known."""
         kind, _, target = action.partition(":")
         if kind == "look_up":
-            assert self.lookup is not None
-            found = self.lookup.find(message, user=user, state=turn.state)
+            found = self._look_up(message, user, turn)
             turn.evidence += found
             turn.acted, turn.looked_up = "look_up", True
             record.evidence = [e.to_dict() for e in found]
@@ -399,6 +401,32 @@ class DialogueManager:
         turn.acted = action
         record.tool = call.to_dict()
         apply_effect(self.domain, turn.state, action)  # the tool ran: its effect stands
+
+    def _look_up(self, message: str, user: str, turn: _Turn) -> list[Evidence]:
+        """Everything the assistant knows about ``message``, best first, each with its
+        source: the knowledge graph's own answer (with its triples), the domain's facts
+        file, then the graph's and documents' other evidence. The same knowledge (and the
+        same per-user scope) as general mode; a graph that declines adds nothing."""
+        facts = self.lookup.find(message, user=user, state=turn.state) \
+            if self.lookup is not None else []
+        if self.grounding is None:
+            return facts
+        grounded = turn.grounded = self.grounding.lookup(message, user=user)
+        if grounded.declined:
+            return facts
+        first: list[Evidence] = []
+        if grounded.reply is not None and grounded.answer:
+            cited = [e.source for e in grounded.evidence if e.kind == "triple"]
+            first.append(Evidence("knowledge", f"{grounded.answer.rstrip('.')} "
+                                  f"[{', '.join(cited) or 'knowledge graph'}]",
+                                  ", ".join(cited) or "knowledge"))
+        seen: set[str] = set()
+        fused = []
+        for e in (*first, *facts, *grounded.evidence):
+            if e.text not in seen:
+                seen.add(e.text)
+                fused.append(e)
+        return fused
 
     def _final(self, action: str, decision: Decision, record: Step, turn: _Turn,
                message: str, forced: bool) -> _Candidate:
