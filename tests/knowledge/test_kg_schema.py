@@ -8,7 +8,7 @@ from dialoop.knowledge import schema
 from dialoop.store import Database
 
 TABLES = [schema.KgNode, schema.KgName, schema.KgRelation, schema.KgTriple, schema.KgDocument,
-          schema.KgChunk]
+          schema.KgChunk, schema.KgRelationAlias]
 
 
 def test_migration_creates_what_the_models_declare(db: Database) -> None:

@@ -110,14 +110,14 @@ def analyse(question: str, user: str, graph: Graph, linker: Linker,
     tokens = tokenize(question)
     lowered = question.lower()
     # Relation words ("price") must not be fuzzy-matched to names ("Prince").
-    vocabulary = matcher.vocabulary()
+    vocabulary = matcher.vocabulary(user)
     relation_words = frozenset(i for i, t in enumerate(tokens) if root(t.text) in vocabulary)
     anchors, class_links = _names(tokens, user, graph, linker, relation_words)
     anchored = _anchored(anchors, relation_words)
     numbers = {i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+", t.lower)}
     sup = _superlative(lowered)
     relations = _relations(matcher, tokens, set(range(len(tokens))) - anchored - numbers,
-                           sup.hint)
+                           sup.hint, user)
     # A relation whose words are all in the question explains them (the other matches
     # are partial, or by embedding, which claims no words).
     explained = (anchored | numbers | _positions(class_links)
@@ -164,13 +164,14 @@ def _superlative(lowered: str) -> _Superlative:
 
 
 def _relations(matcher: RelationMatcher, tokens: list[Token], free: set[int],
-               hint: str | None) -> list[RelationMention]:
-    """The relations the free words mention; a superlative's hint word ("cheapest" →
-    price) is matched as one more word, after the question's own."""
+               hint: str | None, user: str) -> list[RelationMention]:
+    """The relations the free words mention (by the graph's words and the aliases
+    ``user``'s corrections taught); a superlative's hint word ("cheapest" → price) is
+    matched as one more word, after the question's own."""
     if hint:
         tokens = [*tokens, Token(hint, hint, stem(hint), -1, -1)]
         free = free | {len(tokens) - 1}
-    return matcher.match(tokens, free)
+    return matcher.match(tokens, free, user)
 
 
 def _residual(tokens: Sequence[Token], explained: set[int], cue_words: Collection[str]

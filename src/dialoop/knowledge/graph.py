@@ -31,7 +31,7 @@ from sqlalchemy.orm import aliased
 
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.evidence import Scope
-from dialoop.knowledge.schema import KgName, KgNode, KgRelation, KgTriple
+from dialoop.knowledge.schema import KgName, KgNode, KgRelation, KgRelationAlias, KgTriple
 from dialoop.knowledge.words import norm, readable
 from dialoop.store import Database
 from dialoop.store.models import utcnow
@@ -576,9 +576,63 @@ class Graph:
                 q = q.where(KgTriple.id.in_(list(triple_ids)))
             elif lesson_id is not None:
                 q = q.where(KgTriple.lesson_id == lesson_id)
+                # The relation aliases the lesson taught go with it (not counted: not facts).
+                s.execute(sa.delete(KgRelationAlias).where(
+                    KgRelationAlias.scope == str(scope), KgRelationAlias.lesson_id == lesson_id))
             else:
                 return 0
             return s.execute(q).rowcount or 0
+
+    # -- relation aliases taught by corrections --------------------------------------------
+
+    def add_relation_alias(self, relation_id: int, phrase: str, *, scope: Scope,
+                           added_by: str, lesson_id: int | None = None) -> int | None:
+        """Store ``phrase`` as words for relation ``relation_id`` in ``scope``; its id, or
+        None when that scope already has it."""
+        phrase = " ".join(phrase.split())[:255]
+        with self.db.write() as s:
+            exists = s.scalar(sa.select(KgRelationAlias.id).where(
+                KgRelationAlias.relation_id == relation_id, KgRelationAlias.phrase == phrase,
+                KgRelationAlias.scope == str(scope)))
+            if exists is not None:
+                return None
+            row = KgRelationAlias(relation_id=relation_id, phrase=phrase, scope=str(scope),
+                                  added_by=added_by, lesson_id=lesson_id)
+            s.add(row)
+            s.flush()
+            return row.id
+
+    def remove_relation_alias(self, alias_id: int) -> None:
+        with self.db.write() as s:
+            s.execute(sa.delete(KgRelationAlias).where(KgRelationAlias.id == alias_id))
+
+    def move_relation_aliases(self, *, scope: Scope, lesson_id: int, to_scope: Scope,
+                              to_lesson_id: int) -> int:
+        """The aliases a lesson of ``scope`` taught now belong to another lesson and scope
+        (a lesson promoted to global); returns how many moved."""
+        with self.db.write() as s:
+            rows = list(s.scalars(sa.select(KgRelationAlias).where(
+                KgRelationAlias.scope == str(scope), KgRelationAlias.lesson_id == lesson_id)))
+            for row in rows:
+                there = s.scalar(sa.select(KgRelationAlias.id).where(
+                    KgRelationAlias.relation_id == row.relation_id,
+                    KgRelationAlias.phrase == row.phrase, KgRelationAlias.scope == str(to_scope)))
+                if there is None:
+                    row.scope, row.lesson_id = str(to_scope), to_lesson_id
+                else:
+                    s.delete(row)
+            return len(rows)
+
+    def relation_aliases(self, user: str) -> list[tuple[int, str, str, str]]:
+        """(relation id, key, label, phrase) of the taught aliases ``user`` sees: their own
+        and the global ones."""
+        with self.db.read() as s:
+            return [tuple(r) for r in s.execute(  # type: ignore[misc]
+                sa.select(KgRelation.id, KgRelation.key, KgRelation.label,
+                          KgRelationAlias.phrase)
+                .join(KgRelationAlias, KgRelationAlias.relation_id == KgRelation.id)
+                .where(visible(KgRelationAlias.scope, user))
+                .order_by(KgRelationAlias.id))]
 
     # -- reading --------------------------------------------------------------------
 

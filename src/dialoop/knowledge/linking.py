@@ -12,7 +12,9 @@ Entities are found four ways, each with a score in [0, 1]:
   graph version, and only while there are at most ``max_embedded_names``.
 
 Relations are found by their label and aliases (every stemmed word present, 1.0;
-some of them, less) and by the cosine between the question and the phrase.
+some of them, less), by the aliases the asking user's corrections taught
+(:mod:`~dialoop.knowledge.teaching`), and by the cosine between the question and the
+phrase.
 """
 
 from __future__ import annotations
@@ -233,19 +235,22 @@ class RelationMatcher:
         self._version: object = None
         self._lock = threading.Lock()
 
-    def vocabulary(self) -> set[str]:
-        """Every root (:func:`~dialoop.knowledge.words.root`) in some relation phrase."""
+    def vocabulary(self, user: str | None = None) -> set[str]:
+        """Every root (:func:`~dialoop.knowledge.words.root`) in some relation phrase (and,
+        with ``user``, in the aliases their corrections taught)."""
         self._refresh()
-        return {s for *_, stems, _ in self._phrases for s in stems}
+        return {s for *_, stems, _ in [*self._phrases, *self._taught(user)] for s in stems}
 
-    def match(self, tokens: Sequence[Token], free: set[int]) -> list[RelationMention]:
-        """Relations mentioned by the tokens at positions ``free``, best first."""
+    def match(self, tokens: Sequence[Token], free: set[int], user: str | None = None
+              ) -> list[RelationMention]:
+        """Relations mentioned by the tokens at positions ``free``, best first; with
+        ``user``, the relation aliases that user's corrections taught count too."""
         self._refresh()
         by_stem: dict[str, list[int]] = {}
         for i in free:
             by_stem.setdefault(root(tokens[i].text), []).append(i)
         best: dict[int, RelationMention] = {}
-        for rid, key, label, _, stems, bare in self._phrases:
+        for rid, key, label, _, stems, bare in [*self._phrases, *self._taught(user)]:
             hits = [s for s in stems if s in by_stem]
             if not hits:
                 continue
@@ -278,6 +283,20 @@ class RelationMatcher:
             old = best.get(rid, _NONE)
             if sim >= self.embedding_floor and not old.lexical and sim > old.score:
                 best[rid] = RelationMention(rid, key, label, sim, False, frozenset())
+
+    def _taught(self, user: str | None) -> list[tuple[int, str, str, str, tuple[str, ...],
+                                                      bool]]:
+        """The phrases of the relation aliases ``user`` sees (taught by corrections: their
+        own and global ones), read per question: one small indexed query."""
+        if user is None:
+            return []
+        phrases = []
+        for rid, key, label, phrase in self.graph.relation_aliases(user):
+            toks = tokenize(phrase)
+            stems = tuple(root(t.text) for t in toks if _content(t))
+            if stems:
+                phrases.append((rid, key, label, phrase, stems, False))
+        return phrases
 
     def _refresh(self) -> None:
         relations = self.graph.relations()

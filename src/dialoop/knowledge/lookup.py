@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sqlalchemy import orm
@@ -32,6 +33,7 @@ from dialoop.knowledge.documents import Documents
 from dialoop.knowledge.graph import Graph, LoadResult, Term, TripleView
 from dialoop.knowledge.linking import Linker, RelationMatcher
 from dialoop.knowledge.reasoning import Answer, Reasoner
+from dialoop.knowledge.teaching import LearnedAlias, learn_alias
 from dialoop.store import Database
 
 __all__ = ["NOTHING", "KnowledgeBase", "KnowledgeResult", "fuse", "parse_fact"]
@@ -169,9 +171,30 @@ class KnowledgeBase:
             return None
         return self.add_fact(*fact, user=user, scope=scope, source="lesson", lesson_id=lesson_id)
 
+    def learn_alias(self, question: str, correction: str, *, user: str, scope: Scope,
+                    lesson_id: int | None = None,
+                    knowledge: Mapping[str, Any] | None = None) -> LearnedAlias | None:
+        """A correction of a graph answer that teaches words for a relation: "What films does
+        X appear in?" corrected with "Copper Sky" (or "no, I meant the films she starred
+        in") makes "appear in" an alias of ``starred_actors`` in ``scope``, tied to lesson
+        ``lesson_id`` (see :mod:`~dialoop.knowledge.teaching`). None when the correction
+        teaches no alias. ``knowledge``: the corrected turn's knowledge trace, if any."""
+        if self.graph.is_empty():
+            return None
+        return learn_alias(self.graph, self.reasoner, self.matcher, question, correction,
+                           user=user, scope=scope, lesson_id=lesson_id, knowledge=knowledge)
+
+    def move_aliases(self, *, scope: Scope, lesson_id: int, to_scope: Scope,
+                     to_lesson_id: int) -> int:
+        """The relation aliases a lesson taught follow it to a new lesson and scope (a
+        lesson promoted to global)."""
+        return self.graph.move_relation_aliases(scope=scope, lesson_id=lesson_id,
+                                                to_scope=to_scope, to_lesson_id=to_lesson_id)
+
     def forget(self, *, scope: Scope, lesson_id: int | None = None,
                triple_ids: Sequence[int] = ()) -> int:
-        """Remove the facts of ``scope`` taught in a lesson (or by id); returns how many."""
+        """Remove the facts of ``scope`` taught in a lesson (or by id); returns how many.
+        The relation aliases the lesson taught go too."""
         return self.graph.remove(scope=scope, lesson_id=lesson_id, triple_ids=triple_ids)
 
     def import_file(self, path: Path, *, user: str, scope: Scope | None = None,

@@ -23,7 +23,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from dialoop.store.models import Base, utcnow
 
-__all__ = ["KgChunk", "KgDocument", "KgName", "KgNode", "KgRelation", "KgTriple"]
+__all__ = ["KgChunk", "KgDocument", "KgName", "KgNode", "KgRelation", "KgRelationAlias",
+           "KgTriple"]
 
 
 
@@ -74,6 +75,27 @@ class KgRelation(Base):
     key: Mapped[str] = mapped_column(sa.String(512), unique=True)
     label: Mapped[str] = mapped_column(sa.String(255))
     aliases: Mapped[list[str]] = mapped_column(sa.JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class KgRelationAlias(Base):
+    """Words a user's correction taught for a relation ("appear in" → ``starred_actors``),
+    scoped like the lesson it came from (created by ``m010_relation_aliases``)."""
+
+    __tablename__ = "kg_relation_aliases"
+    __table_args__ = (
+        sa.UniqueConstraint("relation_id", "phrase", "scope", name="uq_kg_relation_aliases"),
+        sa.Index("ix_kg_relation_aliases_scope", "scope"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    relation_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("kg_relations.id", ondelete="CASCADE"))
+    phrase: Mapped[str] = mapped_column(sa.String(255))
+    scope: Mapped[str] = mapped_column(sa.String(140))
+    added_by: Mapped[str] = mapped_column(sa.String(128))
+    lesson_id: Mapped[int | None]
+    """The lesson (correction) that taught it: forgetting the lesson forgets the alias."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

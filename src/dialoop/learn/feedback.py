@@ -106,6 +106,15 @@ class FeedbackStore:
             return self._lesson(s, "correction", user, scope, facts.question, answer, prepared,
                                 facts=facts)
 
+    def asked(self, turn_id: int, *, user: str) -> tuple[str, dict[str, Any] | None]:
+        """The question assistant turn ``turn_id`` of ``user``'s answered, and what its trace
+        says the knowledge graph did (``DialogueTrace.knowledge``; None if not asked)."""
+        with self.db.read() as s:
+            question = _turn(s, turn_id, user).question
+            trace = s.scalar(sa.select(Turn.trace).where(Turn.id == turn_id)) or {}
+        knowledge = (trace.get("dialogue") or {}).get("knowledge")
+        return question, knowledge if isinstance(knowledge, dict) else None
+
     def teach(
         self, question: str, answer: str, *, user: str, scope: Scope
     ) -> FeedbackReceipt:

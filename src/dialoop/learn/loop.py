@@ -46,6 +46,13 @@ class FactStore(Protocol):
 
     def forget(self, *, scope: Scope, lesson_id: int | None = None) -> int: ...
 
+    def learn_alias(self, question: str, correction: str, *, user: str, scope: Scope,
+                    lesson_id: int | None = None, knowledge: dict[str, Any] | None = None
+                    ) -> Any: ...
+
+    def move_aliases(self, *, scope: Scope, lesson_id: int, to_scope: Scope,
+                     to_lesson_id: int) -> int: ...
+
 
 class LearningLoop:
     """Feedback in, lessons applied, adapters trained, judged and served."""
@@ -148,6 +155,7 @@ class LearningLoop:
         where = self._scope(scope, user, "teach")
         receipt = self.feedback.teach(question, answer, user=user, scope=where)
         self._facts_follow(receipt, answer, user, where)
+        self._alias_follows(receipt, question, answer, user, where, None)
         self._maybe_trigger(user)
         return receipt
 
@@ -157,6 +165,9 @@ class LearningLoop:
         where = self._scope(scope, user, "teach")
         receipt = self.feedback.correct(turn_id, answer, user=user, scope=where)
         self._facts_follow(receipt, answer, user, where)
+        if self.facts is not None and self.settings.knowledge:
+            question, knowledge = self.feedback.asked(turn_id, user=user)  # read just now
+            self._alias_follows(receipt, question, answer, user, where, knowledge or {})
         self._maybe_trigger(user)
         return receipt
 
@@ -192,6 +203,9 @@ class LearningLoop:
         """Make a user's lesson global (admins only)."""
         lesson = self.memory.promote(lesson_id, is_admin=self.permissions.is_admin(user))
         # A fact the user's lesson stated moves to the new global lesson, for everyone.
+        if self.facts is not None:  # so do the relation aliases it taught
+            self.facts.move_aliases(scope=Scope.of(lesson.user_id), lesson_id=lesson_id,
+                                    to_scope=Scope.everyone(), to_lesson_id=lesson.id)
         if self.facts is not None and self.facts.forget(scope=Scope.of(lesson.user_id),
                                                         lesson_id=lesson_id):
             self.facts.learn_correction(lesson.answer, user=lesson.user_id,
@@ -216,6 +230,30 @@ class LearningLoop:
         if self.settings.knowledge and receipt.lesson_id is not None and not receipt.joined:
             self.facts.learn_correction(answer, user=user, scope=scope,
                                         lesson_id=receipt.lesson_id)
+
+    def _alias_follows(self, receipt: FeedbackReceipt, question: str, answer: str, user: str,
+                       scope: Scope, knowledge: dict[str, Any] | None) -> None:
+        """A correction of a knowledge-graph answer may teach the words the graph missed:
+        "What films does X appear in?" corrected with the films (or "no, I meant the films
+        she starred in") makes "appear in" an alias of ``starred_actors``, scoped like the
+        lesson and tied to it (forgetting the lesson forgets it). ``knowledge``: the
+        corrected turn's knowledge trace ({} when the graph was not asked; None for a
+        lesson taught without a turn). When the correction named the relation rather than
+        the answer, the lesson answers with what the graph now says."""
+        if self.facts is None or not self.settings.knowledge or receipt.lesson_id is None:
+            return
+        try:
+            learned = self.facts.learn_alias(question, answer, user=user, scope=scope,
+                                             lesson_id=receipt.lesson_id, knowledge=knowledge)
+        except Exception:  # the lesson is stored; a failed alias never fails the correction
+            log.exception("learning a relation alias from lesson %d failed", receipt.lesson_id)
+            return
+        if learned is None:
+            return
+        log.info("lesson %d taught %r as an alias of %s (%s)", receipt.lesson_id,
+                 learned.phrase, learned.relation, learned.scope)
+        if learned.clarification and not receipt.joined:
+            self.memory.reword(receipt.lesson_id, learned.answer)
 
     # -- consolidation ----------------------------------------------------------------------
 

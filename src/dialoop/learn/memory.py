@@ -350,6 +350,18 @@ class CorrectionMemory:
                             embedding=vector.astype(np.float32).tobytes()))
         return True
 
+    def reword(self, lesson_id: int, answer: str) -> None:
+        """Say lesson ``lesson_id``'s answer as ``answer`` (what a correction that named a
+        relation, "no, I meant the films she starred in", made the knowledge graph answer).
+        The question, and so what the lesson matches, stays the same."""
+        answer = answer.strip()
+        if not answer or len(answer) > MAX_ANSWER_CHARS:
+            return
+        with self.db.write() as s:
+            lesson = s.get(Lesson, lesson_id)
+            if lesson is not None:
+                lesson.answer = answer
+
     def forget(self, lesson_id: int, *, user: str, is_admin: bool) -> Lesson:
         """Stop applying a lesson at once (the next consolidation leaves it out too).
 

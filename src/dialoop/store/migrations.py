@@ -309,6 +309,23 @@ def m009_lesson_wordings(op: Operations) -> None:
     op.create_index("ix_lesson_wordings_lesson_id", "lesson_wordings", ["lesson_id"])
 
 
+def m010_relation_aliases(op: Operations) -> None:
+    """Relation aliases taught by a user's correction of a graph answer, in its scope."""
+    op.create_table(
+        "kg_relation_aliases",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("relation_id", sa.Integer,
+                  sa.ForeignKey("kg_relations.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("phrase", sa.String(255), nullable=False),
+        sa.Column("scope", sa.String(140), nullable=False),
+        sa.Column("added_by", sa.String(128), nullable=False),
+        sa.Column("lesson_id", sa.Integer),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("relation_id", "phrase", "scope", name="uq_kg_relation_aliases"),
+    )
+    op.create_index("ix_kg_relation_aliases_scope", "kg_relation_aliases", ["scope"])
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
@@ -318,6 +335,7 @@ MIGRATIONS: list[Migration] = [
     m007_turn_state,
     m008_one_scope,
     m009_lesson_wordings,
+    m010_relation_aliases,
 ]
 
 
