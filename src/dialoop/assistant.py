@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -279,6 +280,8 @@ class Assistant:
                 # One cache scope per user: nobody reuses (and so measures) another's prompt.
                 chunks = self.engine.stream(prompt.messages, params, adapter=key,
                                             cache_scope=session.user_id, stop=out.stop)
+                if plan.prefix:  # several requests: the fixed answers first, word for word
+                    chunks = itertools.chain([Chunk(plan.prefix + " ")], chunks)
             pieces: list[str] = []
             finish: FinishReason = "cancelled"
             usage: Usage | None = None

@@ -210,6 +210,8 @@ class DialogueTrace:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     evidence: list[Evidence] = field(default_factory=list)  # what a generated answer rests on
     knowledge: dict[str, Any] | None = None  # what the knowledge graph said, if asked
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    """A message with several requests: each one's own trace, in the order handled."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"domain": self.domain, "policy": self.policy, "intent": self.intent,
@@ -217,7 +219,8 @@ class DialogueTrace:
                 "state_after": self.state_after, "steps": [s.to_dict() for s in self.steps],
                 "action": self.action, "why": self.why, "response": self.response,
                 "decided_by": self.decided_by, "tool_calls": self.tool_calls,
-                "evidence": [e.to_dict() for e in self.evidence], "knowledge": self.knowledge}
+                "evidence": [e.to_dict() for e in self.evidence], "knowledge": self.knowledge,
+                **({"requests": self.requests} if self.requests else {})}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> DialogueTrace:
@@ -231,7 +234,8 @@ class DialogueTrace:
                    decided_by=d.get("decided_by", "policy"),
                    tool_calls=list(d.get("tool_calls") or []),
                    evidence=[Evidence.from_dict(e) for e in d.get("evidence") or []],
-                   knowledge=d.get("knowledge"))
+                   knowledge=d.get("knowledge"),
+                   requests=list(d.get("requests") or []))
 
 
 @dataclass

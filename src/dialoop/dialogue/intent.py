@@ -114,7 +114,7 @@ class IntentClassifier:
             order = np.argsort(-row)
             ranking = [(self._classes[i], float(row[i])) for i in order]
             intent, confidence = ranking[0]
-            ood = bool(u.out_of_domain_intent) and (
+            ood = bool(u.out_of_domain_intent) and bool(  # a numpy bool is no JSON
                 intent == u.out_of_domain_intent or near < u.out_of_domain_similarity)
             if ood and intent != u.out_of_domain_intent:
                 intent, confidence = u.out_of_domain_intent, 1.0 - confidence

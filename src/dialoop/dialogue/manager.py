@@ -37,6 +37,7 @@ knowledge graph, which may answer or decline a general assistant's question) and
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +67,26 @@ __all__ = ["PRECEDENCE", "AdapterChooser", "DialogueManager", "Memory", "TurnPla
            "state_from_turns"]
 
 log = logging.getLogger(__name__)
+
+MAX_REQUESTS = 3
+# Where one request may end and another begin: after a sentence, at a semicolon, or at
+# "and" / "also" / "plus" before a question word or a first-person request.
+_REQUEST_SPLIT = re.compile(
+    r"(?<=[?!.;])\s+|;\s*|,?\s+(?:and|also|plus)\s+(?:also\s+)?(?=(?:what|when|where|which|"
+    r"who|how|why|can|could|would|will|do|does|is|are|i|i'd|i'm|please|tell|track|cancel|"
+    r"return|send|show)\b)", re.IGNORECASE)
+
+
+# A later part that points back at an earlier one continues its request.
+_BACK_REFERENCE = re.compile(r"\b(?:it|its|it's|they|them|their|that|this|those|these|"
+                             r"one|ones|same)\b", re.IGNORECASE)
+
+
+def _asks(plan: TurnPlan) -> bool:
+    """The plan's reply is a question to the user and nothing was done yet."""
+    return plan.trace.response.startswith("question:") and not plan.trace.tool_calls \
+        and not plan.handed_off
+
 
 PRECEDENCE: tuple[tuple[str, str], ...] = (
     ("hand_off", "the policy hands the conversation to a person"),
@@ -107,6 +128,7 @@ class TurnPlan:
     trace: DialogueTrace
     lessons: list[LessonMatch] = field(default_factory=list)  # what the memory matched
     handed_off: bool = False  # this turn handed the session to a person
+    prefix: str | None = None  # fixed answers said before the model's own (several requests)
 
     @property
     def memory(self) -> str | None:
@@ -202,6 +224,17 @@ class DialogueManager:
         correction memory out of this turn.
         """
         before = state_from_turns(turns, self.domain)
+        options = {"user": user, "history": history, "system": system,
+                   "session_id": session_id, "home": home, "adapter": adapter,
+                   "use_memory": use_memory}
+        if (requests := self._requests(message, before)) is not None:
+            return self._plan_requests(requests, before, **options)
+        return self._plan(message, before, **options)
+
+    def _plan(self, message: str, before: DialogueState, *, user: str,
+              history: Sequence[Message], system: str | None, session_id: str | None,
+              home: Path | None, adapter: str | None, use_memory: bool) -> TurnPlan:
+        """:meth:`plan` for one request, from the state ``before`` it."""
         result, understood = self._understand(message, before, history, user)
         recall = self.memory.recall(message, user=user) \
             if self.memory is not None and use_memory else Recall()
@@ -241,6 +274,97 @@ class DialogueManager:
             lessons=list(recall.matches),
             handed_off=turn.state.handed_off and not before.handed_off,
         )
+
+    # -- several requests in one message ---------------------------------------------------
+
+    def _requests(self, message: str, before: DialogueState) -> list[str] | None:
+        """The separate requests of ``message`` ("Where is order 5521, and when are you
+        open on Saturday?"), or None when it makes one request. A split is kept only when
+        every part is confidently a different in-domain intent: "return the lamp and get
+        a refund" stays one request. An answer to our own question is never split."""
+        if self.classifier is None or before.requested or before.confirming:
+            return None
+        parts = [p.strip(" ,;") for p in _REQUEST_SPLIT.split(message)]
+        parts = [p for p in parts if len(p.split()) >= 2]
+        if len(parts) < 2 or len(parts) > MAX_REQUESTS or any(
+                _BACK_REFERENCE.search(p) for p in parts[1:]):
+            return None  # "… express shipping and what does it cost?": one request
+        u = self.domain.spec.understanding
+        results = self.classifier.classify_many(parts)
+        intents = [r.intent for r in results]
+        if len(set(intents)) < len(intents) or any(
+                r.out_of_domain or r.confidence < u.confidence_threshold for r in results):
+            return None
+        return parts
+
+    def _plan_requests(self, requests: list[str], before: DialogueState, *, user: str,
+                       history: Sequence[Message], system: str | None,
+                       session_id: str | None, home: Path | None, adapter: str | None,
+                       use_memory: bool) -> TurnPlan:
+        """Each request understood and acted on in turn, one reply for all. A request that
+        needs a question from the user waits until the others are done and is asked last,
+        so the state the dialogue goes on from holds its pending question; two such
+        requests conflict, and the reply asks which to do first. If any answer is the
+        model's to write, it writes one answer to everything, with every request's
+        evidence and the fixed answers as context."""
+        options = {"user": user, "history": history, "system": system,
+                   "session_id": session_id, "home": home, "adapter": adapter,
+                   "use_memory": use_memory}
+        state = before
+        done: list[tuple[str, TurnPlan]] = []
+        waiting: list[str] = []
+        for request in requests:
+            plan = self._plan(request, state, **options)
+            if _asks(plan):
+                waiting.append(request)  # a question has no effect yet: plan it again later
+                continue
+            done.append((request, plan))
+            state = plan.state
+            if plan.handed_off:
+                waiting = []
+                break
+        texts = [p.text for _, p in done]
+        asked: list[tuple[str, TurnPlan]] = []
+        if len(waiting) == 1:
+            plan = self._plan(waiting[0], state, **options)
+            done.append((waiting[0], plan))
+            texts.append(plan.text)
+            state = plan.state
+        elif waiting:
+            asked = [(r, self._plan(r, state, **options)) for r in waiting]
+            which = " and ".join(self._intent_words(p.trace.intent.get("intent", ""))
+                                 for _, p in asked)
+            texts.append(f"You {'also ' if done else ''}asked about {which}: "
+                         "which shall we start with?")
+        pairs = done + asked
+        plans = [p for _, p in pairs]
+        generate = any(t is None for t in texts)
+        evidence = [e for p in plans for e in p.evidence]
+        fixed = " ".join(t for t in texts if t)
+        if generate and fixed:  # said first, word for word; the model is told it was said
+            evidence.append(Evidence("answer", f"Already answered: {fixed}", "dialogue"))
+        traces = [p.trace for p in plans]
+        trace = DialogueTrace(
+            domain=self.domain.name, policy=self.policy.name, intent=traces[0].intent,
+            understood=traces[0].understood, state_before=before.to_dict(),
+            state_after=state.to_dict(), steps=[s for t in traces for s in t.steps],
+            action=traces[-1].action, why=f"{len(requests)} requests in one message",
+            response="generated" if generate else "requests", decided_by="requests",
+            tool_calls=[c for t in traces for c in t.tool_calls], evidence=evidence,
+            knowledge=next((t.knowledge for t in traces if t.knowledge), None),
+            requests=[{"message": r, **p.trace.to_dict()} for r, p in pairs])
+        summary = state.summary(self.domain)
+        return TurnPlan(
+            text=None if generate else fixed, prefix=(fixed or None) if generate else None,
+            system="\n\n".join(p for p in (system, summary) if p) or None,
+            evidence=evidence,
+            adapter=self._adapter(user, " ".join(requests), adapter) if generate else None,
+            state=state, trace=trace, lessons=[m for p in plans for m in p.lessons],
+            handed_off=state.handed_off and not before.handed_off)
+
+    def _intent_words(self, intent: str) -> str:
+        spec = self.domain.spec.intents.get(intent)
+        return (spec.description if spec and spec.description else intent.replace("_", " "))
 
     # -- who decides what is said -----------------------------------------------------------
 
