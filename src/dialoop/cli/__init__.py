@@ -94,7 +94,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from dialoop.cli import chat, dialogue, kg, learn, serve, sessions, train, users
+    from dialoop.cli import chat, dialogue, importers, kg, learn, serve, sessions, train, users
 
     cli.add_command(chat.chat)
     cli.add_command(chat.ask)
@@ -108,6 +108,7 @@ def _register() -> None:
     kg.register(cli, eval_group)
     cli.add_command(learn.learn)
     cli.add_command(learn.teach)
+    cli.add_command(importers.import_group)
 
 
 _register()

@@ -163,6 +163,14 @@ class LearnedPolicy:
             rule = self.rules.decide(features)
             return Decision(rule.action, f"learned policy unsure (p={p:.2f} for {action}); "
                             f"{rule.why}", self.name, rule.respond)
+        # A story may name the answer's template ("answer:utter_greet", from a Rasa import);
+        # after a failed tool the failure is said instead (no story wording papers over it).
+        kind, _, respond = action.partition(":")
+        if kind == "answer" and respond:
+            said = respond if self.domain.has_template(respond) and not features.tool_failed \
+                else None
+            return Decision("answer", f"learned policy (p={p:.2f}): {self._path(x)}", self.name,
+                            said)
         return Decision(action, f"learned policy (p={p:.2f}): {self._path(x)}", self.name)
 
     def _vector(self, f: Features) -> list[float]:

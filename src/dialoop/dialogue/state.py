@@ -180,9 +180,13 @@ def advance(
     answers = before.requested in found or bool(before.confirming and any(
         s in before.confirming for s in found))  # a correction of a value we read back
     informs = any(s in domain.intent_slots(before.intent) for s in found)
+    # An intent that only gives values ("inform" in Rasa: it requires nothing, and uses the
+    # slot we asked for) answers our question however sure the classifier is of it.
+    gives = other and intent in domain.spec.intents and not domain.required(intent) \
+        and before.requested in domain.intent_slots(intent)
     continued = bool(before.intent) and not before.handed_off and (
         affirmed or denied
-        or (answers and not (other and confidence >= SWITCH_CONFIDENCE))
+        or (answers and (gives or not (other and confidence >= SWITCH_CONFIDENCE)))
         or (informs and not (other and confident)))
     if continued:
         intent, confident, out_of_domain = before.intent, True, False

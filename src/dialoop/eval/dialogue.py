@@ -11,7 +11,8 @@ the trace is compared with the script:
   changes (micro-averaged over all turns);
 - **joint goal accuracy**: the whole state after the turn equals the scripted state;
 - **action accuracy**: the turn's actions, in order, are the scripted ones
-  (``clarify`` matches any clarification, ``clarify:email`` only that one);
+  (``clarify`` matches any clarification, ``clarify:email`` only that one; ``answer``
+  any answer, ``answer:NAME`` only one in the template NAME);
 - **task success**: the dialogue's goal holds at the end (the tools ran with the
   right arguments, or failed as they should; the last reply says what it must).
 """
@@ -31,7 +32,7 @@ from dialoop.dialogue.domain import Domain, Goal, Script, ScriptTurn
 from dialoop.dialogue.intent import IntentClassifier
 from dialoop.dialogue.state import normalize_value
 from dialoop.engine import Engine
-from dialoop.evidence import DialogueTrace
+from dialoop.evidence import DialogueTrace, Step
 
 __all__ = ["DialogueResult", "EvalReport", "Scoreboard", "run_dialogues"]
 
@@ -182,7 +183,7 @@ def _score_turn(turn: ScriptTurn, trace: DialogueTrace, gold_before: dict[str, A
     tally.goals.append(same_state)
     if not same_state:
         problems.append(f"state {predicted}, expected {gold_after}")
-    actions = [step.action for step in trace.steps]
+    actions = [_said(step) for step in trace.steps]
     if turn.actions:
         ok = len(actions) == len(turn.actions) and all(
             _action_matches(want, got) for want, got in zip(turn.actions, actions, strict=True))
@@ -216,6 +217,14 @@ def _check_goal(domain: Domain, goal: Goal, traces: list[DialogueTrace],
     if goal.reply_contains and not _contains(last_reply, goal.reply_contains):
         problems.append(f"last reply {last_reply[:120]!r} lacks any of {goal.reply_contains}")
     return problems
+
+
+def _said(step: Step) -> str:
+    """A step's action; an answer in a template names it (``answer:utter_greet``), so a
+    script may ask for the template (``answer`` alone matches any answer)."""
+    if step.action == "answer" and (step.response or "").startswith("template:"):
+        return f"answer:{step.response[9:]}"  # type: ignore[index]
+    return step.action
 
 
 def _action_matches(wanted: str, got: str) -> bool:

@@ -1,0 +1,1 @@
+"""Importers of other systems' formats (Rasa projects, …) into dialoop's own files."""
