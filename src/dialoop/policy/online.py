@@ -427,7 +427,7 @@ def benchmark(domain: Domain, *, dialogues: int = 300, seed: int = 0, noise: Any
     first = next((i for i in range(len(won)) if all(won[i:])), None)
     out["exceeds_after"] = None if first is None else (first + 1) * window
     if plot is not None:
-        _plot(out, Path(plot))
+        plot_benchmark(out, Path(plot))
     return out
 
 
@@ -448,7 +448,8 @@ class _RememberingClassifier:
         return getattr(self.inner, name)
 
 
-def _plot(result: Mapping[str, Any], path: Path) -> None:
+def plot_benchmark(result: Mapping[str, Any], path: Path) -> None:
+    """A PNG of a :func:`benchmark` result: cumulative regret and reward per window."""
     import matplotlib
 
     matplotlib.use("Agg")
