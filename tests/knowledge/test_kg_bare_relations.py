@@ -39,7 +39,11 @@ def _records() -> list[dict[str, object]]:
     rows += [{"entity": "Norland", "label": "Norland", "type": "Country"},
              {"entity": "Halvorsen Optics", "label": "Halvorsen Optics", "type": "Company"},
              {"subject": "Halvorsen Optics", "relation": "headquarteredIn",
-              "object": "Brisk Harbor"}]
+              "object": "Brisk Harbor"},
+             # A name that is also a relation word: the policy called Warranty.
+             {"subject": "Halvorsen Optics", "relation": "warranty", "value": "2 years"},
+             {"entity": "Warranty", "label": "Warranty", "type": "Policy"},
+             {"subject": "Warranty", "relation": "duration", "value": "2 years"}]
     for city, kind, relation, country in PLACES:
         rows += [{"entity": city, "label": city, "type": kind},
                  {"subject": city, "relation": relation, "object": country}]
@@ -143,3 +147,11 @@ def test_the_example_graphs_relations_still_need_their_own_words(tmp_path: Path)
     assert r.answer("When was Grauburg established?", user="u").values == ["1122"]
     assert r.answer("What year is it in Grauburg?", user="u").status != "answered"
     db.close()
+
+
+def test_a_name_that_is_also_a_relation_word_asks_for_that_relation_of_the_other_name(
+        reasoner: Reasoner) -> None:
+    answer = reasoner.answer("What is the warranty of Halvorsen Optics?", user="u")
+    assert (answer.status, answer.values) == ("answered", ["2 years"])
+    alone = reasoner.answer("What is the Warranty?", user="u")  # the only name: the entity
+    assert alone.status == "answered" and "Warranty" in alone.text

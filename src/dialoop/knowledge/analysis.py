@@ -113,6 +113,11 @@ def analyse(question: str, user: str, graph: Graph, linker: Linker,
     vocabulary = matcher.vocabulary(user)
     relation_words = frozenset(i for i, t in enumerate(tokens) if root(t.text) in vocabulary)
     anchors, class_links = _names(tokens, user, graph, linker, relation_words)
+    if len(anchors) > 1:
+        # A one-word name that is also a relation word ("What is the warranty of the Stratus
+        # Lamp?", with an entity called Warranty) asks for that relation of the other name.
+        anchors = [x for x in anchors if not (x.end - x.start == 1
+                                              and x.start in relation_words)] or anchors
     anchored = _anchored(anchors, relation_words)
     numbers = {i for i, t in enumerate(tokens) if re.fullmatch(r"[\d.,]+", t.lower)}
     sup = _superlative(lowered)
