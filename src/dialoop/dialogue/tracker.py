@@ -1,0 +1,271 @@
+"""A schema-driven value-matching state tracker for multi-domain dialogue.
+
+The tracker knows nothing about any one data set: it is given a :class:`TrackerSchema`
+(domains, the words that name them, and per slot its candidate values, the words that
+point at it and its kind) and, turn by turn, updates a flat ``{"domain-slot": value}``
+state from the user's message and the assistant's previous reply. MultiWOZ's schema is
+built in :mod:`dialoop.eval.multiwoz`; a domain file's slots could build one the same way.
+
+What one turn does:
+
+1. Active domains: those the user names; else those the assistant just named; else the
+   ones from the previous turn.
+2. Values of ``value`` slots are found as whole phrases (longest first, no overlaps). A
+   phrase several slots could hold goes to the slot whose ``before`` word ("from", "to")
+   precedes it, else whose cue word is nearest, else stays unassigned.
+3. ``number`` slots take a digit or number word next to one of their cues ("4 people",
+   "3 nights", "4 star"); ``time`` slots take ``hh:mm``/``7pm`` with their cues ("leave
+   after", "arrive by"); ``flag`` slots become "yes" when a cue word is said.
+4. "Doesn't matter"-style phrases set ``dontcare`` on the slot whose cue the user said,
+   else on the slot the assistant just asked about.
+5. Everything else is carried over from the previous state.
+
+A :class:`Gate` may filter the proposed changes and take looser guesses (a name the
+assistant offered without a clear "yes", a ``loose`` word such as "hotel" for the hotel
+type). A gradient-boosted gate over MiniLM features, trained on 700 MultiWOZ dialogues,
+did not beat the rules alone on the other 299 (JGA 0.383 against 0.386 for an earlier
+version of the rules, slot F1 0.858 against 0.852, 200 s to train), so none ships; the
+seam stays for the next attempt.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+__all__ = ["Gate", "SlotSchema", "TrackerSchema", "ValueTracker", "normalise_text"]
+
+DONTCARE = "dontcare"
+_NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
+                 "seven": "7", "eight": "8", "nine": "9", "ten": "10", "a single": "1"}
+_TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b")
+_CUE_WINDOW = 4  # words either side of a value in which a slot cue counts
+
+
+@dataclass(frozen=True)
+class SlotSchema:
+    name: str                                    # "hotel-area"
+    domain: str                                  # "hotel"
+    kind: str = "value"                          # value | number | time | flag
+    values: Mapping[str, str] = field(default_factory=dict)  # surface phrase -> value
+    cues: tuple[str, ...] = ()                   # words that point at this slot
+    before: tuple[str, ...] = ()                 # words right before a value of this slot
+    # a phrase that means "the value of that other slot": "the hotel" -> ("hotel-name",)
+    references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    offered: bool = False  # a value the assistant named is taken when the user accepts it
+    loose: Mapping[str, str] = field(default_factory=dict)  # guesses only a gate may take
+
+
+@dataclass(frozen=True)
+class TrackerSchema:
+    slots: tuple[SlotSchema, ...]
+    domain_words: Mapping[str, tuple[str, ...]]  # domain -> words naming it
+    accept_words: tuple[str, ...] = (
+        "yes", "yeah", "sure", "book", "sounds good", "sounds great", "sounds nice",
+        "that works", "perfect", "great", "reserve", "that one", "okay", "ok")
+    dontcare_phrases: tuple[str, ...] = (
+        "do not care", "dont care", "doesnt matter", "does not matter", "dont mind",
+        "no preference", "not important", "either is fine", "any will do", "whatever",
+        "anything is fine", "dont have a preference", "no particular", "any area",
+        "any price", "any type", "any part", "any day", "anywhere", "any time",
+        "no area preference", "dont have an area preference", "dont have a price preference",
+        "not really")
+
+    def in_domain(self, domain: str) -> list[SlotSchema]:
+        return [s for s in self.slots if s.domain == domain]
+
+
+def normalise_text(text: str) -> str:
+    """Lowercase, join MultiWOZ's split contractions ("does n't" -> "doesnt"), drop
+    punctuation except ``:`` in times, collapse spaces."""
+    text = text.lower().replace("’", "'")
+    text = re.sub(r"\s*n'?t\b", "nt", text)
+    text = re.sub(r"\s'(s|re|ll|d|m|ve)\b", r"'\1", text).replace("'", "")
+    text = re.sub(r"(?<!\d):|:(?!\d)", " ", text)
+    text = re.sub(r"[^a-z0-9: ]+", " ", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _find(text: str, phrase: str) -> list[int]:
+    """Word-boundary character offsets of ``phrase`` in ``text``."""
+    return [m.start() for m in re.finditer(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])",
+                                           text)]
+
+
+def _has_any(text: str, words: Sequence[str]) -> bool:
+    return any(_find(text, w) for w in words)
+
+
+class Gate(Protocol):
+    """Decides which proposed ``(slot, value, loose)`` changes a turn makes."""
+
+    def keep(self, user: str, system: str, proposals: Sequence[tuple[str, str, bool]],
+             state: Mapping[str, str]) -> list[bool]: ...
+
+
+class ValueTracker:
+    """Tracks one dialogue at a time: :meth:`reset`, then :meth:`update` per user turn."""
+
+    def __init__(self, schema: TrackerSchema, gate: Gate | None = None) -> None:
+        self.schema = schema
+        self.gate = gate
+        self.state: dict[str, str] = {}
+        self.active: list[str] = []
+        self._names = sorted({(surface, s.domain) for s in schema.slots if s.offered
+                              for surface in s.values}, key=lambda sd: -len(sd[0]))
+
+    def reset(self) -> None:
+        self.state, self.active = {}, []
+
+    def update(self, user: str, system: str = "") -> dict[str, str]:
+        """The state after the user's message ``user`` (``system``: the reply before it)."""
+        user, system = normalise_text(user), normalise_text(system)
+        self.active = (self._domains(user) or self._domains(system) or self.active)
+        found, loose = self.propose(user, system)
+        if self.gate is not None:
+            proposals = [(slot, value, False) for slot, value in found.items()] + [
+                (slot, value, True) for slot, value in loose.items() if slot not in found]
+            keep = self.gate.keep(user, system, proposals, self.state) if proposals else []
+            found = {slot: value for (slot, value, _), ok in zip(proposals, keep, strict=True)
+                     if ok}
+        self.state = {**self.state, **found}
+        return dict(self.state)
+
+    def propose(self, user: str, system: str) -> tuple[dict[str, str], dict[str, str]]:
+        """The values the rules find in a normalised turn, and looser guesses (a value the
+        assistant offered without a clear yes) that only a :class:`Gate` may take."""
+        found: dict[str, str] = {}
+        loose: dict[str, str] = {}
+        for domain in self.active:
+            slots = self.schema.in_domain(domain)
+            found.update(self._values(user, slots))
+            found.update(self._numbers(user, slots))
+            found.update(self._times(user, slots))
+            found.update(self._flags(user, slots))
+            found.update(self._dontcare(user, system, slots, found))
+            found.update(self._accepted(user, system, slots, found))
+            loose.update(self._offered(system, slots, found))
+            loose.update({s.name: v for s in slots for w, v in s.loose.items()
+                          if s.name not in found and _find(user, w)})
+        return found, loose
+
+    def _domains(self, text: str) -> list[str]:
+        """Domains named by a domain word; else by a name only that domain has."""
+        by_name = []
+        for surface, domain in self._names:  # "acorn guest house" does not name hotels
+            masked = re.sub(rf"(?<![a-z0-9]){re.escape(surface)}(?![a-z0-9])", " ", text)
+            if masked != text:
+                text = masked
+                by_name.append(domain)
+        named = [d for d, words in self.schema.domain_words.items() if _has_any(text, words)]
+        return named or list(dict.fromkeys(by_name))
+
+    def _values(self, text: str, slots: list[SlotSchema]) -> dict[str, str]:
+        phrases: dict[str, list[tuple[SlotSchema, str]]] = {}
+        for slot in slots:
+            if slot.kind == "value":
+                for surface, value in slot.values.items():
+                    phrases.setdefault(surface, []).append((slot, value))
+            for surface, others in slot.references.items():
+                known = [self.state[o] for o in others if o in self.state]
+                if known:  # "the hotel" is the hotel already chosen
+                    phrases.setdefault(surface, []).append((slot, known[0]))
+        taken: list[tuple[int, int]] = []
+        out: dict[str, str] = {}
+        for surface in sorted(phrases, key=len, reverse=True):
+            for start in _find(text, surface):
+                end = start + len(surface)
+                if any(s < end and start < e for s, e in taken):
+                    continue
+                slot, value = _choose(text, start, end, phrases[surface])
+                if slot is not None:
+                    taken.append((start, end))
+                    out.setdefault(slot.name, value)
+        return out
+
+    def _numbers(self, text: str, slots: list[SlotSchema]) -> dict[str, str]:
+        words = text.split()
+        out: dict[str, str] = {}
+        for i, word in enumerate(words):
+            number = word if word.isdigit() and len(word) <= 2 else _NUMBER_WORDS.get(word)
+            if number is None:
+                continue
+            after = " ".join(words[i + 1:i + 3])
+            before = " ".join(words[max(0, i - 2):i])
+            numbered = [s for s in slots if s.kind == "number"]
+            # a cue after the number ("2 nights") beats a word before it ("for 2")
+            slot = next((s for s in numbered if any(after.startswith(c) for c in s.cues)),
+                        next((s for s in numbered if any(before.endswith(b) for b in s.before)),
+                             None))
+            if slot is not None:
+                out.setdefault(slot.name, number)
+        return out
+
+    def _times(self, text: str, slots: list[SlotSchema]) -> dict[str, str]:
+        out: dict[str, str] = {}
+        timed = [s for s in slots if s.kind == "time"]
+        for m in _TIME.finditer(text):
+            if not m.group(2) and not m.group(3):
+                continue  # a bare number is not a time
+            hour, minute = int(m.group(1)), m.group(2) or "00"
+            if m.group(3) == "pm" and hour < 12:
+                hour += 12
+            value = f"{hour:02d}:{minute}"
+            before = " ".join(text[:m.start()].split()[-4:])
+            best = [s for s in timed if any(_find(before, c) for c in s.cues)]
+            slot = best[-1] if best else (timed[0] if len(timed) == 1 else None)
+            if slot is not None:
+                out.setdefault(slot.name, value)
+        return out
+
+    def _accepted(self, user: str, system: str, slots: list[SlotSchema],
+                  found: Mapping[str, str]) -> dict[str, str]:
+        """A single value the assistant offered, when the user takes it ("yes, book it")."""
+        if not _has_any(user, self.schema.accept_words) or _has_any(user, ("no", "not")):
+            return {}
+        return self._offered(system, slots, found)
+
+    def _offered(self, system: str, slots: list[SlotSchema],
+                 found: Mapping[str, str]) -> dict[str, str]:
+        out = {}
+        for slot in slots:
+            if slot.offered and slot.name not in found:
+                named = {value for surface, value in slot.values.items() if _find(system, surface)}
+                if len(named) == 1:
+                    out[slot.name] = named.pop()
+        return out
+
+    def _flags(self, text: str, slots: list[SlotSchema]) -> dict[str, str]:
+        return {s.name: "yes" for s in slots if s.kind == "flag" and _has_any(text, s.cues)}
+
+    def _dontcare(self, user: str, system: str, slots: list[SlotSchema],
+                  found: Mapping[str, str]) -> dict[str, str]:
+        if not _has_any(user, self.schema.dontcare_phrases):
+            return {}
+        said = [s for s in slots if s.name not in found and _has_any(user, s.cues)]
+        if said:
+            return {s.name: DONTCARE for s in said}
+        if found:  # "not really, but I want to get there by 20:45": the answer is a value
+            return {}
+        asked = [s for s in slots if s.name not in self.state and _has_any(system, s.cues)]
+        return {asked[0].name: DONTCARE} if asked else {}
+
+
+def _choose(text: str, start: int, end: int,
+            options: list[tuple[SlotSchema, str]]) -> tuple[SlotSchema | None, str]:
+    """The slot a phrase at ``text[start:end]`` fills, among those it is a value of."""
+    if len(options) == 1:
+        return options[0]
+    left = text[:start].split()
+    right = text[end:].split()
+    if left and left[-1] == "the":  # "from the birmingham new street station"
+        left = left[:-1]
+    prev = " ".join(left[-2:])
+    for slot, value in options:
+        if any(prev.endswith(b) for b in slot.before):
+            return slot, value
+    near = " ".join(left[-_CUE_WINDOW:] + right[:_CUE_WINDOW])
+    cued = [(slot, value) for slot, value in options if _has_any(near, slot.cues)]
+    return cued[0] if len(cued) == 1 else (None, "")
