@@ -283,6 +283,8 @@ class Assistant:
                 if plan.prefix:  # several requests: the fixed answers first, word for word
                     chunks = itertools.chain([Chunk(plan.prefix + " ")], chunks)
             pieces: list[str] = []
+            if plan.text is None and plan.suffix:  # a question asked last: after the answer
+                chunks = _then_ask(chunks, plan.suffix, pieces)
             finish: FinishReason = "cancelled"
             usage: Usage | None = None
             try:
@@ -403,6 +405,18 @@ def open_assistant(
         parts.learning.feedback.rating_listeners.append(online.on_rating)
     return Assistant(parts=parts, engine=opened, manager=manager, owns_engine=engine is None,
                      online=online)
+
+
+def _then_ask(chunks: Iterator[Chunk], question: str, said: list[str]) -> Iterator[Chunk]:
+    """The model's answer, then ``question`` word for word (unless the model asked it)."""
+    try:
+        yield from chunks
+    finally:
+        close = getattr(chunks, "close", None)
+        if close is not None:
+            close()
+    if question not in "".join(said):
+        yield Chunk(" " + question)
 
 
 def _fixed_chunks(answer: str, prompt: Prompt) -> Iterator[Chunk]:

@@ -133,3 +133,35 @@ def test_evidence_providers_and_the_adapter_choice_reach_the_plan(
     assert plan.evidence == [Evidence("lesson", "The answer is 42.", "lesson:1")]
     assert plan.adapter == "ann-lora" and plan.system == "Be brief."
     assert plan.trace.evidence[0].source == "lesson:1"
+
+
+def test_slots_a_tool_sets_are_applied_to_the_state(tmp_path: Path, engine: FakeEngine) -> None:
+    # A Rasa custom action's slot events arrive as the result's "slots".
+    (tmp_path / "tools.py").write_text(
+        "def open_ticket():\n"
+        "    return {'slots': {'ticket': '42', 'draft': None, 'elsewhere': 1}}\n")
+    (tmp_path / "domain.yaml").write_text(textwrap.dedent("""\
+        name: desk
+        slots:
+          ticket: {type: number}
+          draft: {type: text}
+        intents:
+          anything: {examples: [hi, hello, hi there]}
+          bye: {examples: [goodbye, see you later, bye bye]}
+        tools:
+          open_ticket: {function: tools.py:open_ticket}
+        policy:
+          rules:
+            - {when: {acted: false}, action: call_tool open_ticket}
+            - {when: {}, action: answer}
+        templates: {open_ticket: "Ticket {{ slots.ticket }} is open."}
+        """))
+    d = load_domain(tmp_path / "domain.yaml")
+    before = DialogueState(intent="anything", slots={"draft": "old words"})
+
+    class Said:
+        role, state = "assistant", before.to_dict()
+
+    plan = DialogueManager(d, engine=engine).plan("hi", user="u", turns=[Said()])
+    assert plan.state.slots == {"ticket": 42}
+    assert plan.text == "Ticket 42 is open."

@@ -185,6 +185,19 @@ stories:
       [italian](cuisine) please
     intent: inform
   - action: table_form
+- story: filled off-screen
+  steps:
+  - user: |
+      book a table
+    intent: book_table
+  - action: table_form
+  - active_loop: table_form
+  - active_loop: null
+  - action: utter_booked
+  - user: |
+      hello
+    intent: greet
+  - action: utter_greet
 """
 
 
@@ -294,6 +307,18 @@ def test_a_form_asks_its_questions_and_an_informing_message_answers_them(
     assert second.text == "For how many?"
 
 
+def test_a_test_story_that_fills_its_form_off_screen_ends_there(project: Path,
+                                                                 tmp_path: Path) -> None:
+    # Rasa has closed the form before "hello"; a live dialogue is still asking its question.
+    result = import_rasa(project, tmp_path / "out")
+    domain = load_domain(tmp_path / "out" / "domain.yaml")
+    script = load_scripts(tmp_path / "out" / "tests.yaml", domain)[2]
+    assert [(t.user, t.actions) for t in script.turns] == [("book a table", ["clarify"])]
+    line = _line(TESTS, "story: filled off-screen") + 2  # its first user step
+    assert f"tests/test_stories.yml:{line}: test story 'filled off-screen': the turns after " \
+           "the form filled off-screen are left out" in result.report.read_text()
+
+
 def test_the_cli_prints_what_it_could_not_convert(project: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["import", "rasa", str(project), "-o", str(out)])
@@ -355,7 +380,7 @@ def test_a_custom_action_runs_on_the_action_server(tmp_path: Path) -> None:
         url = f"http://127.0.0.1:{server.server_port}/webhook"
         result = ActionServer(url, domain_file).action("action_book")(guests=4)
         assert result["text"] == "Table for 4.\nGreat!"
-        assert result["events"][0]["name"] == "note"
+        assert result["events"][0]["name"] == "note" and result["slots"] == {"note": "ok"}
         sent = _Webhook.seen[-1]
         assert sent["tracker"]["slots"] == {"guests": 4} and sent["domain"]["responses"]
         with pytest.raises(ToolError, match="no action 'action_nope'"):

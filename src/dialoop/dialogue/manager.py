@@ -36,6 +36,7 @@ knowledge graph, which may answer or decline a general assistant's question) and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 from collections.abc import Sequence
@@ -58,7 +59,13 @@ from dialoop.dialogue.policy import (
     clarify_target,
     make_policy,
 )
-from dialoop.dialogue.state import DialogueState, Understanding, advance, extract_slots
+from dialoop.dialogue.state import (
+    DialogueState,
+    Understanding,
+    advance,
+    extract_slots,
+    normalize_value,
+)
 from dialoop.engine import Engine, Message
 from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.evidence import DialogueTrace, Evidence, LessonMatch, Recall, Step
@@ -129,6 +136,7 @@ class TurnPlan:
     lessons: list[LessonMatch] = field(default_factory=list)  # what the memory matched
     handed_off: bool = False  # this turn handed the session to a person
     prefix: str | None = None  # fixed answers said before the model's own (several requests)
+    suffix: str | None = None  # a question said after the model's answer (asked last)
 
     @property
     def memory(self) -> str | None:
@@ -229,7 +237,11 @@ class DialogueManager:
                    "use_memory": use_memory}
         if (requests := self._requests(message, before)) is not None:
             return self._plan_requests(requests, before, **options)
-        return self._plan(message, before, **options)
+        plan = self._plan(message, before, **options)
+        if (target := self._interrupted(before, plan)) is not None:
+            return self._resume(message, before, plan, target, user=user, system=system,
+                                adapter=adapter)
+        return plan
 
     def _plan(self, message: str, before: DialogueState, *, user: str,
               history: Sequence[Message], system: str | None, session_id: str | None,
@@ -337,8 +349,24 @@ class DialogueManager:
             texts.append(f"You {'also ' if done else ''}asked about {which}: "
                          "which shall we start with?")
         pairs = done + asked
-        plans = [p for _, p in pairs]
+        return self._merged([p for _, p in pairs], texts, before, state,
+                            why=f"{len(requests)} requests in one message", response="requests",
+                            decided_by="requests", user=user, system=system, adapter=adapter,
+                            message=" ".join(requests),
+                            requests=[{"message": r, **p.trace.to_dict()} for r, p in pairs])
+
+    def _merged(self, plans: list[TurnPlan], texts: list[str | None], before: DialogueState,
+                state: DialogueState, *, why: str, response: str, decided_by: str, user: str,
+                system: str | None, adapter: str | None, message: str,
+                requests: list[dict[str, Any]]) -> TurnPlan:
+        """One plan saying ``texts`` in order, from the ``plans`` acted on in one turn (their
+        steps, tool calls and evidence in order); the dialogue goes on from ``state``. A
+        text that is None is the model's to write: the fixed answers are said before it and
+        a question asked last after it."""
         generate = any(t is None for t in texts)
+        ask = texts[-1] if generate and texts[-1] is not None and _asks(plans[-1]) else None
+        if ask is not None:
+            texts = texts[:-1]
         evidence = [e for p in plans for e in p.evidence]
         fixed = " ".join(t for t in texts if t)
         if generate and fixed:  # said first, word for word; the model is told it was said
@@ -348,19 +376,67 @@ class DialogueManager:
             domain=self.domain.name, policy=self.policy.name, intent=traces[0].intent,
             understood=traces[0].understood, state_before=before.to_dict(),
             state_after=state.to_dict(), steps=[s for t in traces for s in t.steps],
-            action=traces[-1].action, why=f"{len(requests)} requests in one message",
-            response="generated" if generate else "requests", decided_by="requests",
+            action=traces[-1].action, why=why,
+            response="generated" if generate else response, decided_by=decided_by,
             tool_calls=[c for t in traces for c in t.tool_calls], evidence=evidence,
             knowledge=next((t.knowledge for t in traces if t.knowledge), None),
-            requests=[{"message": r, **p.trace.to_dict()} for r, p in pairs])
+            requests=requests)
         summary = state.summary(self.domain)
         return TurnPlan(
             text=None if generate else fixed, prefix=(fixed or None) if generate else None,
-            system="\n\n".join(p for p in (system, summary) if p) or None,
+            suffix=ask, system="\n\n".join(p for p in (system, summary) if p) or None,
             evidence=evidence,
-            adapter=self._adapter(user, " ".join(requests), adapter) if generate else None,
+            adapter=self._adapter(user, message, adapter) if generate else None,
             state=state, trace=trace, lessons=[m for p in plans for m in p.lessons],
             handed_off=state.handed_off and not before.handed_off)
+
+    # -- a side question inside an open task ------------------------------------------------
+
+    def _interrupted(self, before: DialogueState, plan: TurnPlan) -> str | None:
+        """The slot to ask for again when ``plan`` answered a side question while the
+        assistant was waiting for that slot (None: no interruption). A side question is a
+        confident, in-domain intent other than the goal that needs no slots of its own and
+        is answered (a template, a look-up, the model: chitchat, help, "why do you need
+        this?"); the message gave no value for the slot asked for. An intent that needs
+        slots of its own, a tool call or a hand-off is a new goal, as before."""
+        understood = plan.trace.understood
+        intent = understood.get("intent")
+        if (before.requested is None or before.intent is None or before.handed_off
+                or understood.get("continued") or not understood.get("confident")
+                or understood.get("out_of_domain") or intent == before.intent
+                or intent not in self.domain.spec.intents or self.domain.required(intent)):
+            return None
+        if (plan.trace.action != "answer" or plan.trace.tool_calls or plan.handed_off
+                or plan.state.intent != intent):
+            return None
+        if any(u["slot"] == before.requested for u in understood.get("slot_updates", [])):
+            return None
+        return before.requested
+
+    def _resume(self, message: str, before: DialogueState, side: TurnPlan, target: str, *,
+                user: str, system: str | None, adapter: str | None) -> TurnPlan:
+        """``side`` answered, then the open question asked again in the same reply: the
+        goal and the slot asked for stay what they were (like a request asked last)."""
+        state = side.state.copy()
+        state.intent, state.confirmed = before.intent, before.confirmed
+        action = f"clarify:{target}"
+        apply_effect(self.domain, state, action)
+        step = Step(action=action, why=f"{side.trace.understood.get('intent')} answered in "
+                    f"passing; {before.intent} still needs the "
+                    f"{self.domain.slot_label(target)}: ask again", policy=self.policy.name,
+                    response=f"question:{target}")
+        question = self._slot_question(target)
+        resumed = TurnPlan(text=question, system=None, evidence=[], adapter=None, state=state,
+                           trace=dataclasses.replace(side.trace, steps=[step], action=action,
+                                                     response=f"question:{target}",
+                                                     tool_calls=[], evidence=[],
+                                                     knowledge=None))
+        return self._merged([side, resumed], [side.text, question], before, state,
+                            why=f"a side question inside {before.intent}: answered, then "
+                                f"the {self.domain.slot_label(target)} asked again",
+                            response=f"question:{target}", decided_by="interruption",
+                            user=user, system=system, adapter=adapter, message=message,
+                            requests=[])
 
     def _intent_words(self, intent: str) -> str:
         spec = self.domain.spec.intents.get(intent)
@@ -525,6 +601,21 @@ class DialogueManager:
         turn.acted = action
         record.tool = call.to_dict()
         apply_effect(self.domain, turn.state, action)  # the tool ran: its effect stands
+        self._set_by_tool(call, turn.state)
+
+    def _set_by_tool(self, call: ToolCall, state: DialogueState) -> None:
+        """A tool may set slots: a result with a ``slots`` mapping (a Rasa action's slot
+        events) sets the domain's slots it names; None clears one."""
+        found = call.result.get("slots") if call.ok and isinstance(call.result, dict) else None
+        if not isinstance(found, dict):
+            return
+        for slot, value in found.items():
+            if slot not in self.domain.spec.slots:
+                continue
+            if value is None:
+                state.slots.pop(slot, None)
+            else:
+                state.slots[slot] = normalize_value(self.domain, slot, value)
 
     def _look_up(self, message: str, user: str, turn: _Turn) -> list[Evidence]:
         """Everything the assistant knows about ``message``, best first, each with its
@@ -596,8 +687,7 @@ class DialogueManager:
     def _question(self, target: str, turn: _Turn) -> str:
         domain, state = self.domain, turn.state
         if target in domain.spec.slots:
-            spec = domain.spec.slots[target]
-            return spec.question or f"What is the {domain.slot_label(target)}?"
+            return self._slot_question(target)
         if target == "confirm":
             name = f"confirm_{state.intent}"
             if domain.has_template(name):
@@ -616,6 +706,10 @@ class DialogueManager:
                                     for n in options)
             return f"Sorry, I am not sure what you need. Is it about {described}?"
         return "Could you tell me a little more about what you need?"
+
+    def _slot_question(self, slot: str) -> str:
+        spec = self.domain.spec.slots[slot]
+        return spec.question or f"What is the {self.domain.slot_label(slot)}?"
 
     def _template(self, name: str, turn: _Turn, message: str) -> str | None:
         call = turn.last_call

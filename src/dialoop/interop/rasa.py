@@ -495,9 +495,22 @@ def _tests(p: _Project, tools: set[str], intents: dict[str, Any]) -> list[dict[s
             if steps:
                 item["actions"] = steps
             script_turns.append(item)
+            if _fills_off_screen(p, turn) and turn is not turns[-1]:
+                p.skipped.append(Skipped(file, turn.line, f"test story {name!r}: the turns after "
+                                         "the form filled off-screen are left out (Rasa has "
+                                         "closed the form there; the live dialogue is still "
+                                         "asking its questions)"))
+                break
         if script_turns:
             scripts.append({"name": name or f"test at {file}", "turns": script_turns})
     return scripts
+
+
+def _fills_off_screen(p: _Project, turn: RasaTurn) -> bool:
+    """The turn runs a form and closes it before the user says anything more."""
+    names = [a for a, _ in turn.actions]
+    opened = next((i for i, a in enumerate(names) if a in p.forms), None)
+    return opened is not None and "loop:" in names[opened + 1:]
 
 
 def _rules(p: _Project, replies: dict[str, list[str]], intents: dict[str, Any],

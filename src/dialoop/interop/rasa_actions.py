@@ -8,8 +8,8 @@ slots, and the project's ``domain``) and turns the reply into the tool's result:
 the slots) and ``events`` (as the server sent them).
 
 What the tracker cannot carry from dialoop: the user's last message text and intent,
-the event history and the active form; slot events in the reply are returned, not
-applied to the dialogue state.
+the event history and the active form. The slots the action sets (``slot`` events) are
+returned as the result's ``slots``, which the dialogue manager applies to the state.
 """
 
 from __future__ import annotations
@@ -74,7 +74,11 @@ class ActionServer:
                             f"(HTTP {reply.status_code}: {reply.text[:200]})")
         body = reply.json()
         texts = [self._text(r, slots) for r in body.get("responses") or []]
-        return {"text": "\n".join(t for t in texts if t), "events": body.get("events") or []}
+        events = body.get("events") or []
+        # The slots the action set (SlotSet): the dialogue manager applies a tool's "slots".
+        set_slots = {str(e["name"]): e.get("value") for e in events
+                     if isinstance(e, dict) and e.get("event") == "slot" and e.get("name")}
+        return {"text": "\n".join(t for t in texts if t), "events": events, "slots": set_slots}
 
     def _text(self, response: dict[str, Any], slots: dict[str, Any]) -> str:
         """A response of the action: its text, or the domain's response it names."""
