@@ -13,6 +13,7 @@ actions lead to).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,8 @@ from dialoop.dialogue.policy import Features, RulePolicy
 from dialoop.policy.env import DialogueEnv
 from dialoop.policy.mdp import MDP
 from dialoop.policy.registry import LinearModel
+
+log = logging.getLogger(__name__)
 
 __all__ = ["Actor", "Trajectory", "fit_linear", "roll_out", "progress_bar", "rule_teacher",
            "scores"]
@@ -145,3 +148,25 @@ def tensorboard_writer(log_dir: Path | None) -> Any:
     from torch.utils.tensorboard import SummaryWriter
 
     return SummaryWriter(str(log_dir))
+
+
+def held_out(env: DialogueEnv, dialogues: int, actor: Actor, teacher: Actor, *, start: int,
+             progress: Callable[[int, int], None] | None = None) -> dict[str, dict[str, float]]:
+    """``actor`` and the rules (``teacher``) on the same ``dialogues`` held-out users, from
+    dialogue ``start`` on: a learner's report's ``simulated`` and ``rule_simulated``."""
+    learned = roll_out(env, dialogues, actor, start=start, progress=progress)
+    rules = roll_out(env, dialogues, teacher, start=start)
+    return {"simulated": scores(learned), "rule_simulated": scores(rules)}
+
+
+def close_run(writer: Any, method: str, report: dict[str, Any], step: int, users: int) -> None:
+    """The held-out success of ``report`` (on ``users`` simulated users) to TensorBoard (at
+    ``step``) and the log; the writer closed."""
+    held = report["simulated"]  # empty when no held-out users were played
+    if writer is not None:
+        if held:
+            writer.add_scalar(f"{method}/simulated_success", held["task_success"], step)
+        writer.close()
+    if held:
+        log.info("%s: success %.3f (rules %.3f) on %d held-out simulated users", method,
+                 held["task_success"], report["rule_simulated"]["task_success"], users)

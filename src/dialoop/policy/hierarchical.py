@@ -27,7 +27,6 @@ and the stacked low levels' weights, and the sub-task names).
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,9 @@ from dialoop.engine.embedding import Embedder
 from dialoop.policy.demonstrations import (
     EVAL_DIALOGUES,
     Trajectory,
+    close_run,
     fit_linear,
+    held_out,
     progress_bar,
     roll_out,
     rule_teacher,
@@ -56,7 +57,6 @@ from dialoop.policy.simulator import Noise
 
 __all__ = ["FILE", "HierarchicalModel", "subtask_of", "subtasks", "train_hierarchical"]
 
-log = logging.getLogger(__name__)
 
 FILE = "hierarchical.npz"
 UNSURE = "unsure"
@@ -166,24 +166,13 @@ def train_hierarchical(domain: Domain, *, seed: int = 0, dialogues: int | None =
             labels += [np.array([teacher(x, f) for x, f in zip(t.states, t.features,
                                                                  strict=True)]) for t in mine]
             model = fit(mdp, data, labels, seed=seed)
-        start = per_round * (ROUNDS + 1)  # held-out users
-        learned = roll_out(env, eval_dialogues, _act(model), start=start,
-                           progress=tick)
-        rules = roll_out(env, eval_dialogues, teacher, start=start)
+        evaluation = held_out(env, eval_dialogues, _act(model), teacher,
+                              start=per_round * (ROUNDS + 1), progress=tick)
         env.close()
     report = {"method": "hierarchical:dagger", "seed": seed, "dialogues": dialogues,
               "noise": vars(noise), "subtasks": list(model.subtasks),
-              **_agreement(mdp, model, data, labels),
-              "simulated": scores(learned), "rule_simulated": scores(rules)}
-    if writer is not None and learned:
-        writer.add_scalar("hierarchical/simulated_success", report["simulated"]["task_success"],
-                          ROUNDS + 1)
-    if writer is not None:
-        writer.close()
-    if learned:
-        log.info("hierarchical: success %.3f (rules %.3f) on %d held-out simulated users",
-                 report["simulated"]["task_success"],
-                 report["rule_simulated"]["task_success"], eval_dialogues)
+              **_agreement(mdp, model, data, labels), **evaluation}
+    close_run(writer, "hierarchical", report, ROUNDS + 1, eval_dialogues)
     return model, report
 
 

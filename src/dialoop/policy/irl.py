@@ -41,7 +41,6 @@ demonstrated action first wherever the policy agrees with the expert
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,11 +54,12 @@ from dialoop.engine.embedding import Embedder
 from dialoop.policy.demonstrations import (
     EVAL_DIALOGUES,
     Trajectory,
+    close_run,
     fit_linear,
+    held_out,
     progress_bar,
     roll_out,
     rule_teacher,
-    scores,
     tensorboard_writer,
 )
 from dialoop.policy.env import DialogueEnv
@@ -70,7 +70,6 @@ from dialoop.policy.simulator import Noise
 
 __all__ = ["EmpiricalMDP", "LearnedReward", "distill", "maxent_irl", "train_irl"]
 
-log = logging.getLogger(__name__)
 
 EXPLORE = 0.3
 """How often an exploring dialogue takes a random action instead of the rules' one."""
@@ -242,10 +241,9 @@ def train_irl(domain: Domain, *, seed: int = 0, dialogues: int | None = None,
         ids = np.concatenate([emdp.ids(t.states) for t in demos])
         ranked = _ranks(reward(emdp.X)[ids], demos)
         advantage = _ranks(Q[ids], demos)  # = R shaped by the potential V (Ng et al. 1999)
-        start = dialogues  # held-out users: never seen in training
-        learned = roll_out(env, eval_dialogues, lambda x, f: model.choose(x), start=start,
-                           progress=lambda i, _: tick(1))
-        rules = roll_out(env, eval_dialogues, teacher, start=start)
+        evaluation = held_out(env, eval_dialogues, lambda x, f: model.choose(x), teacher,
+                              start=dialogues,  # held-out users: never seen in training
+                              progress=lambda i, _: tick(1))
         env.close()
     report = {
         "method": "irl:maxent", "seed": seed, "dialogues": dialogues, "iterations": steps,
@@ -255,16 +253,9 @@ def train_irl(domain: Domain, *, seed: int = 0, dialogues: int | None = None,
         "reward_ranks_demonstrated_above_mean": round(ranked["above_mean"], 4),
         "advantage_ranks_demonstrated_first": round(advantage["first"], 4),
         "distilled_agreement": round(fit, 4),
-        "simulated": scores(learned), "rule_simulated": scores(rules),
+        **evaluation,
     }
-    if writer is not None and learned:
-        writer.add_scalar("irl/simulated_success", report["simulated"]["task_success"], steps)
-    if writer is not None:
-        writer.close()
-    if learned:
-        log.info("irl: success %.3f (rules %.3f) on %d held-out simulated users",
-                 report["simulated"]["task_success"],
-                 report["rule_simulated"]["task_success"], eval_dialogues)
+    close_run(writer, "irl", report, steps, eval_dialogues)
     return model, report
 
 
