@@ -19,9 +19,11 @@ FILMS = [("Glass Harbor", ["Mira Castell", "Jonah Reyes"], "Tomas Brandt", "Ilse
 APPEAR = "What films does Elena Voss appear in?"
 
 
-def _records() -> list[dict[str, object]]:
+def film_records(films: list[tuple[str, list[str], str, str, int]] = FILMS,
+                 ) -> list[dict[str, object]]:
+    """Import records of ``films``: (title, actors, director, writer, year) each."""
     rows: list[dict[str, object]] = []
-    for title, actors, director, writer, year in FILMS:
+    for title, actors, director, writer, year in films:
         rows += [{"subject": title, "relation": "starred_actors", "object": a} for a in actors]
         rows += [{"subject": title, "relation": "directed_by", "object": director},
                  {"subject": title, "relation": "written_by", "object": writer},
@@ -40,7 +42,7 @@ def write_films(settings: Settings) -> Path:
     """The film graph as a JSONL file in the settings' home."""
     path = settings.home / "films.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(json.dumps(r) for r in _records()) + "\n")
+    path.write_text("\n".join(json.dumps(r) for r in film_records()) + "\n")
     return path
 
 

@@ -22,6 +22,7 @@ from dialoop.knowledge.phrasing import forward, inverse
 from dialoop.knowledge.reasoning import Reasoner
 from dialoop.knowledge.words import root, split_name
 from dialoop.store import open_database
+from tests.knowledge.film_graph import film_records, without_embedder
 
 MOVIES = [("Glass Harbor", ["Mira Castell", "Jonah Reyes"], "Tomas Brandt", "Ilse Morgan", 2011),
           ("Copper Sky", ["Elena Voss", "Jonah Reyes"], "Tomas Brandt", "Nadia Fenn", 2008)]
@@ -30,12 +31,7 @@ PLACES = [("Brisk Harbor", "City", "locatedIn", "Norland"),
 
 
 def _records() -> list[dict[str, object]]:
-    rows: list[dict[str, object]] = []
-    for title, actors, director, writer, year in MOVIES:
-        rows += [{"subject": title, "relation": "starred_actors", "object": a} for a in actors]
-        rows += [{"subject": title, "relation": "directed_by", "object": director},
-                 {"subject": title, "relation": "written_by", "object": writer},
-                 {"subject": title, "relation": "release_year", "value": year}]
+    rows = film_records(MOVIES)
     rows += [{"entity": "Norland", "label": "Norland", "type": "Country"},
              {"entity": "Halvorsen Optics", "label": "Halvorsen Optics", "type": "Company"},
              {"subject": "Halvorsen Optics", "relation": "headquarteredIn",
@@ -59,8 +55,7 @@ def reasoner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Reasoner]:
     path = home / "graph.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in _records()) + "\n")
     kb.import_file(path, user="operator", scope=Scope.everyone())
-    linker, matcher = Linker(kb.graph), RelationMatcher(kb.graph)  # no embedder
-    yield Reasoner(kb.graph, linker, matcher)
+    yield without_embedder(kb).reasoner
     db.close()
 
 
