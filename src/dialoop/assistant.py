@@ -32,9 +32,9 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dialoop.config import Settings, load_settings
 from dialoop.dialogue.context import Prompt, build_prompt
@@ -47,16 +47,16 @@ from dialoop.dialogue.session import ChatSession, Sessions, answered
 from dialoop.engine import (
     Chunk,
     Engine,
-    FinishReason,
     GenerationParams,
     Message,
+    TokenLogprob,
     Usage,
     open_engine,
 )
 from dialoop.engine.adapters import LoadedAdapters
 from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.errors import InvalidInputError
-from dialoop.evidence import TurnTrace
+from dialoop.evidence import Evidence, TurnTrace
 from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.loop import LearningLoop
 from dialoop.policy.online import OnlineLearner, OnlinePolicy
@@ -64,7 +64,11 @@ from dialoop.store import Database, open_database
 from dialoop.store.accounts import Accounts, Permissions
 from dialoop.store.adapters import AdapterStore
 
-__all__ = ["Assistant", "Parts", "Reply", "ReplyStream", "open_assistant", "open_parts"]
+if TYPE_CHECKING:
+    from dialoop.agent.calls import RequestedCall, ToolTurn
+
+__all__ = ["Assistant", "Parts", "Piece", "Reply", "ReplyStream", "Sample", "ToolResult",
+           "open_assistant", "open_parts"]
 
 log = logging.getLogger(__name__)
 
@@ -72,18 +76,43 @@ MAX_MESSAGE_CHARS = 1_000_000
 
 
 @dataclass(frozen=True)
+class ToolResult:
+    """What a tool the client ran returned, for the call ``call_id`` the assistant asked for."""
+
+    call_id: str
+    content: str
+    name: str | None = None  # the function's name, when the client says it
+
+
+class Piece(str):
+    """A piece of streamed answer: the text, and the log-probabilities of its tokens
+    (when they were asked for; a fixed answer has none)."""
+
+    logprobs: tuple[TokenLogprob, ...] = ()
+
+    @classmethod
+    def of(cls, chunk: Chunk) -> Piece:
+        piece = cls(chunk.text)
+        piece.logprobs = chunk.logprobs
+        return piece
+
+
+@dataclass(frozen=True)
 class Reply:
     """A finished answer, as stored."""
 
-    text: str
+    text: str  # what the assistant said (without its tool calls)
     session_id: str
     session: str  # the session's name, or its id if unnamed
     turn_id: int  # the stored assistant turn
-    user_turn_id: int
-    finish_reason: FinishReason
+    user_turn_id: int  # the turn it answers: the user's message, or the last tool result
+    finish_reason: str  # "stop" | "length" | "cancelled" | "tool_calls"
     usage: Usage
     prompt: Prompt
     trace: TurnTrace  # as stored with the turn
+    tool_calls: tuple[RequestedCall, ...] = ()  # the functions the model asks the client to run
+    logprobs: tuple[TokenLogprob, ...] | None = None  # None: not asked for, or a fixed answer
+    user: str = ""  # whose answer it is
 
     @property
     def adapter(self) -> str | None:
@@ -108,6 +137,16 @@ class Reply:
         }
 
 
+@dataclass(frozen=True)
+class Sample:
+    """Another answer to a stored reply's prompt, not stored (``n > 1`` in the OpenAI API)."""
+
+    text: str
+    finish_reason: str
+    usage: Usage
+    logprobs: tuple[TokenLogprob, ...] | None = None
+
+
 class ReplyStream:
     """Iterate for the answer's text pieces; afterwards ``reply`` holds the stored result.
 
@@ -118,6 +157,7 @@ class ReplyStream:
 
     def __init__(self, produce: Callable[[ReplyStream], Iterator[str]]) -> None:
         self.reply: Reply | None = None
+        self.input_turn_id: int | None = None  # the stored turn it answers, once stored
         self.stop = threading.Event()
         self._pieces = produce(self)  # the producer sets .reply when the answer is stored
 
@@ -204,7 +244,7 @@ class Assistant:
 
     def stream(
         self,
-        message: str,
+        message: str | None,
         *,
         session: ChatSession | str | None = None,
         user: str | None = None,
@@ -212,6 +252,10 @@ class Assistant:
         system: str | None = None,
         adapter: str | None = None,
         memory: bool | None = None,
+        results: Sequence[ToolResult] = (),
+        tools: ToolTurn | None = None,
+        agent: bool = False,
+        instructions: str | None = None,
     ) -> ReplyStream:
         """Answer ``message`` in ``session`` (a session, its name/id, or None for a new one).
 
@@ -219,11 +263,30 @@ class Assistant:
         adapter line (its serving version), ``name@vN``, or ``"none"``; it overrides the
         ``adapter`` setting, which overrides the dialogue manager's adapter choosers.
         ``memory=False`` answers without the correction memory.
+
+        Tools a client runs (the OpenAI API): ``tools`` offers functions, and the reply
+        may hold ``tool_calls`` instead of (or besides) text; the client runs them and
+        sends their ``results`` (with ``message=None``), which are stored as tool turns
+        and answered. ``agent=True`` lets the model call dialoop's own tools (built-in,
+        the domain's) itself, step by step, before it answers (see
+        :mod:`dialoop.agent.loop`). ``instructions`` are added to the system prompt for
+        this answer only (what a JSON schema asks for, say). ``params.grammar``
+        constrains the answer; a fixed wording (a lesson, a template) is then given to
+        the model as evidence instead of said as it is.
         """
         if isinstance(session, ChatSession) and user is None:
             user = session.user_id
         user = user or self.settings.user
-        _check_message(message)
+        if results:
+            if message is not None:
+                raise InvalidInputError("Send tool results or a new message, not both.")
+            for r in results:
+                _check_message(r.content, what="A tool result")
+        else:
+            _check_message(message)
+        if agent and tools is not None:
+            raise InvalidInputError("An agent turn runs dialoop's own tools: do not also offer "
+                                    "client tools (tools) in the same request.")
         fixed = adapter or self.settings.adapter
         if fixed is not None and fixed != "none":
             fixed = self.parts.adapters.resolve(fixed).key  # a bad reference fails first
@@ -233,8 +296,9 @@ class Assistant:
             raise InvalidInputError("That session belongs to another user.")
         params = params or self.default_params()
         use_memory = self.settings.learn_memory if memory is None else memory
+        turn = _TurnRequest(message, tuple(results), tools, agent, instructions)
         return ReplyStream(
-            lambda out: self._respond(out, session, message, params, fixed, use_memory)
+            lambda out: self._respond(out, session, turn, params, fixed, use_memory)
         )
 
     def ask(self, message: str, **kwargs: Any) -> Reply:
@@ -245,6 +309,26 @@ class Assistant:
         assert stream.reply is not None
         return stream.reply
 
+    def sample(self, reply: Reply, params: GenerationParams, *,
+               stop: threading.Event | None = None) -> Sample:
+        """Another answer to ``reply``'s prompt, with ``params`` (another seed, say), from the
+        same adapter; not stored. A fixed answer (a lesson, a template) is the same again."""
+        if not reply.prompt.messages:
+            return Sample(reply.text, reply.finish_reason, Usage(0, 0, 0, 0.0, None),
+                          () if params.logprobs is not None else None)
+        text: list[str] = []
+        logprobs: list[TokenLogprob] = []
+        finish, usage = "cancelled", Usage(reply.prompt.tokens, 0, 0, 0.0, None)
+        with self._adapters.use(reply.adapter) as key:
+            for chunk in self.engine.stream(reply.prompt.messages, params, adapter=key,
+                                            cache_scope=reply.user, stop=stop):
+                text.append(chunk.text)
+                logprobs += chunk.logprobs
+                if chunk.finish_reason is not None:
+                    finish, usage = chunk.finish_reason, chunk.usage or usage
+        return Sample("".join(text), finish, usage,
+                      tuple(logprobs) if params.logprobs is not None else None)
+
     def cancel(self) -> None:
         """Stop the answer being generated now; it is kept, marked cancelled."""
         self.engine.cancel()
@@ -252,46 +336,68 @@ class Assistant:
     # -- carrying out a turn's plan ------------------------------------------------------
 
     def _respond(
-        self, out: ReplyStream, session: ChatSession, message: str, params: GenerationParams,
+        self, out: ReplyStream, session: ChatSession, req: _TurnRequest, params: GenerationParams,
         adapter: str | None, use_memory: bool,
     ) -> Iterator[str]:
         sessions = self.parts.sessions
         turns = sessions.turns(session)
         history = [_as_message(t) for t in answered(turns)]
-        if turns and turns[-1].role == "user" and turns[-1].content == message:
-            user_turn = turns[-1]  # a retry after a failed answer: answer it, do not repeat it
+        new: str | list[Message]
+        if req.results:  # the client ran the tools the last answer asked for
+            inputs = self._store_results(session, turns, req.results)
+            input_turn, new = inputs[-1], [_as_message(t) for t in inputs]
+            question = _last_question(turns)  # what the tools were called for
         else:
-            user_turn = sessions.add_turn(session, "user", message)
+            assert req.message is not None
+            question = new = req.message
+            if turns and turns[-1].role == "user" and turns[-1].content == req.message:
+                input_turn = turns[-1]  # a retry after a failed answer: answer it, not repeat it
+            else:
+                input_turn = sessions.add_turn(session, "user", req.message)
+        out.input_turn_id = input_turn.id
         with self.online.serving(session.user_id) if self.online else contextlib.nullcontext():
-            plan = self.manager.plan(message, user=session.user_id, turns=turns,
+            plan = self.manager.plan(question, user=session.user_id, turns=turns,
                                      history=history, system=session.system_prompt,
                                      session_id=session.id, home=self.settings.home,
                                      adapter=adapter, use_memory=use_memory)
         if plan.handed_off:
             sessions.set_status(session, "handoff")
+        if plan.text is not None and req.generates(params):
+            plan = _as_evidence(plan)
+        system = "\n\n".join(p for p in (plan.system, req.instructions) if p) or None
         with self._adapters.use(plan.adapter) as key:
+            run: Any = None  # the tool turn or agent run, asked afterwards what it did
             if plan.text is not None:  # fixed wording: a lesson, a question, a template, …
                 prompt = Prompt([], 0, 0, evidence=plan.evidence)
                 chunks: Iterator[Chunk] = _fixed_chunks(plan.text, prompt)
             else:
-                prompt = build_prompt(self.engine, system=plan.system, history=history,
-                                      message=message, reserve=params.max_tokens,
+                prompt = build_prompt(self.engine, system=system, history=history,
+                                      message=new, reserve=params.max_tokens,
                                       evidence=plan.evidence)
                 # One cache scope per user: nobody reuses (and so measures) another's prompt.
-                chunks = self.engine.stream(prompt.messages, params, adapter=key,
-                                            cache_scope=session.user_id, stop=out.stop)
+                how = {"adapter": key, "cache_scope": session.user_id, "stop": out.stop}
+                if req.agent:
+                    run = self._agent_run(session, prompt.messages, params, how)
+                    chunks = iter(run)
+                elif req.tools is not None:
+                    run = req.tools
+                    chunks = run.stream(self.engine, prompt.messages, params, **how)
+                else:
+                    chunks = self.engine.stream(prompt.messages, params, **how)
                 if plan.prefix:  # several requests: the fixed answers first, word for word
                     chunks = itertools.chain([Chunk(plan.prefix + " ")], chunks)
             pieces: list[str] = []
+            logprobs: list[TokenLogprob] = []
             if plan.text is None and plan.suffix:  # a question asked last: after the answer
                 chunks = _then_ask(chunks, plan.suffix, pieces)
-            finish: FinishReason = "cancelled"
+            finish = "cancelled"
             usage: Usage | None = None
             try:
                 for chunk in chunks:
-                    if chunk.text:
+                    logprobs += chunk.logprobs
+                    if chunk.text or chunk.logprobs:
                         pieces.append(chunk.text)
-                        yield chunk.text
+                        yield Piece.of(chunk)
                     if chunk.finish_reason is not None:
                         finish, usage = chunk.finish_reason, chunk.usage
             except GeneratorExit:
@@ -300,22 +406,89 @@ class Assistant:
                 close = getattr(chunks, "close", None)
                 if close is not None:
                     close()  # stop generating and release the engine now
-                if usage is not None or pieces:
-                    out.reply = self._store_answer(session, user_turn.id, "".join(pieces),
-                                                   finish, usage, prompt, params, plan)
+                if usage is not None or any(pieces):
+                    done = _Done("".join(pieces), finish, usage,
+                                 tuple(logprobs) if params.logprobs is not None
+                                 and plan.text is None else None)
+                    out.reply = self._store_answer(session, input_turn.id, done, prompt,
+                                                   params, plan, req, run)
+
+    def _store_results(
+        self, session: ChatSession, turns: Sequence[Any], results: Sequence[ToolResult],
+    ) -> list[Any]:
+        """Store the tool results as tool turns, in one transaction (a retry reuses them).
+
+        They must answer the calls of the session's last answer, each call at most once.
+        """
+        last = next((t for t in reversed(turns) if t.role == "assistant"), None)
+        asked = {c["id"]: c["function"]["name"] for c in _calls_of(last)}
+        if not asked:
+            raise InvalidInputError(
+                "These are tool results, but the last answer asked for no tool calls: send a "
+                "user message instead.")
+        ids = [r.call_id for r in results]
+        if unknown := [i for i in ids if i not in asked]:
+            raise InvalidInputError(
+                f"Tool results for {unknown}, but the last answer asked for "
+                f"{sorted(asked)}: answer those calls.")
+        if len(set(ids)) != len(ids):
+            raise InvalidInputError("Two tool results answer the same call: send one per call.")
+        stored = [t for t in turns[turns.index(last) + 1:] if t.role == "tool"]
+        if [(t.trace or {}).get("tool_call_id") for t in stored] == ids:
+            return stored  # a retry after a failed answer: answer them, do not repeat them
+        return self.parts.sessions.add_turns(
+            session, [("tool", r.content) for r in results],
+            traces=[{"tool_call_id": r.call_id, "name": r.name or asked[r.call_id]}
+                    for r in results])
+
+    def _agent_run(self, session: ChatSession, messages: list[Message],
+                   params: GenerationParams, how: dict[str, Any]) -> Any:
+        """The agent loop over dialoop's own tools: the built-in ones and the domain's."""
+        from dialoop.agent.builtin import builtin_tools
+        from dialoop.agent.loop import run_agent
+        from dialoop.agent.tools import ToolContext, ToolRegistry
+
+        registry = ToolRegistry(list(self.domain.tools))
+        for tool in builtin_tools(self.parts.knowledge):
+            if tool.name not in registry:  # a domain's tool of the same name wins
+                registry.add(tool)
+        context = ToolContext(session.user_id, session.id, self.settings.home)
+        return run_agent(self.engine, messages, params, registry, context,
+                         max_steps=self.settings.agent_max_steps,
+                         first=self.settings.agent_first, **how)
 
     def _store_answer(
-        self, session: ChatSession, user_turn_id: int, text: str, finish: FinishReason,
-        usage: Usage | None, prompt: Prompt, params: GenerationParams, plan: TurnPlan,
+        self, session: ChatSession, input_turn_id: int, done: _Done, prompt: Prompt,
+        params: GenerationParams, plan: TurnPlan, req: _TurnRequest, run: Any,
     ) -> Reply:
+        usage = done.usage
         if usage is None:  # stopped before the engine's last chunk: count what was shown
-            usage = Usage(prompt.tokens, self.engine.count_tokens(text) if text else 0, 0,
-                          0.0, None)
+            usage = Usage(prompt.tokens, self.engine.count_tokens(done.text) if done.text
+                          else 0, 0, 0.0, None)
+        calls: tuple[RequestedCall, ...] = ()
+        tools: dict[str, Any] | None = None
+        text, finish = done.text, done.finish
+        if req.tools is not None:
+            calls = tuple(req.tools.calls) if run is not None else ()
+            tools = {"offered": [f.name for f in req.tools.functions],
+                     "choice": req.tools.choice, "calls": [c.to_openai() for c in calls]}
+            if calls:
+                text = req.tools.content if run is not None else text
+                finish = "tool_calls" if finish == "stop" else finish
+        if req.agent and run is not None:
+            tools = {"agent_steps": list(run.steps)}
+        if req.results:
+            tools = {**(tools or {}), "results": [r.call_id for r in req.results]}
+        stored = text
+        if calls:  # the model sees its own calls in the history, as it wrote them
+            from dialoop.agent.calls import render_calls
+
+            stored = "\n".join(p for p in (text, render_calls(calls)) if p)
         trace = TurnTrace(dialogue=plan.trace, lessons=[m.to_dict() for m in plan.lessons],
                           memory=plan.memory, adapter=plan.adapter, context=prompt.describe(),
-                          params=dataclasses.asdict(params), finish_reason=finish)
+                          params=_params_trace(params), finish_reason=finish, tools=tools)
         turn = self.parts.sessions.add_turn(
-            session, "assistant", text,
+            session, "assistant", stored,
             status="cancelled" if finish == "cancelled" else "complete",
             model=self.engine.name, adapter=plan.adapter,
             prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
@@ -325,8 +498,8 @@ class Assistant:
         )
         if self.online is not None:  # a completed task teaches the online learner
             self.online.on_answer(session.user_id, session.id, turn.id, trace.to_dict())
-        return Reply(text, session.id, session.label, turn.id, user_turn_id, finish, usage,
-                     prompt, trace)
+        return Reply(text, session.id, session.label, turn.id, input_turn_id, finish, usage,
+                     prompt, trace, calls, done.logprobs, session.user_id)
 
     def _adapter_files(self, part: str) -> Path:
         """The file of one adapter part (``user:ann@v3`` or ``user:ann@v3#style``)."""
@@ -407,6 +580,62 @@ def open_assistant(
                      online=online)
 
 
+@dataclass(frozen=True)
+class _TurnRequest:
+    """What one call of :meth:`Assistant.stream` asks for, besides the session and params."""
+
+    message: str | None
+    results: tuple[ToolResult, ...] = ()
+    tools: ToolTurn | None = None
+    agent: bool = False
+    instructions: str | None = None
+
+    def generates(self, params: GenerationParams) -> bool:
+        """Whether the answer must be generated, even where the plan has a fixed wording:
+        a grammar constrains it, tool results are to be read, or the agent may act."""
+        forced = self.tools is not None and self.tools.choice not in ("auto", "none")
+        return params.grammar is not None or bool(self.results) or self.agent or forced
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A finished generation, before it is stored."""
+
+    text: str
+    finish: str
+    usage: Usage | None
+    logprobs: tuple[TokenLogprob, ...] | None = field(default=None)
+
+
+def _as_evidence(plan: TurnPlan) -> TurnPlan:
+    """``plan`` with its fixed wording given to the model as evidence instead."""
+    assert plan.text is not None
+    said = Evidence("answer", plan.text, f"plan:{plan.trace.response}")
+    return dataclasses.replace(plan, text=None, evidence=[*plan.evidence, said])
+
+
+def _calls_of(turn: Any) -> list[dict[str, Any]]:
+    """The tool calls (OpenAI's shape) a stored assistant turn asked for."""
+    if turn is None:
+        return []
+    return list(((turn.trace or {}).get("tools") or {}).get("calls") or [])
+
+
+def _last_question(turns: Sequence[Any]) -> str:
+    question = next((t.content for t in reversed(turns) if t.role == "user"), None)
+    if question is None:
+        raise InvalidInputError("Tool results need the user's question before them.")
+    return question
+
+
+def _params_trace(params: GenerationParams) -> dict[str, Any]:
+    """The parameters as stored in a trace: a grammar is summarised, not copied."""
+    out = dataclasses.asdict(params)
+    if out.get("grammar"):
+        out["grammar"] = f"{len(out['grammar'])} characters"
+    return out
+
+
 def _then_ask(chunks: Iterator[Chunk], question: str, said: list[str]) -> Iterator[Chunk]:
     """The model's answer, then ``question`` word for word (unless the model asked it)."""
     try:
@@ -426,13 +655,18 @@ def _fixed_chunks(answer: str, prompt: Prompt) -> Iterator[Chunk]:
 
 
 def _as_message(turn: Any) -> Message:
+    """A stored turn as the model sees it (a tool result in the model's own format)."""
+    if turn.role == "tool":
+        from dialoop.agent.calls import result_message
+
+        return result_message((turn.trace or {}).get("name") or "tool", turn.content)
     return {"role": turn.role, "content": turn.content}
 
 
-def _check_message(message: str) -> None:
+def _check_message(message: str | None, *, what: str = "The message") -> None:
     if not isinstance(message, str) or not message.strip():
-        raise InvalidInputError("The message is empty: type something to ask.")
+        raise InvalidInputError(f"{what} is empty: type something to ask.")
     if len(message) > MAX_MESSAGE_CHARS:
         raise InvalidInputError(
-            f"The message has {len(message):,} characters; the limit is {MAX_MESSAGE_CHARS:,}."
+            f"{what} has {len(message):,} characters; the limit is {MAX_MESSAGE_CHARS:,}."
         )

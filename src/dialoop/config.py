@@ -77,6 +77,13 @@ class Settings(BaseSettings):
     max_tokens: int = Field(512, ge=1)
     repeat_penalty: float = Field(1.1, gt=0, le=2)
     seed: int | None = Field(None, ge=0)
+    agent_max_steps: int = Field(4, ge=1, le=16)
+    """Tool calls an agent turn may make before it must answer (``dialoop chat --agent``)."""
+    agent_first: Literal["auto", "required"] = "auto"
+    """Whether an agent turn's first step may answer at once ("auto") or must call a tool
+    ("required"): the bundled 135M model rarely chooses a call by itself (docs/serving.md)."""
+    serve_max_choices: int = Field(4, ge=1, le=16)
+    """The largest ``n`` (answers per request) the OpenAI endpoint gives."""
 
     serve_allowed_hosts: list[str] = Field(default_factory=list)
     """Host names the server answers to besides IP addresses and ``localhost``, e.g. its

@@ -250,6 +250,9 @@ class TurnTrace:
     params: dict[str, Any] = field(default_factory=dict)  # generation parameters
     finish_reason: str | None = None
     source: str | None = None  # "request": a turn an API client sent as history
+    tools: dict[str, Any] | None = None
+    """Tools in this answer: those offered, the calls the model asked for (OpenAI's shape)
+    and, in an agent turn, every step it took (``agent_steps``)."""
     version: int = TRACE_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -260,6 +263,8 @@ class TurnTrace:
             out["dialogue"] = self.dialogue.to_dict()
         out.update(context=self.context, params=self.params, finish_reason=self.finish_reason,
                    adapter=self.adapter, learning=self._learning())
+        if self.tools:
+            out["tools"] = self.tools
         return out
 
     def _learning(self) -> dict[str, Any]:
@@ -281,7 +286,7 @@ class TurnTrace:
                    lessons=list(learning.get("lessons") or []), memory=learning.get("memory"),
                    adapter=d.get("adapter"), context=dict(d.get("context") or {}),
                    params=dict(d.get("params") or {}), finish_reason=d.get("finish_reason"),
-                   source=d.get("source"), version=TRACE_VERSION)
+                   source=d.get("source"), tools=d.get("tools"), version=TRACE_VERSION)
 
     @classmethod
     def seeded(cls) -> TurnTrace:

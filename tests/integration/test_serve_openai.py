@@ -107,9 +107,8 @@ def test_stateless_history_seeds_a_new_session(
 @pytest.mark.parametrize(("kwargs", "error", "says"), [
     ({"model": "gpt-4o"}, openai.NotFoundError, "not served here"),
     ({"temperature": 5}, openai.BadRequestError, "temperature"),
-    ({"n": 2}, openai.BadRequestError, "one answer per request"),
-    ({"tools": [{"type": "function", "function": {"name": "f"}}]}, openai.BadRequestError,
-     "not supported"),
+    ({"n": 2, "stream": True}, openai.BadRequestError, "without streaming"),
+    ({"functions": [{"name": "f"}]}, openai.BadRequestError, "use tools"),
     ({"messages": [{"role": "assistant", "content": "Hi"}]}, openai.BadRequestError,
      "last message must be a non-empty user message"),
     ({"messages": []}, openai.BadRequestError, "messages"),

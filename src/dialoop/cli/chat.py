@@ -47,16 +47,19 @@ def model_options(f: Callable) -> Callable:
 @click.option("--policy", metavar="rule|learned|VERSION",
               help="The domain's dialogue policy: its rules, its story-learned one, or a stored "
                    "version (vN, N, 'serving'; see `dialoop train policies`).")
+@click.option("--agent", is_flag=True,
+              help="Let the model call tools (calculator, time, knowledge, the domain's) "
+                   "before it answers; /why shows the calls.")
 @click.pass_context
 def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine: str | None,
          adapter: str | None, system: str | None, user: str | None,
-         domain: Path | None, policy: str | None) -> None:
+         domain: Path | None, policy: str | None, agent: bool) -> None:
     """Talk with the assistant. /help lists the commands; Ctrl-C stops an answer."""
     settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
     loaded = load_domain(domain) if domain else None  # a bad file fails before the model loads
     click.echo(f"Loading {settings.model} model…", err=True)
     with open_assistant(settings, domain=loaded, policy=policy) as bot:
-        repl = Repl(bot, bot.session(session_ref, system=system))
+        repl = Repl(bot, bot.session(session_ref, system=system), agent=agent)
         repl.run()
 
 
@@ -173,9 +176,10 @@ class SlashCommand:
 class Repl:
     """The read-answer loop of ``dialoop chat``."""
 
-    def __init__(self, bot: Assistant, session: ChatSession) -> None:
+    def __init__(self, bot: Assistant, session: ChatSession, *, agent: bool = False) -> None:
         self.bot = bot
         self.session = session
+        self.agent = agent  # the model may call tools before it answers
         self.done = False
         self.last_reply: Reply | None = None
 
@@ -183,6 +187,7 @@ class Repl:
         if sys.stdin.isatty():
             import readline  # noqa: F401  (line editing and history for input())
         domain = "" if self.bot.domain.is_general else f" · domain {self.bot.domain.name}"
+        domain += " · agent" if self.agent else ""
         click.echo(f"dialoop · {self.bot.engine.name} on {self.bot.engine.kind}{domain} · "
                    f"session {self.session.label} · /help for commands, /quit to leave")
         while not self.done:
@@ -214,7 +219,8 @@ class Repl:
         self.answer(text)
 
     def answer(self, text: str) -> None:
-        stream = self.bot.stream(text, session=self.session)
+        extra = {"agent": True} if self.agent else {}
+        stream = self.bot.stream(text, session=self.session, **extra)
         with ctrl_c_cancels(self.bot):
             for piece in stream:
                 click.echo(piece, nl=False)

@@ -90,8 +90,24 @@ def format_trace(answer: Turn, asked: Turn | None = None) -> str:
                      f"{lesson['score']:.2f}) applied {how}")
     if not answer.adapter:
         lines.append("  adapter      none (the base model)")
+    lines += _tool_lines(trace.tools or {})
     lines.append(f"  answer       {answer.content[:300]!r}")
     return "\n".join(lines)
+
+
+def _tool_lines(tools: dict[str, Any]) -> list[str]:
+    """An agent turn's steps, and the calls a client was asked to run."""
+    lines = []
+    for s in tools.get("agent_steps", []):
+        said = (f"→ {json.dumps(s.get('result'), ensure_ascii=False)[:120]}" if s["ok"]
+                else f"✗ {s.get('error')}")
+        lines.append(f"  tool call    step {s['step']}: {s['name']}("
+                     f"{json.dumps(s['arguments'], ensure_ascii=False)}) {said} "
+                     f"({s['seconds']:.2f} s)")
+    for c in tools.get("calls", []):
+        lines.append(f"  asks to run  {c['function']['name']}({c['function']['arguments']}) "
+                     f"[{c['id']}]")
+    return lines
 
 
 def _dialogue_lines(d: DialogueTrace) -> list[str]:

@@ -62,12 +62,14 @@ def build_prompt(
     *,
     system: str | None,
     history: Sequence[Message],
-    message: str,
+    message: str | Sequence[Message],
     reserve: int,
     evidence: Sequence[Evidence] = (),
 ) -> Prompt:
     """The messages to send: ``system`` (+ ``evidence``) + newest ``history`` + ``message``.
 
+    ``message`` is the new user message, or the new input messages themselves (the
+    tool results that answer the assistant's last calls), which are never cut.
     ``reserve`` is the room kept for the answer (at most half the window).
     """
     budget = engine.context_window - min(reserve, engine.context_window // 2)
@@ -77,13 +79,15 @@ def build_prompt(
         system = "\n\n".join(p for p in (system, render_evidence(evidence)) if p)
     # Contents are counted as the engine will render them: a control token spelled in a
     # message is one token as counted but several once escaped (about 8 for <|im_start|>).
-    message = engine.escape(message)
     if system:
         text, _, cut = _fit(engine, engine.escape(system), budget // 4)
         head.append({"role": "system", "content": text})
         if cut:
             truncated.append("system prompt")
     old = _History(engine, history, budget // 4)
+    if not isinstance(message, str):
+        return _with_inputs(engine, head, old, message, budget, truncated, evidence)
+    message = engine.escape(message)
     new: Message = {"role": "user", "content": message}
 
     # The new message with the system prompt alone: if that does not fit, nothing
@@ -92,7 +96,7 @@ def build_prompt(
     if len(message) <= budget * _CHARS_PER_TOKEN:
         alone = _count(engine, [*head, new])
     if alone <= budget:
-        start, tokens = _newest_that_fit(engine, head, old, new, budget, alone)
+        start, tokens = _newest_that_fit(engine, head, old, [new], budget, alone)
         kept = old.messages(start)
         return Prompt([*head, *kept, new], tokens, len(old) - len(kept),
                       [*truncated, *old.cut_notes(start)], list(evidence))
@@ -102,8 +106,27 @@ def build_prompt(
     return Prompt(messages, tokens, len(old), [*truncated, "your message"], list(evidence))
 
 
+def _with_inputs(
+    engine: Engine, head: list[Message], old: _History, inputs: Sequence[Message],
+    budget: int, truncated: list[str], evidence: Sequence[Evidence],
+) -> Prompt:
+    """The prompt whose new part is ``inputs`` (tool results), kept whole."""
+    new = [{"role": m["role"], "content": engine.escape(m["content"])} for m in inputs]
+    alone = _count(engine, [*head, *new])
+    if alone > budget:
+        raise ContextOverflowError(
+            f"The new messages take {alone:,} tokens with the system prompt, beyond the "
+            f"{budget:,} this context window leaves: send shorter tool results."
+        )
+    start, tokens = _newest_that_fit(engine, head, old, new, budget, alone)
+    kept = old.messages(start)
+    return Prompt([*head, *kept, *new], tokens, len(old) - len(kept),
+                  [*truncated, *old.cut_notes(start)], list(evidence))
+
+
 def _newest_that_fit(
-    engine: Engine, head: list[Message], old: _History, new: Message, budget: int, alone: int,
+    engine: Engine, head: list[Message], old: _History, new: list[Message], budget: int,
+    alone: int,
 ) -> tuple[int, int]:
     """Where the kept history starts (the fewest whole blocks dropped) and the prompt's tokens.
 
@@ -128,7 +151,7 @@ def _newest_that_fit(
 
     def tokens_at(k: int) -> int:  # the real count, rendered whole (each start at most once)
         if k not in counted:
-            counted[k] = _count(engine, [*head, *old.messages(starts[k]), new])
+            counted[k] = _count(engine, [*head, *old.messages(starts[k]), *new])
         return counted[k]
 
     k = bisect_left(starts, first)

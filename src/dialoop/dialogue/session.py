@@ -131,7 +131,8 @@ class Sessions:
 
     def add_turns(
         self, session: ChatSession, messages: Iterable[tuple[str, str]], *,
-        only_if_empty: bool = False, **fields: Any,
+        only_if_empty: bool = False, traces: Sequence[dict[str, Any] | None] | None = None,
+        **fields: Any,
     ) -> list[Turn]:
         """Append (role, content) messages in ONE transaction: all are stored, or none.
 
@@ -139,10 +140,13 @@ class Sessions:
         middle leaves no half history behind, and a retry finds the session still empty
         and seeds it whole. With ``only_if_empty`` nothing is added (and [] returned)
         when the session already has turns: checked inside the same transaction, so two
-        requests seeding one session cannot both do it. ``fields`` go to every turn.
+        requests seeding one session cannot both do it. ``fields`` go to every turn;
+        ``traces``, if given, is one trace per message (a tool result names its call).
         """
         pending = [(_valid_role(role), check_text(content, "A message"))
                    for role, content in messages]  # refuse bad input before writing
+        if traces is not None and len(traces) != len(pending):
+            raise ValueError("add_turns: one trace per message")
         turns: list[Turn] = []
         with self.db.write() as s:
             last = s.scalar(
@@ -150,9 +154,12 @@ class Sessions:
             )
             if only_if_empty and last is not None:
                 return []
-            for i, (role, content) in enumerate(pending, start=(last or 0) + 1):
+            own = traces if traces is not None else [None] * len(pending)
+            for i, ((role, content), trace) in enumerate(zip(pending, own, strict=True),
+                                                       start=(last or 0) + 1):
+                extra = fields if trace is None else {**fields, "trace": trace}
                 turns.append(Turn(session_id=session.id, position=i, role=role,
-                                  content=content, **fields))
+                                  content=content, **extra))
             s.add_all(turns)
             values: dict[str, Any] = {"updated_at": utcnow()}
             first_question = next((c for r, c in pending if r == "user"), None)
@@ -210,21 +217,32 @@ def turn_to_dict(turn: Turn) -> dict[str, Any]:
 
 
 def answered(turns: Sequence[Turn]) -> list[Turn]:
-    """The turns that belong in a prompt: each user turn with the answer that followed it.
+    """The turns that belong in a prompt: each input with the answer that followed it.
 
-    A user turn left without an answer (the process died, or generation failed) is
-    kept in the store but not shown to the model, so the history stays well-formed.
+    An input is a user turn, or the run of tool results that answered the assistant's
+    tool calls. An input left without an answer (the process died, or generation
+    failed) is kept in the store but not shown to the model, so the history stays
+    well-formed.
     """
     kept: list[Turn] = []
-    for prev, turn in zip([None, *turns], turns, strict=False):
-        if turn.role == "assistant" and prev is not None and prev.role == "user":
-            kept += [prev, turn]
+    pending: list[Turn] = []
+    for turn in turns:
+        if turn.role == "user":
+            pending = [turn]
+        elif turn.role == "tool":
+            pending = [*(t for t in pending if t.role == "tool"), turn]
+        elif pending:
+            kept += [*pending, turn]
+            pending = []
     return kept
 
 
+ROLES = ("user", "assistant", "tool")
+
+
 def _valid_role(role: str) -> str:
-    if role not in ("user", "assistant"):
-        raise InvalidInputError(f"A turn's role is 'user' or 'assistant', not {role!r}.")
+    if role not in ROLES:
+        raise InvalidInputError(f"A turn's role is 'user', 'assistant' or 'tool', not {role!r}.")
     return role
 
 

@@ -30,6 +30,7 @@ __all__ = [
     "FinishReason",
     "GenerationParams",
     "Message",
+    "TokenLogprob",
     "Usage",
     "open_engine",
 ]
@@ -56,12 +57,35 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    """One answer token with its natural-log probability, as the model saw it.
+
+    The distribution is the model's at that step after ``logit_bias`` and the penalties,
+    before any grammar mask. ``bytes`` are the token's UTF-8 bytes (a token may hold part
+    of a character, whose ``token`` text then shows U+FFFD). ``top`` holds the most likely
+    tokens at that step, best first, each as (text, logprob, bytes).
+    """
+
+    token: str
+    logprob: float
+    bytes: tuple[int, ...]
+    top: tuple[tuple[str, float, tuple[int, ...]], ...] = ()
+
+
+@dataclass(frozen=True)
 class Chunk:
-    """A piece of streamed answer. The last chunk carries finish_reason and usage."""
+    """A piece of streamed answer. The last chunk carries finish_reason and usage.
+
+    With ``GenerationParams.logprobs`` set, ``logprobs`` holds the tokens whose text this
+    chunk shows (text held back for a possible stop string comes with a later chunk);
+    over the whole stream each answer token appears once, in order; end-of-text and
+    stop-string tokens do not.
+    """
 
     text: str
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 
-from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, TokenLogprob, Usage
 from dialoop.engine.adapters import STACK_SEP
 from dialoop.engine.control_tokens import ControlTokens
 from dialoop.errors import EngineError, InvalidInputError
@@ -132,6 +132,12 @@ class RemoteEngine:
                 f"{adapter!r}: serve one adapter merged from its parts, or use the llamacpp or "
                 "torch engine."
             )
+        if params.grammar is not None:
+            raise InvalidInputError(
+                "The remote engine cannot enforce a GBNF grammar: grammar/constrained decoding "
+                "is only available on the llamacpp engine (a remote server takes "
+                "response_format itself: send it there directly)."
+            )
         extra: dict[str, Any] = {}
         if params.top_k:
             extra["top_k"] = params.top_k
@@ -149,6 +155,17 @@ class RemoteEngine:
             seed=params.seed,
             extra_body=extra or None,
         )
+        # OpenAI's own parameters, sent only when used (servers differ in what they accept);
+        # logit_bias token ids are the server's model's ids.
+        if params.frequency_penalty:
+            request["frequency_penalty"] = params.frequency_penalty
+        if params.presence_penalty:
+            request["presence_penalty"] = params.presence_penalty
+        if params.logit_bias:
+            request["logit_bias"] = {str(t): b for t, b in params.logit_bias}
+        if params.logprobs is not None:
+            request["logprobs"] = True
+            request["top_logprobs"] = params.logprobs
         return self._generate(request, stop or threading.Event())
 
     def _generate(self, request: dict[str, Any], stop: threading.Event) -> Iterator[Chunk]:
@@ -168,11 +185,12 @@ class RemoteEngine:
                         usage_seen = event.usage
                     for choice in event.choices:
                         text = choice.delta.content or ""
-                        if text:
+                        logprobs = _logprobs(choice)
+                        if text or logprobs:
                             if first is None:
                                 first = time.perf_counter() - start
                             n += 1
-                            yield Chunk(text)
+                            yield Chunk(text, logprobs=logprobs)
                         if choice.finish_reason in ("stop", "length"):
                             finish = choice.finish_reason
                     if self._cancel.is_set() or stop.is_set():
@@ -229,6 +247,19 @@ class RemoteEngine:
             raise EngineError(
                 f"The model server at {self.base_url} answered {exc.status_code}: {exc.message}"
             ) from None
+
+
+def _logprobs(choice: Any) -> tuple[TokenLogprob, ...]:
+    """The logprobs of one streamed choice, as the server reports them (none if it does not)."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None) or ()
+    return tuple(
+        TokenLogprob(
+            item.token, float(item.logprob), tuple(item.bytes or item.token.encode()),
+            tuple((alt.token, float(alt.logprob), tuple(alt.bytes or alt.token.encode()))
+                  for alt in item.top_logprobs or ()),
+        )
+        for item in content
+    )
 
 
 def _count(value: int | list[int]) -> int:

@@ -30,11 +30,11 @@ from typing import Any
 
 import torch
 
-from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, Usage
+from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, TokenLogprob, Usage
 from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
 from dialoop.engine.control_tokens import ControlTokens
 from dialoop.engine.models import ModelSource
-from dialoop.engine.streaming import TextStream
+from dialoop.engine.streaming import TextStream, TokenTrail
 from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
 
 __all__ = ["TorchEngine", "dequantized_folder", "load_model"]
@@ -154,6 +154,7 @@ class TorchEngine:
         cache_scope: str | None = None,
         stop: threading.Event | None = None,
     ) -> Iterator[Chunk]:
+        self._check_params(params)
         ids = self._prompt_tokens(messages)
         room = self.context_window - len(ids)
         if room <= 0:
@@ -168,6 +169,19 @@ class TorchEngine:
                     raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
         return self._generate(ids, params, min(params.max_tokens, room), adapter, cache_scope,
                               stop or threading.Event())
+
+    def _check_params(self, params: GenerationParams) -> None:
+        if params.grammar is not None:
+            raise InvalidInputError(
+                "The torch engine cannot enforce a grammar: grammar/constrained decoding "
+                "(response_format, tool arguments) is only available on the llamacpp engine."
+            )
+        n_vocab = len(self.tokenizer)
+        for token, _ in params.logit_bias:
+            if token >= n_vocab:
+                raise InvalidInputError(
+                    f"logit_bias names token {token}, but {self.name} has {n_vocab} tokens."
+                )
 
     def _generate(
         self, ids: list[int], params: GenerationParams, max_new: int, adapter: str | None,
@@ -185,6 +199,8 @@ class TorchEngine:
                 params.seed if params.seed is not None else random.getrandbits(31)
             )
             text = TextStream(params.stop)
+            trail: TokenTrail[TokenLogprob] = TokenTrail()
+            unfed: list[TokenLogprob] = []  # tokens whose text has not reached the stream yet
             out: list[int] = []
             shown = ""
             first: float | None = None
@@ -192,7 +208,8 @@ class TorchEngine:
             while len(out) < max_new:
                 logits = model(input_ids=feed, past_key_values=self._kv, use_cache=True).logits
                 self._kv_ids += feed[0].tolist()
-                scores = processors(seen, logits[:, -1, :].float())  # (1, vocab)
+                raw = _openai_adjust(logits[:, -1, :].float(), out, params)  # (1, vocab)
+                scores = processors(seen, raw.clone())  # raw stays as logprobs report it
                 token = _pick(scores, params, generator)
                 if first is None:
                     first = time.perf_counter() - start
@@ -200,14 +217,20 @@ class TorchEngine:
                     finish = "stop"
                     break
                 out.append(token)
+                if params.logprobs is not None:
+                    unfed.append(self._token_logprob(raw, token, params.logprobs))
                 # Decode everything so far and emit the difference: per-token decoding
                 # loses spaces with some tokenizers. A trailing U+FFFD is half a character.
                 full = self.tokenizer.decode(out, skip_special_tokens=True)
                 if not full.endswith("\ufffd"):
+                    before = text.decoded
                     piece = text.feed(full[len(shown):].encode())
                     shown = full
+                    for item in unfed:
+                        trail.add(item, before, text.decoded)
+                    unfed.clear()
                     if piece:
-                        yield Chunk(piece)
+                        yield Chunk(piece, logprobs=trail.take(text.shown))
                 if text.stopped:
                     finish = "stop"
                     break
@@ -217,9 +240,27 @@ class TorchEngine:
                 feed = torch.tensor([[token]])
                 seen = torch.cat([seen, feed], dim=1)
             tail = self.tokenizer.decode(out, skip_special_tokens=True)[len(shown):]
+            before = text.decoded
             rest = text.feed(tail.encode()) + text.flush()
+            for item in unfed:
+                trail.add(item, before, text.decoded)
             usage = Usage(len(ids), len(out), cached, time.perf_counter() - start, first)
-            yield Chunk(rest, finish_reason=finish, usage=usage)
+            yield Chunk(rest, finish_reason=finish, usage=usage,
+                        logprobs=trail.rest(text.shown, stopped=text.stopped))
+
+    def _token_logprob(self, scores: torch.Tensor, token: int, k: int) -> TokenLogprob:
+        """``token``'s log-probability under ``scores`` (1, vocab), with the top ``k``."""
+        logprobs = torch.log_softmax(scores[0].double(), dim=-1)
+        top = ()
+        if k:
+            values, indices = torch.topk(logprobs, k)
+            top = tuple((self._piece(i), float(v), tuple(self._piece(i).encode()))
+                        for v, i in zip(values.tolist(), indices.tolist(), strict=True))
+        piece = self._piece(token)
+        return TokenLogprob(piece, float(logprobs[token]), tuple(piece.encode()), top)
+
+    def _piece(self, token: int) -> str:
+        return self.tokenizer.decode([token])
 
     def _reuse_prefix(self, ids: list[int], scope: str | None) -> int:
         """Crop the kept KV cache to its common prefix with ``ids``; return that length.
@@ -339,6 +380,18 @@ def _processors(params: GenerationParams) -> Any:
         if params.top_p < 1:
             chain.append(TopPLogitsWarper(params.top_p))
     return LogitsProcessorList(chain)
+
+
+def _openai_adjust(logits: torch.Tensor, out: list[int], params: GenerationParams) -> torch.Tensor:
+    """``logits`` (1, vocab) with logit_bias and OpenAI's frequency/presence penalties,
+    counted over the answer so far (``out``)."""
+    if params.logit_bias:
+        ids = torch.tensor([t for t, _ in params.logit_bias])
+        logits[0, ids] += torch.tensor([b for _, b in params.logit_bias])
+    if out and (params.frequency_penalty or params.presence_penalty):
+        counts = torch.bincount(torch.tensor(out), minlength=logits.shape[-1])[: logits.shape[-1]]
+        logits[0] -= counts * params.frequency_penalty + (counts > 0) * params.presence_penalty
+    return logits
 
 
 def _pick(scores: torch.Tensor, params: GenerationParams, generator: torch.Generator) -> int:

@@ -28,7 +28,16 @@ from fastapi_offline import FastAPIOffline
 
 from dialoop import __version__
 from dialoop.assistant import Assistant
-from dialoop.serve import api, knowledge, learning, openai, web
+from dialoop.serve import (
+    api,
+    completions,
+    embeddings,
+    knowledge,
+    learning,
+    openai,
+    responses,
+    web,
+)
 from dialoop.serve.auth import Auth
 from dialoop.serve.guard import HttpGuard
 from dialoop.serve.httperrors import install_error_handlers
@@ -97,6 +106,9 @@ def create_app(
 
     install_error_handlers(app)
     app.include_router(openai.router)
+    app.include_router(completions.router)
+    app.include_router(responses.router)
+    app.include_router(embeddings.router)
     app.include_router(api.router)
     learning.install(app)
     knowledge.install(app)
