@@ -47,6 +47,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--limit", type=int, help="run only N requests (taken in turn by kind)")
     ap.add_argument("--max-tokens", type=int, default=64, help="longest answer (default 64)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="llama.cpp threads (default 1: two threads stall each other when "
+                         "other work shares the cores, see docs/serving.md)")
     args = ap.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="bench-agent-"))
@@ -64,11 +67,12 @@ def main() -> None:
     kb = KnowledgeBase(db, settings)
     kb.import_file(KNOWLEDGE, user="operator")
     registry = ToolRegistry(builtin_tools(kb))
-    engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME, context_window=4096)
+    engine = LlamaCppEngine(bundled_gguf(), name=DEFAULT_MODEL_NAME, context_window=4096,
+                            threads=args.threads)
     requests = _pick([json.loads(line) for line in REQUESTS.read_text().splitlines()],
                      args.limit)
-    print(f"{DEFAULT_MODEL_NAME}: {len(requests)} requests, max_tokens {args.max_tokens}",
-          file=sys.stderr)
+    print(f"{DEFAULT_MODEL_NAME}: {len(requests)} requests, max_tokens {args.max_tokens}, "
+          f"{args.threads} thread(s), load average {os.getloadavg()[0]:.1f}", file=sys.stderr)
     rows = []
     for i, request in enumerate(requests, 1):
         start = time.perf_counter()
@@ -78,6 +82,7 @@ def main() -> None:
     engine.close()
     db.close()
     _table(rows)
+    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
 
 
 def _pick(requests: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:

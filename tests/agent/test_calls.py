@@ -22,6 +22,7 @@ from dialoop.agent.calls import (
     RequestedCall,
     ToolTurn,
     calls_grammar,
+    complete_calls,
     parse_calls,
     render_calls,
     to_model_messages,
@@ -45,6 +46,7 @@ class ReplayEngine:
     flag between chunks as the real engines do; logs every (messages, params)."""
 
     kind, name, context_window = "fake", "replay", 4096
+    ends = "stop"  # the finish reason of an answer not stopped ("length": cut by the limit)
 
     def __init__(self, replies: Sequence[str]) -> None:
         self.replies = list(replies)
@@ -56,7 +58,7 @@ class ReplayEngine:
         self.asked.append((list(messages), params))
         text = self.replies.pop(0)
         pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
-        finish, n = "stop", 0
+        finish, n = self.ends, 0
         for piece in pieces:
             n += 1
             yield Chunk(piece)
@@ -254,6 +256,27 @@ def test_calls_that_do_not_validate_are_recorded() -> None:
     cut = ToolTurn(FUNCTIONS, "required")
     run(cut, ReplayEngine([A_CALL[:20]]))
     assert cut.calls == [] and cut.finish == "stop" and "not closed" in cut.problems[0]
+
+
+def test_a_call_list_cut_by_the_token_limit_keeps_its_finished_calls() -> None:
+    first = '{"name": "calculator", "arguments": {"expression": "3*3600"}}'
+    text = f'{CALL_OPEN}[{first}, {first}, {{"name": "calculator", "arguments": {{"expr'
+    assert [c.arguments for c in complete_calls(text)] == [{"expression": "3*3600"}] * 2
+    assert complete_calls(f'{CALL_OPEN}[{{"name": "calc') == []
+    assert complete_calls("plain text") == []
+    engine = ReplayEngine([text])
+    engine.ends = "length"
+    turn = ToolTurn(FUNCTIONS, "required")
+    run(turn, engine)
+    assert len(turn.calls) == 2 and turn.problems == [] and turn.finish == "tool_calls"
+    nothing = ReplayEngine([f'{CALL_OPEN}[{{"name": "calc'])
+    nothing.ends = "length"
+    cut = ToolTurn(FUNCTIONS, "required")
+    run(cut, nothing)  # not one call finished: a problem, the turn ends by the limit
+    assert cut.calls == [] and cut.finish == "length" and "not closed" in cut.problems[0]
+    stopped = ToolTurn(FUNCTIONS, "required")
+    run(stopped, ReplayEngine([text]))  # cut without the limit: not a list to salvage
+    assert stopped.calls == [] and stopped.problems
 
 
 def test_choice_must_name_a_given_function() -> None:

@@ -25,6 +25,7 @@ on the others a call is parsed as written and any fault is recorded in ``turn.pr
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 import threading
@@ -50,6 +51,7 @@ __all__ = [
     "RequestedCall",
     "ToolTurn",
     "calls_grammar",
+    "complete_calls",
     "new_call_id",
     "parse_calls",
     "render_calls",
@@ -60,6 +62,8 @@ __all__ = [
     "usage_sum",
     "with_tools_prompt",
 ]
+
+log = logging.getLogger(__name__)
 
 CALL_OPEN = "<tool_call>"
 CALL_CLOSE = "</tool_call>"
@@ -274,6 +278,28 @@ def parse_calls(text: str) -> list[RequestedCall]:
     return calls
 
 
+def complete_calls(text: str) -> list[RequestedCall]:
+    """The calls that were finished in ``text``, a call list cut off by the token limit:
+    ``<tool_call>[{…}, {…}, {…`` gives the first two. Under the calls grammar a cut list is
+    the only way generation can fail to parse (a small model may go on calling, each call
+    well-formed, until the room runs out); the finished calls are as good as any."""
+    rest = text.strip()
+    if not rest.startswith(CALL_OPEN):
+        return []
+    rest = rest[len(CALL_OPEN):].lstrip()
+    if not rest.startswith("["):
+        return []
+    decoder, pos, calls = json.JSONDecoder(), 1, []
+    while True:
+        while pos < len(rest) and rest[pos] in " \t\r\n,":
+            pos += 1
+        try:
+            item, pos = decoder.raw_decode(rest, pos)
+            calls.append(_call_of(item))
+        except (json.JSONDecodeError, InvalidInputError):
+            return calls
+
+
 def _call_of(item: Any) -> RequestedCall:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str):
         raise InvalidInputError(
@@ -424,10 +450,13 @@ class ToolTurn:
         try:
             self.calls = parse_calls(text)
         except InvalidInputError as exc:
-            self.problems.append(str(exc))
-            self.calls = []
-            self.finish = reason or "stop"  # type: ignore[assignment]
-            return
+            self.calls = complete_calls(text) if reason == "length" else []
+            if not self.calls:
+                self.problems.append(str(exc))
+                self.finish = reason or "stop"  # type: ignore[assignment]
+                return
+            log.info("the token limit cut a list of calls: %d finished calls kept",
+                     len(self.calls))
         by_name = {f.name: f for f in self.functions}
         for call in self.calls:
             spec = by_name.get(call.name)

@@ -15,10 +15,10 @@ Three things make it more than a thin wrapper:
   A KV state is only valid for the weights that produced it, so saved states are
   keyed by the whole stack.
 - **Text streaming** that never splits a UTF-8 character or shows half a stop string.
-- **Our own sampler loop** (:class:`_Sampling`, llama.cpp's samplers in Llama's order, so
-  seeded answers are unchanged) for what ``Llama.generate`` lacks: a grammar checked
-  token by token (cheap: see there), ``logit_bias``, OpenAI's penalties over the whole
-  answer, and logprobs paired with the token they belong to.
+- **Our own sampler loop** (:class:`dialoop.engine.sampling.Sampling`: llama.cpp's
+  samplers in Llama's order, so seeded answers are unchanged) for what ``Llama.generate``
+  lacks: a grammar checked token by token (cheap: see there), ``logit_bias``, OpenAI's
+  penalties over the whole answer, and logprobs paired with the token they belong to.
 - **Stopping mid-prompt.** ``Llama.eval`` evaluates the whole prompt in one call
   (minutes for a few thousand tokens on a busy machine), and a stop flag checked between
   generated tokens would wait for all of it. While a prompt is evaluated, llama.cpp's
@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import ctypes
 import logging
-import math
 import os
 import random
 import threading
@@ -53,6 +52,7 @@ from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
 from dialoop.engine.control_tokens import ControlTokens
 from dialoop.engine.grammar import check_grammar
 from dialoop.engine.models import check_gguf
+from dialoop.engine.sampling import Sampling, Step
 from dialoop.engine.streaming import TextStream, TokenTrail
 from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
 
@@ -66,8 +66,6 @@ MAX_DEFAULT_CONTEXT = 8192
 # the ordinary next turn of the same conversation re-tokenizes a few tokens differently.
 _PARK_MIN_TOKENS = 64
 _GRAMMAR_CACHE = 16  # parsed grammars kept per engine
-_SHORTLIST = 256  # greedy under a grammar: candidates checked before the whole vocabulary
-_REPEAT_LAST_N = 64  # tokens repeat_penalty looks back on (Llama's last_n_tokens_size)
 
 
 def default_threads() -> int:
@@ -202,7 +200,7 @@ class LlamaCppEngine:
             self._use_adapter(adapter)
             cached = min(self._bring_best_prefix(tokens, scope), len(tokens) - 1)
             seed = params.seed if params.seed is not None else random.getrandbits(31)
-            sampling = _Sampling(self._lib, self._llm, params, max_new, seed,
+            sampling = Sampling(self._lib, self._llm, params, max_new, seed,
                                  self._grammar_sampler(params.grammar))
             text = TextStream(params.stop)
             trail: TokenTrail[TokenLogprob] = TokenTrail()
@@ -248,7 +246,7 @@ class LlamaCppEngine:
             yield Chunk(tail, finish_reason=finish, usage=usage,
                         logprobs=trail.rest(text.shown, stopped=text.stopped))
 
-    def _decode(self, tokens: list[int], sampling: _Sampling) -> Iterator[int]:
+    def _decode(self, tokens: list[int], sampling: Sampling) -> Iterator[int]:
         """Evaluate the prompt (past the prefix the KV cache holds), then sample token by token.
 
         What ``Llama.generate`` does, with our own sampler: the KV cache keeps the longest
@@ -288,7 +286,7 @@ class LlamaCppEngine:
             self._lib.llama_sampler_free(self._grammars.popitem(last=False)[1])
         return self._lib.llama_sampler_clone(parsed)
 
-    def _token_logprob(self, data: bytes, step: _Step) -> TokenLogprob:
+    def _token_logprob(self, data: bytes, step: Step) -> TokenLogprob:
         top = tuple((self._piece(t).decode("utf-8", errors="replace"), lp, tuple(self._piece(t)))
                     for t, lp in step.top)
         return TokenLogprob(data.decode("utf-8", errors="replace"), step.logprob, tuple(data), top)
@@ -481,176 +479,6 @@ class LlamaCppEngine:
                 self._lib.llama_sampler_free(parsed)
             self._grammars.clear()
             self._llm.close()
-
-
-_CANDIDATE = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)], align=True)
-
-
-@dataclass(frozen=True)
-class _Step:
-    """What logprobs report of one sampled token: its logprob and the top alternatives."""
-
-    logprob: float
-    top: tuple[tuple[int, float], ...]
-
-
-class _Sampling:
-    """One generation's sampler, built from llama.cpp's samplers.
-
-    The chain is Llama's (so seeded answers are what they were): penalties, then greedy,
-    or top-k, typical, top-p, min-p, temperature and a seeded draw; ``logit_bias`` and
-    OpenAI's frequency/presence penalties (counted over the whole answer) come first.
-
-    A grammar is applied the way llama.cpp's own ``common_sampler_sample`` does it: the
-    token is sampled without it, then checked alone against the grammar, and only if the
-    grammar rejects it is the grammar applied to the whole vocabulary and the token drawn
-    again. Masking 49k candidates costs milliseconds per token; checking one costs
-    microseconds, and under a grammar the model mostly wants an allowed token anyway.
-
-    Logprobs are read after bias and penalties, before the grammar: log-softmax of the
-    candidates' logits (numpy over the vocabulary, no Python loop).
-    """
-
-    def __init__(self, lib, llm, params: GenerationParams, max_new: int, seed: int,  # type: ignore[no-untyped-def]
-                 grammar: ctypes.c_void_p | None) -> None:
-        self._lib = lib
-        self._ctx = llm.ctx
-        self._vocab = lib.llama_model_get_vocab(llm.model)
-        self._n_vocab = n_vocab = llm.n_vocab()
-        self._k = params.logprobs
-        self._greedy = params.greedy
-        self.step: _Step | None = None  # the last sampled token's logprobs, if asked for
-        self._grammar = grammar
-        self._pre = self._chain(self._pre_samplers(params, max_new))
-        self._post = self._chain(self._post_samplers(params, seed))
-        self._cand = np.zeros(n_vocab, dtype=_CANDIDATE)
-        self._ids = np.arange(n_vocab, dtype=np.int32)
-        self._array = lib.llama_token_data_array(
-            self._cand.ctypes.data_as(lib.llama_token_data_p), n_vocab, -1, False)
-        self._one = np.zeros(1, dtype=_CANDIDATE)
-        self._one_array = lib.llama_token_data_array(
-            self._one.ctypes.data_as(lib.llama_token_data_p), 1, -1, False)
-
-    def _pre_samplers(self, params: GenerationParams, max_new: int) -> list[ctypes.c_void_p]:
-        lib, out = self._lib, []
-        if params.logit_bias:
-            bias = (lib.llama_logit_bias * len(params.logit_bias))(*params.logit_bias)
-            out.append(lib.llama_sampler_init_logit_bias(self._n_vocab, len(params.logit_bias),
-                                                         bias))
-        if params.repeat_penalty != 1.0:
-            out.append(lib.llama_sampler_init_penalties(
-                self._n_vocab, _REPEAT_LAST_N, params.repeat_penalty, 0.0, 0.0))
-        if params.frequency_penalty or params.presence_penalty:
-            out.append(lib.llama_sampler_init_penalties(
-                self._n_vocab, max_new, 1.0, params.frequency_penalty, params.presence_penalty))
-        return out
-
-    def _post_samplers(self, params: GenerationParams, seed: int) -> list[ctypes.c_void_p]:
-        lib = self._lib
-        if params.greedy:
-            return [lib.llama_sampler_init_greedy()]
-        return [lib.llama_sampler_init_top_k(params.top_k), lib.llama_sampler_init_typical(1.0, 1),
-                lib.llama_sampler_init_top_p(params.top_p, 1), lib.llama_sampler_init_min_p(0.0, 1),
-                lib.llama_sampler_init_temp(params.temperature), lib.llama_sampler_init_dist(seed)]
-
-    def _chain(self, samplers: list[ctypes.c_void_p]) -> ctypes.c_void_p:
-        chain = self._lib.llama_sampler_chain_init(self._lib.llama_sampler_chain_default_params())
-        for sampler in samplers:
-            self._lib.llama_sampler_chain_add(chain, sampler)  # the chain owns it now
-        return chain
-
-    def sample(self) -> int:
-        """The next token, from the logits of the last evaluated token; accepted by the chain."""
-        lib, cand = self._lib, self._cand
-        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, -1),
-                                       shape=(self._n_vocab,))
-        self._reset(logits)
-        lib.llama_sampler_apply(self._pre, ctypes.byref(self._array))  # in place, in id order
-        scores = cand["logit"].copy() if self._grammar or self._k is not None else None
-        lib.llama_sampler_apply(self._post, ctypes.byref(self._array))
-        token = self._selected().id  # (a sampler may point the array at its own buffer)
-        if self._grammar and not self._allows(token):
-            assert scores is not None
-            token = self._best_allowed(scores) if self._greedy else None
-            if token is None:
-                token = self._resample(scores)
-        if scores is not None and self._k is not None:
-            self.step = _logprob_step(scores, token, self._k)
-        if not lib.llama_vocab_is_eog(self._vocab, token):  # an end is never accepted
-            lib.llama_sampler_accept(self._pre, token)
-            if self._grammar:
-                lib.llama_sampler_accept(self._grammar, token)
-            lib.llama_sampler_accept(self._post, token)
-        return token
-
-    def _best_allowed(self, scores: np.ndarray) -> int | None:
-        """Greedy under a grammar: the most likely of the best ``_SHORTLIST`` tokens that the
-        grammar allows (exactly what masking the whole vocabulary would pick), if any."""
-        idx = np.argpartition(-scores, _SHORTLIST - 1)[:_SHORTLIST]
-        idx = idx[np.argsort(-scores[idx], kind="stable")]
-        short = np.zeros(len(idx), dtype=_CANDIDATE)
-        short["id"], short["logit"] = idx, scores[idx]
-        array = self._lib.llama_token_data_array(
-            short.ctypes.data_as(self._lib.llama_token_data_p), len(idx), -1, False)
-        self._lib.llama_sampler_apply(self._grammar, ctypes.byref(array))
-        allowed = np.flatnonzero(np.isfinite(short["logit"]))
-        return int(idx[allowed[0]]) if len(allowed) else None
-
-    def _resample(self, scores: np.ndarray) -> int:
-        """Mask the whole vocabulary with the grammar and draw again."""
-        lib = self._lib
-        self._reset(scores)
-        lib.llama_sampler_apply(self._grammar, ctypes.byref(self._array))
-        lib.llama_sampler_apply(self._post, ctypes.byref(self._array))
-        chosen = self._selected()
-        token = chosen.id
-        if not math.isfinite(chosen.logit):
-            log.warning("the grammar allows no token here; ending the answer")
-            token = int(lib.llama_vocab_eos(self._vocab))
-        return token
-
-    def _selected(self):  # type: ignore[no-untyped-def]
-        assert self._array.selected >= 0
-        return self._array.data[self._array.selected]  # a llama_token_data
-
-    def _reset(self, logits: np.ndarray) -> None:
-        """Fill the candidates with every token, in id order, with these logits."""
-        self._cand["id"] = self._ids
-        self._cand["logit"] = logits
-        self._cand["p"] = 0.0
-        self._array.data = self._cand.ctypes.data_as(self._lib.llama_token_data_p)
-        self._array.size = self._n_vocab
-        self._array.selected = -1
-        self._array.sorted = False
-
-    def _allows(self, token: int) -> bool:
-        """Whether the grammar accepts ``token`` next (checked alone: microseconds)."""
-        self._one["id"] = token
-        self._one["logit"] = 0.0
-        self._one_array.size = 1
-        self._one_array.selected = -1
-        self._one_array.sorted = False
-        self._lib.llama_sampler_apply(self._grammar, ctypes.byref(self._one_array))
-        return bool(np.isfinite(self._one["logit"][0]))
-
-    def close(self) -> None:
-        for sampler in (self._pre, self._post, self._grammar):
-            if sampler:
-                self._lib.llama_sampler_free(sampler)
-        self._pre = self._post = self._grammar = None
-
-
-def _logprob_step(scores: np.ndarray, token: int, k: int) -> _Step:
-    """Log-softmax of ``scores`` (float32 logits over the vocabulary): the token's and top-k."""
-    x = scores.astype(np.float64)
-    m = x.max()
-    lse = m + np.log(np.exp(x - m).sum())
-    top: tuple[tuple[int, float], ...] = ()
-    if k:
-        idx = np.argpartition(-x, k - 1)[:k]
-        idx = idx[np.argsort(-x[idx], kind="stable")]
-        top = tuple((int(i), float(x[i] - lse)) for i in idx)
-    return _Step(float(x[token] - lse), top)
 
 
 @dataclass(frozen=True)

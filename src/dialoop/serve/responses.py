@@ -37,6 +37,7 @@ from dialoop.serve.openai import (
     _CLIENT_GONE,
     _ERRORS,
     ChatCompletionRequest,
+    DialoopInfo,
     DialoopOptions,
     Started,
     TurnRequest,
@@ -221,11 +222,81 @@ def _text(content: Any) -> str | None:
     return "".join(parts)
 
 
+# -- the response object, as documented (the handler builds it as a dict: see _Shape) -------
+
+class OutputText(BaseModel):
+    type: Literal["output_text"] = "output_text"
+    text: str
+    annotations: list[dict[str, Any]]
+    logprobs: list[dict[str, Any]]
+
+
+class OutputMessage(BaseModel):
+    type: Literal["message"] = "message"
+    id: str
+    status: Literal["in_progress", "completed", "incomplete"]
+    role: Literal["assistant"] = "assistant"
+    content: list[OutputText]
+
+
+class FunctionCallItem(BaseModel):
+    type: Literal["function_call"] = "function_call"
+    id: str
+    call_id: str = Field(description="Answer it with a function_call_output item of this id.")
+    name: str
+    arguments: str = Field(description="JSON; always parses and validates against the "
+                                       "function's parameter schema.")
+    status: Literal["in_progress", "completed"]
+
+
+class InputTokensDetails(BaseModel):
+    cached_tokens: int = Field(description="Prompt tokens reused from the KV cache.")
+    cache_write_tokens: int = Field(description="Always 0: dialoop bills no cache writes.")
+
+
+class OutputTokensDetails(BaseModel):
+    reasoning_tokens: int = Field(description="Always 0: the model does not reason apart.")
+
+
+class ResponseUsage(BaseModel):
+    input_tokens: int
+    input_tokens_details: InputTokensDetails
+    output_tokens: int
+    output_tokens_details: OutputTokensDetails
+    total_tokens: int
+
+
+class ResponseObject(BaseModel):
+    id: str = Field(description="resp_<turn id>: pass it as previous_response_id to go on.")
+    object: Literal["response"] = "response"
+    created_at: int
+    status: Literal["in_progress", "completed", "incomplete", "failed"]
+    error: dict[str, Any] | None
+    incomplete_details: dict[str, Any] | None
+    instructions: str | None
+    max_output_tokens: int | None
+    model: str
+    output: list[OutputMessage | FunctionCallItem]
+    parallel_tool_calls: bool
+    previous_response_id: str | None
+    temperature: float | None
+    top_p: float | None
+    tool_choice: str | dict[str, Any]
+    tools: list[dict[str, Any]]
+    text: dict[str, Any]
+    metadata: dict[str, str]
+    usage: ResponseUsage | None
+    store: bool
+    truncation: Literal["disabled"]
+    dialoop: DialoopInfo | None = None
+
+
 @router.post(
     "/responses",
     summary="Answer input items (OpenAI's Responses API; stream=true for typed events)",
-    responses={200: {"content": {"text/event-stream": {}}, "description":
-                     "A response object, or with stream=true response.* events."}},
+    responses={200: {"model": ResponseObject, "content": {"text/event-stream": {}},
+                     "description": "A response object, or with stream=true response.* "
+                                    "events."}},
 )
 async def create_response(
     body: ResponsesRequest,
@@ -343,7 +414,8 @@ class _Shape:
             out["incomplete_details"] = {"reason": "max_output_tokens"}
         u = reply.usage
         out["usage"] = {"input_tokens": u.prompt_tokens,
-                        "input_tokens_details": {"cached_tokens": u.cached_tokens},
+                        "input_tokens_details": {"cached_tokens": u.cached_tokens,
+                                                 "cache_write_tokens": 0},
                         "output_tokens": u.completion_tokens,
                         "output_tokens_details": {"reasoning_tokens": 0},
                         "total_tokens": u.prompt_tokens + u.completion_tokens}
