@@ -6,21 +6,30 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dialoop.cli import eval_group, settings_from
+from dialoop.cli.pretrain import pretrain
 from dialoop.config import Settings
 from dialoop.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from dialoop.train.sft import SFTConfig
 
 __all__ = ["eval_model", "train"]
 
 _FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
+_METHODS = ["lora", "adalora", "ia3", "prefix", "prompt", "adapter", "full"]  # peft_methods.METHODS
 
 
 @click.group()
 def train() -> None:
     """Fine-tune the model on your dialogues, or learn a domain's dialogue policy."""
+
+
+train.add_command(pretrain)
 
 
 @train.command("sft")
@@ -30,13 +39,28 @@ def train() -> None:
               help="Validation dialogues (default: hold out --validation-fraction).")
 @click.option("--validation-fraction", type=float, default=0.1, show_default=True)
 @click.option("--model", default="default", show_default=True, help="Base model spec.")
-@click.option("--full", "full", is_flag=True, help="Train every weight instead of LoRA.")
-@click.option("--lora-r", type=int, default=16, show_default=True)
-@click.option("--lora-alpha", type=int, default=32, show_default=True)
+@click.option("--method", type=click.Choice(_METHODS), default="lora", show_default=True,
+              help="What to train: LoRA, AdaLoRA, IA3, prefix or prompt tuning, bottleneck "
+                   "adapters, or every weight. LoRA and AdaLoRA serve on llama.cpp and torch, "
+                   "IA3 and full on the torch engine only; prefix, prompt and adapter results "
+                   "are saved for PEFT/torch code (docs/training.md).")
+@click.option("--full", "full", is_flag=True, help="Same as --method full.")
+@click.option("--rank", "--lora-r", "lora_r", type=int, default=16, show_default=True,
+              help="lora: the rank; adalora: the average rank it prunes to.")
+@click.option("--alpha", "--lora-alpha", "lora_alpha", type=int, default=32, show_default=True,
+              help="lora, adalora: the scale of the update (alpha / rank).")
 @click.option("--lora-dropout", type=float, default=0.05, show_default=True)
-@click.option("--target-modules", default=",".join(
-    ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")),
-    show_default=True, help="Comma-separated module names to adapt.")
+@click.option("--target-modules",
+              help="lora, adalora, ia3: comma-separated module names to adapt [default: all "
+                   "seven projections; ia3: k_proj,v_proj,down_proj].")
+@click.option("--virtual-tokens", type=int, default=20, show_default=True,
+              help="prefix, prompt: how many virtual tokens to learn.")
+@click.option("--bottleneck", type=int, default=64, show_default=True,
+              help="adapter: features in the middle of each bottleneck MLP.")
+@click.option("--search", "search_trials", type=int, metavar="N",
+              help="First run N short trials (Optuna) for the learning rate, weight decay and "
+                   "the method's size on the validation loss; then train with the best. "
+                   "Needs --validation.")
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--max-steps", type=int, help="Stop after this many optimizer steps.")
 @click.option("--lr", "learning_rate", type=float, default=2e-4, show_default=True)
@@ -64,22 +88,25 @@ def train() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def sft(ctx: click.Context, train_file: Path, name: str, validation_file: Path | None,
-        validation_fraction: float, full: bool, target_modules: str, no_promote: bool,
-        as_json: bool, **options: object) -> None:
+        validation_fraction: float, method: str, full: bool, target_modules: str | None,
+        search_trials: int | None, no_promote: bool, as_json: bool, **options: object) -> None:
     """Fine-tune on TRAIN_FILE (JSONL dialogues, OpenAI or ShareGPT format)."""
-    from dialoop.train.sft import SFTConfig, train_sft
+    from dialoop.train.sft import train_sft
 
     settings = settings_from(ctx)
-    options["threads"] = options["threads"] or settings.threads
-    config = SFTConfig(
-        name=name, train_file=train_file, validation_file=validation_file,
-        validation_fraction=0.1 if validation_file else validation_fraction,
-        method="full" if full else "lora",
-        target_modules=tuple(m.strip() for m in target_modules.split(",") if m.strip()),
-        promote=not no_promote, **options,  # type: ignore[arg-type]
-    )
+    config = _sft_config(ctx, train_file, name, validation_file, validation_fraction, method,
+                         full, target_modules, search_trials, no_promote, options,
+                         settings.threads)
     try:
-        result = train_sft(config, settings, progress=True)
+        if search_trials:
+            from dialoop.train.search import search_and_train
+
+            searched = search_and_train(config, settings, search_trials, progress=True)
+            result = searched.result
+            if not as_json:
+                click.echo(searched.table())
+        else:
+            result = train_sft(config, settings, progress=True)
     except KeyboardInterrupt:
         click.echo(f"\nInterrupted. Run the same command with --resume to continue "
                    f"{name} from its last checkpoint.", err=True)
@@ -97,15 +124,56 @@ def sft(ctx: click.Context, train_file: Path, name: str, validation_file: Path |
         if report["kept_step"] == 0:
             click.echo("No step beat the base model on validation; try a lower --lr or "
                        "more data.")
-    click.echo(f"{report['train_tokens_per_second']:.0f} tokens/s, {report['wall_seconds']:.0f} s.")
+    click.echo(f"{report['method']}: {report['trainable_parameters']:,} trainable parameters; "
+               f"{report['train_tokens_per_second']:.0f} tokens/s, "
+               f"{report['wall_seconds']:.0f} s.")
+    click.echo(f"Serving: {report['serving']}")
     if result.adapter is not None:
         state = "serving now" if report["promoted"] else "not serving (--no-promote)"
+        engine = "" if report["method"] in ("lora", "adalora") else " --engine torch"
         click.echo(f"Adapter {result.adapter.key}: {state}. "
-                   f"Try: dialoop chat --adapter {name}")
-    else:
+                   f"Try: dialoop chat{engine} --adapter {name}")
+    elif report["method"] == "full":
         click.echo(f"Model saved in {result.output}: dialoop chat --engine torch "
                    f"--model {result.output}")
+    else:
+        click.echo(f"Adapter saved in {result.output}; not registered in the adapter store "
+                   "(no dialoop engine loads it by name yet).")
     click.echo(f"Report: {result.run_dir / 'report.md'}")
+
+
+def _sft_config(ctx: click.Context, train_file: Path, name: str, validation_file: Path | None,
+                validation_fraction: float, method: str, full: bool, target_modules: str | None,
+                search_trials: int | None, no_promote: bool, options: dict[str, object],
+                threads: int | None) -> SFTConfig:
+    """The run's options, checked; a bad combination is a usage error (exit 2), before any
+    work."""
+    from dialoop.train.sft import SFTConfig
+
+    source = ctx.get_parameter_source("method")
+    if full and source is not click.core.ParameterSource.DEFAULT and method != "full":
+        raise click.UsageError(f"--full and --method {method} contradict each other; "
+                               "choose one (--full means --method full).")
+    if search_trials is not None:
+        if search_trials < 1:
+            raise click.UsageError("--search takes the number of trials, at least 1.")
+        if validation_file is None:
+            raise click.UsageError("--search chooses by the validation loss: give a "
+                                   "--validation file of dialogues.")
+        if options.get("resume"):
+            raise click.UsageError("--search starts new runs; it cannot --resume one.")
+    options["threads"] = options["threads"] or threads
+    try:
+        return SFTConfig(
+            name=name, train_file=train_file, validation_file=validation_file,
+            validation_fraction=0.1 if validation_file else validation_fraction,
+            method="full" if full else method,  # type: ignore[arg-type]
+            target_modules=None if target_modules is None else
+            tuple(m.strip() for m in target_modules.split(",") if m.strip()),
+            promote=not no_promote, **options,  # type: ignore[arg-type]
+        )
+    except InvalidInputError as exc:
+        raise click.UsageError(str(exc)) from None
 
 
 @eval_group.command("model")

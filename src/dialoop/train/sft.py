@@ -11,17 +11,21 @@ What happens, in order:
 1. the dialogues are read and checked (``data.py``), tokenized with the model's own
    chat template with loss only on the assistant's tokens, every assistant turn
    (``chat_data.py``), and packed into rows with no padding (``packing.py``);
-2. the model gets LoRA adapters (PEFT) or is trained whole;
+2. the model gets the parameters of a fine-tuning method (``peft_methods.py``: LoRA,
+   AdaLoRA, IA³, prefix or prompt tuning through PEFT, bottleneck adapters) or is
+   trained whole;
 3. AdamW, linear warmup then cosine decay, gradient accumulation, clipping, a seed;
    the validation loss is measured every ``eval_every`` steps, the best weights are
    kept, and training stops after ``patience`` evaluations without improvement;
 4. a checkpoint every ``save_every`` steps (and on Ctrl-C) lets ``resume=True``
    continue exactly where the run stopped: same weights, optimizer and scheduler
    state, random state and position in the data;
-5. a progress bar (loss, tokens/s), TensorBoard logs, a report (JSON, Markdown and
-   the loss curve as a PNG), and the best adapter registered in the adapter store
-   (the same store consolidation uses) and promoted, so `dialoop chat --adapter
-   NAME` serves it.
+5. a progress bar (loss, tokens/s), TensorBoard logs (and Weights & Biases, offline,
+   when ``wandb`` is installed), a report (JSON, Markdown and the loss curve as a PNG),
+   and the best adapter registered in the adapter store (the same store consolidation
+   uses) and promoted, so `dialoop chat --adapter NAME` serves it (LoRA and AdaLoRA on
+   llama.cpp and torch, IA³ on the torch engine only; prefix, prompt and bottleneck
+   adapters are saved in the run but not registered: the report says where each serves).
 
 Why this loop is written out rather than run by transformers' ``Trainer`` or TRL's
 ``SFTTrainer``: the numerics all come from the libraries (torch's AdamW and
@@ -45,7 +49,6 @@ import math
 import random
 import shutil
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -62,17 +65,32 @@ from dialoop.store.adapters import AdapterStore, AdapterVersion, check_name
 from dialoop.train.checkpoint import Checkpoint, latest_checkpoint, load_checkpoint, save_checkpoint
 from dialoop.train.data import load_dialogues, split_dialogues
 from dialoop.train.packing import PackedRow, encode_dialogues, pack, row_loss
+from dialoop.train.peft_methods import (
+    ALL_PROJECTIONS,
+    DEFAULT_TARGETS,
+    GGUF_METHODS,
+    METHODS,
+    PROMPT_METHODS,
+    SERVED_METHODS,
+    after_step,
+    describe,
+    make_trainable,
+    regularizer,
+    save_method,
+    serving_note,
+    unpacked_rows,
+)
 from dialoop.train.report import write_report
 
 __all__ = [
-    "ALL_PROJECTIONS", "SFTConfig", "SFTResult", "StepInfo", "autocast", "evaluate_rows",
-    "train_sft",
+    "ALL_PROJECTIONS", "Prepared", "SFTConfig", "SFTResult", "StepInfo", "autocast",
+    "evaluate_rows", "make_optimizer", "prepare", "total_steps", "train_sft",
+    "write_run_report",
 ]
 
 log = logging.getLogger(__name__)
 
-# The projections engine/lora.py can export to llama.cpp (attention and MLP).
-ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+Method = Literal["lora", "adalora", "ia3", "prefix", "prompt", "adapter", "full"]
 # Options that may differ when a run is resumed; every other one must match.
 _RESUMABLE_CHANGES = {"resume", "threads", "promote", "run_dir"}
 
@@ -86,11 +104,13 @@ class SFTConfig:
     validation_file: Path | None = None
     validation_fraction: float = 0.1  # held out of train_file when no validation_file
     model: str = "default"
-    method: Literal["lora", "full"] = "lora"
-    lora_r: int = 16
+    method: Method = "lora"
+    lora_r: int = 16  # lora: the rank; adalora: the average rank it prunes to
     lora_alpha: int = 32
     lora_dropout: float = 0.05
-    target_modules: tuple[str, ...] = ALL_PROJECTIONS
+    target_modules: tuple[str, ...] | None = None  # lora, adalora, ia3 (None: the method's)
+    virtual_tokens: int = 20  # prefix, prompt
+    bottleneck: int = 64  # adapter: features in the middle of each bottleneck MLP
     epochs: int = 3
     max_steps: int | None = None  # stop after this many optimizer steps (overrides epochs)
     learning_rate: float = 2e-4
@@ -113,12 +133,20 @@ class SFTConfig:
 
     def __post_init__(self) -> None:
         check_name(self.name)
+        if self.method in METHODS and self.target_modules is None:
+            # frozen: set once here, so config.json (and a resume's check) holds the list
+            object.__setattr__(self, "target_modules", DEFAULT_TARGETS.get(self.method, ()))
         problems = [
-            (self.method in ("lora", "full"), "method must be 'lora' or 'full'"),
+            (self.method in METHODS, f"method must be one of {', '.join(METHODS)}"),
             (self.lora_r >= 1, "lora_r must be at least 1"),
             (self.lora_alpha > 0, "lora_alpha must be positive"),
             (0 <= self.lora_dropout < 1, "lora_dropout must be in [0, 1)"),
-            (bool(self.target_modules), "name at least one target module"),
+            (bool(self.target_modules) or self.method not in DEFAULT_TARGETS,
+             "name at least one target module"),
+            (not self.target_modules or self.method in DEFAULT_TARGETS,
+             f"target modules apply to {', '.join(DEFAULT_TARGETS)}, not to {self.method}"),
+            (self.virtual_tokens >= 1, "virtual_tokens must be at least 1"),
+            (self.bottleneck >= 1, "bottleneck must be at least 1"),
             (self.epochs >= 1, "epochs must be at least 1"),
             (self.max_steps is None or self.max_steps >= 1, "max_steps must be at least 1"),
             (self.learning_rate > 0, "learning_rate must be positive"),
@@ -169,7 +197,7 @@ class StepInfo:
 class SFTResult:
     run_dir: Path
     report: dict[str, Any]
-    adapter: AdapterVersion | None  # None for full fine-tuning (a model folder instead)
+    adapter: AdapterVersion | None  # None unless registered (SERVED_METHODS: lora, adalora, ia3)
     output: Path  # the trained adapter (or model) folder
 
 
@@ -190,15 +218,20 @@ def train_sft(
         torch.set_num_threads(threads)  # the setting holds for this run only
 
 
-def _run(
-    config: SFTConfig,
-    settings: Settings,
-    progress: bool,
-    on_step: Callable[[StepInfo], None] | None,
-) -> SFTResult:
-    started = time.perf_counter()
+@dataclass
+class Prepared:
+    """A run's inputs, loaded and checked: the base model and the rows it trains on."""
 
-    # -- 1. data (checked before anything is written) ---------------------------------------
+    source: Any  # the resolved ModelSource
+    model: Any  # the base model, not yet made trainable
+    tokenizer: Any
+    train_rows: list[PackedRow]
+    val_rows: list[PackedRow]
+    data: dict[str, Any]  # statistics for the report
+
+
+def prepare(config: SFTConfig, settings: Settings) -> Prepared:
+    """Step 1: read, check, tokenize and pack the data; load the base model. Writes nothing."""
     source = resolve_model(config.model, home=settings.home)
     train_dialogues = load_dialogues(config.train_file)
     if config.validation_file is not None:
@@ -210,30 +243,53 @@ def _run(
     model, tokenizer = load_model(source, settings.home / "cache" / "models")
     if not tokenizer.chat_template:
         raise InvalidInputError(f"{source.name} has no chat template; train a chat model.")
-    train_rows = pack(encode_dialogues(tokenizer, train_dialogues, max_length=config.pack_length,
-                                       train_on=config.train_on),
-                      config.pack_length, config.seed)
-    val_rows = pack(encode_dialogues(tokenizer, val_dialogues, max_length=config.pack_length,
-                                     train_on=config.train_on),
-                    config.pack_length, config.seed)
+
+    def rows(dialogues: list[Any]) -> list[PackedRow]:
+        encoded = encode_dialogues(tokenizer, dialogues, max_length=config.pack_length,
+                                   train_on=config.train_on)
+        if config.method in PROMPT_METHODS:
+            return unpacked_rows(encoded, config.method, config.virtual_tokens)
+        return pack(encoded, config.pack_length, config.seed)
+
+    train_rows, val_rows = rows(train_dialogues), rows(val_dialogues)
     if not train_rows:
         raise InvalidInputError(f"{config.train_file} has no dialogue left to train on.")
     data = _data_stats(train_dialogues, val_dialogues, train_rows, val_rows, config)
     log.info("training on %(train_dialogues)d dialogues (%(train_tokens)d tokens, "
-             "%(train_targets)d assistant tokens) in %(train_rows)d packed rows", data)
+             "%(train_targets)d assistant tokens) in %(train_rows)d rows", data)
+    return Prepared(source, model, tokenizer, train_rows, val_rows, data)
+
+
+def total_steps(config: SFTConfig, n_rows: int) -> int:
+    """Optimizer steps of the whole run."""
+    return config.max_steps or math.ceil(n_rows / config.grad_accum) * config.epochs
+
+
+def _run(
+    config: SFTConfig,
+    settings: Settings,
+    progress: bool,
+    on_step: Callable[[StepInfo], None] | None,
+) -> SFTResult:
+    started = time.perf_counter()
+
+    # -- 1. data (checked before anything is written) ---------------------------------------
+    prepared = prepare(config, settings)
+    source, tokenizer, data = prepared.source, prepared.tokenizer, prepared.data
 
     # -- 2. the trainable model ----------------------------------------------------------
     torch.manual_seed(config.seed)
     random.seed(config.seed)
-    model = _make_trainable(model, config)
+    model = _make_trainable(prepared.model, config, total_steps(config, len(prepared.train_rows)))
     run_dir = _run_dir(config, settings)  # the first thing written
     _check_same_data(run_dir, config)
 
     # -- 3.-4. the loop ------------------------------------------------------------------
-    outcome = _train(model, train_rows, val_rows, config, run_dir, progress, on_step)
+    outcome = _train(model, prepared.train_rows, prepared.val_rows, config, run_dir, progress,
+                     on_step)
 
     # -- 5. report and registration ------------------------------------------------------
-    output = run_dir / "adapter" if config.method == "lora" else run_dir / "model"
+    output = _output_dir(run_dir, config)
     if config.method == "full":
         tokenizer.save_pretrained(output)
     report = {
@@ -241,6 +297,8 @@ def _run(
         "model": config.model,
         "model_name": source.name,
         "method": config.method,
+        "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+        "serving": serving_note(config.method),
         "run_dir": str(run_dir),
         "data": data,
         "config": config.to_json(),
@@ -250,13 +308,38 @@ def _run(
         "precision": "bf16" if _use_bf16(config.precision) else "fp32",
     }
     adapter = None
-    if config.method == "lora":
-        adapter = _register(settings, config, output, source.gguf, report)
+    if config.method in SERVED_METHODS:
+        # Only the LoRA family gets a GGUF form; without one, the store refuses to hand an
+        # adapter to llama.cpp ("has no GGUF form; use --engine torch for it").
+        gguf = source.gguf if config.method in GGUF_METHODS else None
+        adapter = _register(settings, config, output, gguf, report)
         report["adapter"] = adapter.key
         report["promoted"] = config.promote
-    write_report(report, run_dir)
+    write_run_report(report, run_dir)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a finished run is not resumed
     return SFTResult(run_dir, report, adapter, output)
+
+
+def write_run_report(report: dict[str, Any], run_dir: Path) -> None:
+    """report.json, report.md and the loss curve; report.md also names the method, its
+    trainable parameters and where the result serves (report.py knows LoRA and full)."""
+    write_report(report, run_dir)
+    md = run_dir / "report.md"
+    lines = md.read_text().split("\n")
+    at = next(i for i, line in enumerate(lines) if line.startswith("- model: "))
+    lines[at] = (f"- model: {report.get('model_name', report['model'])} "
+                 f"({describe(report['config'])})")
+    lines.insert(at + 1, f"- trainable parameters: {report['trainable_parameters']:,}; "
+                         f"serving: {report['serving']}")
+    if "search" in report:
+        s = report["search"]
+        lines.insert(at + 2, f"- search: {len(s['trials'])} trials of {s['trial_steps']} steps "
+                             f"(search.json); best {s['best']}")
+    md.write_text("\n".join(lines))
+
+
+def _output_dir(run_dir: Path, config: SFTConfig) -> Path:
+    return run_dir / ("model" if config.method == "full" else "adapter")
 
 
 # -- the loop ------------------------------------------------------------------------------
@@ -278,13 +361,12 @@ def _train(
 
     params = [p for p in model.parameters() if p.requires_grad]
     steps_per_epoch = math.ceil(len(rows) / config.grad_accum)
-    total = config.max_steps or steps_per_epoch * config.epochs
-    optimizer = torch.optim.AdamW(params, lr=config.learning_rate,
-                                  weight_decay=config.weight_decay)
+    total = total_steps(config, len(rows))
+    optimizer = make_optimizer(params, config)
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, round(config.warmup_ratio * total), total
     )
-    best_dir = run_dir / ("adapter" if config.method == "lora" else "model")
+    best_dir = _output_dir(run_dir, config)
     state: dict[str, Any] = {
         "step": 0, "best_val_loss": None, "best_step": None, "bad_evals": 0,
         "stopped_early": False, "train_tokens_seen": 0, "train_seconds": 0.0,
@@ -301,6 +383,13 @@ def _train(
         log.info("resumed %s from step %d", run_dir, ckpt.step)
     writer = SummaryWriter(str(run_dir / "tensorboard"),
                            purge_step=state["step"] if config.resume else None)
+    wandb_run = _wandb_run(config, run_dir)
+
+    def scalars(values: dict[str, float], step: int) -> None:
+        for k, v in values.items():
+            writer.add_scalar(k, v, step)
+        if wandb_run is not None:
+            wandb_run.log(values, step=step)
     amp = autocast(config.precision)
 
     def checkpoint() -> None:
@@ -313,8 +402,7 @@ def _train(
         with amp():
             result = evaluate_rows(model, val_rows)
         state["evals"].append({"step": state["step"], **result})
-        for k, v in result.items():
-            writer.add_scalar(f"validation/{k}", v, state["step"])
+        scalars({f"validation/{k}": v for k, v in result.items()}, state["step"])
         return result
 
     rng_at_step = torch.get_rng_state()  # the random state as of the last completed step
@@ -322,7 +410,7 @@ def _train(
     if val_rows and not state["evals"]:
         validate()  # step 0: the base model's validation loss starts the curve
         state["best_val_loss"], state["best_step"] = state["evals"][0]["loss"], 0
-        _save_weights(model, best_dir)  # what is kept if no step does better
+        _save_weights(model, best_dir, config.method)  # what is kept if no step does better
     bar = tqdm(total=total, initial=state["step"], disable=not progress, unit="step",
                dynamic_ncols=True, desc=f"sft {config.name}")
     updating = False
@@ -342,11 +430,15 @@ def _train(
                 # token weighs the same however the rows were packed.
                 (loss / n_targets).backward()
                 loss_sum += loss.detach().item()
+            penalty = regularizer(model, config.method)  # AdaLoRA's, once per step
+            if penalty is not None:
+                penalty.backward()
             lr = scheduler.get_last_lr()[0]
             updating = True
             grad_norm = float(torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm))
             optimizer.step()
             scheduler.step()
+            after_step(model, config.method, state["step"] + 1)  # reads the gradients
             optimizer.zero_grad(set_to_none=True)
             state["step"] += 1
             updating = False
@@ -359,8 +451,9 @@ def _train(
             record = {"step": step, "loss": round(loss_mean, 5), "learning_rate": lr,
                       "grad_norm": round(grad_norm, 4), "tokens_per_second": tokens / seconds}
             state["history"].append(record)
-            for key in ("loss", "learning_rate", "grad_norm", "tokens_per_second"):
-                writer.add_scalar(f"train/{key}", record[key], step)
+            scalars({f"train/{key}": record[key]
+                     for key in ("loss", "learning_rate", "grad_norm", "tokens_per_second")},
+                    step)
 
             val_loss = None
             if val_rows and (step % config.eval_every == 0 or step == total):
@@ -368,7 +461,7 @@ def _train(
                 if val_loss < state["best_val_loss"] - config.min_delta:
                     state["best_val_loss"], state["best_step"], state["bad_evals"] = \
                         val_loss, step, 0
-                    _save_weights(model, best_dir)
+                    _save_weights(model, best_dir, config.method)
                 else:
                     state["bad_evals"] += 1
                     if state["bad_evals"] >= config.patience:
@@ -395,10 +488,12 @@ def _train(
     finally:
         bar.close()
         writer.close()
+        if wandb_run is not None:
+            wandb_run.finish()
 
     kept = state["best_step"]
     if not val_rows:  # nothing to choose by: keep the last weights
-        _save_weights(model, best_dir)
+        _save_weights(model, best_dir, config.method)
         kept = state["step"]
     return {
         "steps": state["step"],
@@ -417,6 +512,24 @@ def _train(
         "history": state["history"],
         "evals": state["evals"],
     }
+
+
+def make_optimizer(params: list[torch.nn.Parameter], config: SFTConfig) -> torch.optim.AdamW:
+    """AdamW over the trainable parameters, with the run's learning rate and weight decay."""
+    return torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+
+
+def _wandb_run(config: SFTConfig, run_dir: Path) -> Any:
+    """A Weights & Biases run, offline (files in run_dir/wandb, nothing sent), when wandb is
+    installed; None otherwise. ``wandb sync`` uploads it later if wanted."""
+    try:
+        import wandb
+    except ImportError:
+        return None
+    run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]  # same on resume
+    return wandb.init(mode="offline", dir=str(run_dir), project="dialoop",
+                      name=f"{config.name}-{run_dir.name}", config=config.to_json(),
+                      resume="allow" if config.resume else None, id=run_id)
 
 
 def evaluate_rows(model: Any, rows: list[PackedRow]) -> dict[str, float]:
@@ -462,27 +575,9 @@ def _epoch_order(n: int, seed: int, epoch: int) -> list[int]:
 # -- the model ---------------------------------------------------------------------------
 
 
-def _make_trainable(model: Any, config: SFTConfig) -> Any:
-    if config.method == "full":
-        model.requires_grad_(True)
-        return model
-    from peft import LoraConfig, get_peft_model
-
-    present = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in config.target_modules if m not in present]
-    if missing:
-        raise InvalidInputError(
-            f"The model has no modules named {', '.join(missing)}; its linear layers include "
-            f"{', '.join(sorted(m for m in present if m.endswith('proj'))) or 'none'}."
-        )
-    lora = LoraConfig(
-        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=list(config.target_modules), task_type="CAUSAL_LM",
-    )
-    with warnings.catch_warnings():
-        # PEFT calls a transformers method that transformers now marks deprecated: not ours.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-        return get_peft_model(model, lora)
+def _make_trainable(model: Any, config: SFTConfig, total: int = 1) -> Any:
+    """The model with the method's parameters trainable (``total``: the run's steps)."""
+    return make_trainable(model, config, total)
 
 
 def _load_trainable(model: Any, weights: dict[str, torch.Tensor]) -> None:
@@ -492,11 +587,11 @@ def _load_trainable(model: Any, weights: dict[str, torch.Tensor]) -> None:
             params[name].copy_(value)
 
 
-def _save_weights(model: Any, folder: Path) -> None:
+def _save_weights(model: Any, folder: Path, method: str) -> None:
     """Save the adapter (or the whole model) atomically: a reader never sees half of it."""
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(str(partial))
+    save_method(model, partial, method)
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
 
