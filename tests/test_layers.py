@@ -1,7 +1,8 @@
 """The import direction of DESIGN.md holds: no module imports a layer above its own.
 
     cli, serve  →  eval  →  assistant (the composition root)
-      →  dialogue, learn, policy, knowledge, agent, train, interop, transformer
+      →  dialogue, learn, policy, knowledge, agent, train, interop, transformer, monitor,
+         media
       →  engine, store  →  evidence, config, errors
 
 Packages of one layer may import each other, but not in a circle. Every import
@@ -22,7 +23,8 @@ LAYERS = [
     {"cli", "serve"},
     {"eval"},
     {"assistant"},
-    {"dialogue", "learn", "policy", "knowledge", "agent", "train", "interop", "transformer"},
+    {"dialogue", "learn", "policy", "knowledge", "agent", "train", "interop", "transformer",
+     "monitor", "media"},
     {"engine", "store"},
     {"evidence", "config", "errors"},
 ]

@@ -37,13 +37,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dialoop.config import Settings, load_settings
-from dialoop.dialogue.context import Prompt, build_prompt
+from dialoop.dialogue.context import Overflow, Prompt, build_prompt
 from dialoop.dialogue.domain import Domain, general_domain, load_domain
 from dialoop.dialogue.intent import IntentClassifier
 from dialoop.dialogue.lookup import EvidenceProvider
 from dialoop.dialogue.manager import AdapterChooser, DialogueManager, TurnPlan
 from dialoop.dialogue.policy import Policy
 from dialoop.dialogue.session import ChatSession, Sessions, answered
+from dialoop.dialogue.summary import overflow_summaries, summariser
 from dialoop.engine import (
     Chunk,
     Engine,
@@ -373,7 +374,8 @@ class Assistant:
             else:
                 prompt = build_prompt(self.engine, system=system, history=history,
                                       message=new, reserve=params.max_tokens,
-                                      evidence=plan.evidence)
+                                      evidence=plan.evidence,
+                                      summarize=self._overflow(session, history))
                 # One cache scope per user: nobody reuses (and so measures) another's prompt.
                 how = {"adapter": key, "cache_scope": session.user_id, "stop": out.stop}
                 if req.agent:
@@ -500,6 +502,15 @@ class Assistant:
             self.online.on_answer(session.user_id, session.id, turn.id, trace.to_dict())
         return Reply(text, session.id, session.label, turn.id, input_turn_id, finish, usage,
                      prompt, trace, calls, done.logprobs, session.user_id)
+
+    def _overflow(self, session: ChatSession, history: list[Message]) -> Overflow | None:
+        """What stands in for the history that no longer fits: its stored summary
+        (``context_overflow = "summarize"``), or nothing (``"drop"``)."""
+        if self.settings.context_overflow != "summarize":
+            return None
+        summarise = summariser(self.settings.context_summarizer, self.engine,
+                               cache_scope=session.user_id)
+        return overflow_summaries(self.parts.db, summarise, session.id, history)
 
     def _adapter_files(self, part: str) -> Path:
         """The file of one adapter part (``user:ann@v3`` or ``user:ann@v3#style``)."""

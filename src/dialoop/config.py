@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     remote_model: str | None = None
     context_window: int | None = Field(None, ge=256)
     """Tokens of context to allocate; default: the model's own, at most 8192."""
+    context_overflow: Literal["drop", "summarize"] = "drop"
+    """What becomes of the older exchanges that no longer fit the context window: dropped,
+    or summarised into the system message (labelled, cited in the trace). "drop" by
+    measurement: the bundled 135M model answers no more early facts with a summary than
+    without (benchmarks/bench_summary.py, 5 conversations: 2/25 vs 1/25, and 1/15 with the
+    whole conversation in its window); a larger model may (docs/summaries.md)."""
+    context_summarizer: Literal["model", "extractive"] = "extractive"
+    """Who writes those summaries: the user's fact-stating sentences kept as they were said,
+    or the model. "extractive" by measurement: its summaries held 100% of the early facts,
+    the bundled model's 8%, at 3-5 s a summary (benchmarks/bench_summary.py)."""
     threads: int | None = Field(None, ge=1)
     prefix_cache_mb: int = Field(256, ge=0)
     """Memory for saved KV states of other sessions (0 turns the LRU off)."""
@@ -84,6 +94,10 @@ class Settings(BaseSettings):
     ("required"): the bundled 135M model rarely chooses a call by itself (docs/serving.md)."""
     serve_max_choices: int = Field(4, ge=1, le=16)
     """The largest ``n`` (answers per request) the OpenAI endpoint gives."""
+    media_local_images: bool = False
+    """Whether an ``image_url`` part may name a file on the server's disk (``file://`` or a
+    path); off by default, since it lets any caller read the server's image files. Images
+    are never fetched from the network."""
 
     serve_allowed_hosts: list[str] = Field(default_factory=list)
     """Host names the server answers to besides IP addresses and ``localhost``, e.g. its

@@ -109,6 +109,13 @@ def _register() -> None:
     cli.add_command(learn.learn)
     cli.add_command(learn.teach)
     cli.add_command(importers.import_group)
+    from dialoop.cli import monitor
+
+    cli.add_command(monitor.monitor)
+    from dialoop.cli import media
+
+    cli.add_command(media.transcribe)
+    cli.add_command(media.speak)
 
 
 _register()

@@ -1,7 +1,9 @@
-"""``dialoop sessions list|show|export|delete`` and ``dialoop models``: no model is loaded.
+"""``dialoop sessions list|show|export|summarize|delete`` and ``dialoop models``: no model is
+loaded, except by ``summarize --kind model``.
 
 ``export --format openai|sharegpt`` turns stored sessions into training data
-(:mod:`dialoop.train.transcripts`).
+(:mod:`dialoop.train.transcripts`); ``summarize`` stores and prints a session's summary
+(:mod:`dialoop.dialogue.summary`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,12 @@ import click
 from dialoop.cli import command_db, settings_from
 from dialoop.config import Settings
 from dialoop.dialogue.session import ChatSession, Sessions
+from dialoop.dialogue.summary import (
+    ExtractiveSummariser,
+    ModelSummariser,
+    Summary,
+    summarize_session,
+)
 from dialoop.errors import InvalidInputError
 from dialoop.train.transcripts import BadAnswers, TrainingFormat, training_records
 
@@ -33,7 +41,7 @@ user_option = click.option("--user", help="Whose sessions (default: the 'user' s
 
 @click.group()
 def sessions() -> None:
-    """List, show, export and delete stored sessions."""
+    """List, show, export, summarize and delete stored sessions."""
 
 
 @sessions.command("list")
@@ -131,6 +139,50 @@ def _training_data(store: Sessions, chosen: list[ChatSession], fmt: TrainingForm
     left = len(chosen) - len(lines)
     note = f" ({left} without an answer to learn from left out)" if left else ""
     return "\n".join(lines), f"{len(lines)} dialogue{'s' * (len(lines) != 1)}{note}"
+
+
+@sessions.command()
+@click.argument("session")
+@user_option
+@click.option("--kind", type=click.Choice(["model", "extractive"]),
+              help="Who writes it: the model, or the user's fact-stating sentences as said "
+                   "(default: the context_summarizer setting).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def summarize(ctx: click.Context, session: str, user: str | None, kind: str | None,
+              as_json: bool) -> None:
+    """Summarise a SESSION (name or id) and store the summary.
+
+    A summary already made for the same turns is printed again, not made anew.
+    """
+    with _sessions(ctx, user) as (store, settings):
+        found = store.find(session, settings.user)
+        if found is None:  # another user's session is not found either
+            raise click.BadParameter(
+                f"no session {session!r} of user {settings.user!r}: `dialoop sessions list` "
+                "shows the ones you have.", param_hint="SESSION")
+        summary = _summary_of(store, found, settings, kind or settings.context_summarizer)
+    if as_json:
+        click.echo(json.dumps({"session_id": found.id, **summary.to_dict()},
+                              ensure_ascii=False))
+        return
+    click.echo(f"{summary.label}, session {found.label} ({summary.kind}, "
+               f"{summary.covers} messages, summary:{summary.id}):")
+    click.echo(summary.text or "(nothing the user said stands out as a fact)")
+
+
+def _summary_of(store: Sessions, session: ChatSession, settings: Settings,
+                kind: str) -> Summary:
+    """``session``'s summary by a summariser of ``kind``; the model is loaded only for it."""
+    if kind == "extractive":
+        return summarize_session(store.db, session, ExtractiveSummariser())
+    from dialoop.engine import open_engine
+
+    engine = open_engine(settings)
+    try:
+        return summarize_session(store.db, session, ModelSummariser(engine))
+    finally:
+        engine.close()
 
 
 @sessions.command()

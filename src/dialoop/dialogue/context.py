@@ -6,11 +6,16 @@ then the new message, leaving room for the answer. Rules, in order:
 1. A message too long on its own (the system prompt beyond a quarter of the
    budget, an old message beyond a quarter, the new message beyond what is left)
    is cut in the middle, with a visible note saying how much was cut.
-2. Older exchanges are **dropped**, not summarized (a 135M model writes poor
-   summaries, and a summary would change every turn, defeating prefix reuse).
-   They are dropped in blocks of ``DROP_BLOCK`` exchanges: the cut point then
-   stays put for several turns, so the KV cache of the kept prefix stays valid.
-3. If the new message still does not fit, it is cut further.
+2. Older exchanges are **dropped** in blocks of ``DROP_BLOCK`` exchanges: the cut
+   point then stays put for several turns, so the KV cache of the kept prefix stays
+   valid. With a ``summarize`` callback (``context_overflow = "summarize"``) what was
+   dropped is replaced by its summary (:mod:`dialoop.dialogue.summary`), the first
+   evidence item of the system message, labelled as a summary and never given as a
+   user message. It is keyed by the messages it covers, so it too changes only when a
+   block drops. The summary takes room, which may push out another block: the fit is
+   redone until the summary covers exactly what was dropped.
+3. If the new message still does not fit, it is cut further (then nothing older is
+   kept, nor summarized: the message fills the window).
 
 Evidence (lessons from the correction memory, knowledge-graph triples, document
 passages, tool results) goes into the system message, numbered so that an answer
@@ -28,20 +33,29 @@ characters before it is tokenized, so a 1 MB message is never tokenized whole.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from dialoop.engine import Engine, Message
 from dialoop.errors import ContextOverflowError
 from dialoop.evidence import Evidence, render_evidence
 
-__all__ = ["DROP_BLOCK", "Prompt", "build_prompt"]
+if TYPE_CHECKING:
+    from dialoop.dialogue.summary import Summary
+
+__all__ = ["DROP_BLOCK", "Overflow", "Prompt", "build_prompt"]
 
 DROP_BLOCK = 4  # exchanges dropped at a time
 # No token is longer than this many characters in practice, so text of more than
 # limit * _CHARS_PER_TOKEN characters has more than ``limit`` tokens.
 _CHARS_PER_TOKEN = 16
 _PROBE = "probe"  # content of the messages that measure the template's overhead
+_SUMMARY_ROUNDS = 4  # fits redone because the summary pushed out another block
+
+Overflow = Callable[[int, int], "Summary"]
+"""``summarize(n, limit)``: the summary of the first ``n`` messages of the history, in
+at most ``limit`` tokens (its text may be empty: nothing worth keeping)."""
 
 
 @dataclass(frozen=True)
@@ -51,10 +65,15 @@ class Prompt:
     dropped: int  # older messages left out
     truncated: list[str] = field(default_factory=list)  # which messages were cut
     evidence: list[Evidence] = field(default_factory=list)
+    summary: Summary | None = None  # what stands for the dropped messages, if anything
 
     def describe(self) -> dict[str, object]:
-        return {"prompt_tokens": self.tokens, "dropped_messages": self.dropped,
-                "truncated": self.truncated, "evidence": [e.to_dict() for e in self.evidence]}
+        out: dict[str, object] = {
+            "prompt_tokens": self.tokens, "dropped_messages": self.dropped,
+            "truncated": self.truncated, "evidence": [e.to_dict() for e in self.evidence]}
+        if self.summary is not None:
+            out["summary"] = self.summary.to_dict()
+        return out
 
 
 def build_prompt(
@@ -65,63 +84,92 @@ def build_prompt(
     message: str | Sequence[Message],
     reserve: int,
     evidence: Sequence[Evidence] = (),
+    summarize: Overflow | None = None,
 ) -> Prompt:
     """The messages to send: ``system`` (+ ``evidence``) + newest ``history`` + ``message``.
 
     ``message`` is the new user message, or the new input messages themselves (the
     tool results that answer the assistant's last calls), which are never cut.
     ``reserve`` is the room kept for the answer (at most half the window).
+    ``summarize``, if given, stands in for the history that does not fit (see above).
     """
     budget = engine.context_window - min(reserve, engine.context_window // 2)
-    truncated: list[str] = []
-    head: list[Message] = []
-    if evidence:
-        system = "\n\n".join(p for p in (system, render_evidence(evidence)) if p)
-    # Contents are counted as the engine will render them: a control token spelled in a
-    # message is one token as counted but several once escaped (about 8 for <|im_start|>).
-    if system:
-        text, _, cut = _fit(engine, engine.escape(system), budget // 4)
-        head.append({"role": "system", "content": text})
-        if cut:
-            truncated.append("system prompt")
+    head, truncated = _head(engine, system, evidence, budget)
     old = _History(engine, history, budget // 4)
-    if not isinstance(message, str):
-        return _with_inputs(engine, head, old, message, budget, truncated, evidence)
-    message = engine.escape(message)
-    new: Message = {"role": "user", "content": message}
-
-    # The new message with the system prompt alone: if that does not fit, nothing
-    # older can (too many characters is too many tokens, without counting them).
-    alone = budget + 1
-    if len(message) <= budget * _CHARS_PER_TOKEN:
-        alone = _count(engine, [*head, new])
-    if alone <= budget:
-        start, tokens = _newest_that_fit(engine, head, old, [new], budget, alone)
-        kept = old.messages(start)
-        return Prompt([*head, *kept, new], tokens, len(old) - len(kept),
-                      [*truncated, *old.cut_notes(start)], list(evidence))
-
-    # Even alone with the system prompt, the new message is too long: cut it.
-    messages, tokens = _cut_message(engine, head, message, budget)
-    return Prompt(messages, tokens, len(old), [*truncated, "your message"], list(evidence))
-
-
-def _with_inputs(
-    engine: Engine, head: list[Message], old: _History, inputs: Sequence[Message],
-    budget: int, truncated: list[str], evidence: Sequence[Evidence],
-) -> Prompt:
-    """The prompt whose new part is ``inputs`` (tool results), kept whole."""
-    new = [{"role": m["role"], "content": engine.escape(m["content"])} for m in inputs]
-    alone = _count(engine, [*head, *new])
-    if alone > budget:
-        raise ContextOverflowError(
-            f"The new messages take {alone:,} tokens with the system prompt, beyond the "
-            f"{budget:,} this context window leaves: send shorter tool results."
-        )
+    if isinstance(message, str):
+        message = engine.escape(message)
+        new: list[Message] = [{"role": "user", "content": message}]
+        # The new message with the system prompt alone: if that does not fit, nothing
+        # older can (too many characters is too many tokens, without counting them).
+        alone = budget + 1
+        if len(message) <= budget * _CHARS_PER_TOKEN:
+            alone = _count(engine, [*head, *new])
+        if alone > budget:  # even alone with the system prompt, it is too long: cut it
+            messages, tokens = _cut_message(engine, head, message, budget)
+            return Prompt(messages, tokens, len(old), [*truncated, "your message"],
+                          list(evidence))
+    else:
+        new = [{"role": m["role"], "content": engine.escape(m["content"])} for m in message]
+        alone = _count(engine, [*head, *new])
+        if alone > budget:
+            raise ContextOverflowError(
+                f"The new messages take {alone:,} tokens with the system prompt, beyond the "
+                f"{budget:,} this context window leaves: send shorter tool results.")
     start, tokens = _newest_that_fit(engine, head, old, new, budget, alone)
+    if start and summarize is not None:
+        summarized = _summarized(engine, system, evidence, old, new, budget, start, summarize)
+        if summarized is not None:
+            return summarized
     kept = old.messages(start)
     return Prompt([*head, *kept, *new], tokens, len(old) - len(kept),
                   [*truncated, *old.cut_notes(start)], list(evidence))
+
+
+def _head(
+    engine: Engine, system: str | None, evidence: Sequence[Evidence], budget: int,
+) -> tuple[list[Message], list[str]]:
+    """The system message (with the evidence, cut to a quarter of ``budget``), and whether
+    it was cut."""
+    if evidence:
+        system = "\n\n".join(p for p in (system, render_evidence(evidence)) if p)
+    if not system:
+        return [], []
+    # Contents are counted as the engine will render them: a control token spelled in a
+    # message is one token as counted but several once escaped (about 8 for <|im_start|>).
+    text, _, cut = _fit(engine, engine.escape(system), budget // 4)
+    return [{"role": "system", "content": text}], ["system prompt"] if cut else []
+
+
+def _summarized(
+    engine: Engine, system: str | None, evidence: Sequence[Evidence], old: _History,
+    new: list[Message], budget: int, start: int, summarize: Overflow,
+) -> Prompt | None:
+    """The prompt whose first ``start`` (or more) history messages are replaced by their
+    summary, first of the evidence; None if there is nothing to say or no room for it
+    (the system message, cut to a quarter of the budget, would cut the summary).
+
+    The summary may push another block out: then the fit is redone with the summary of
+    what is now dropped, until the summary covers exactly the dropped messages.
+    """
+    for _ in range(_SUMMARY_ROUNDS):
+        summary = summarize(start, max(16, budget // 8))
+        if not summary.text.strip():
+            return None
+        used = [summary.evidence(), *evidence]
+        head, truncated = _head(engine, system, used, budget)
+        if engine.escape(used[0].text) not in head[0]["content"]:
+            return None  # a long system prompt left no room for it in the system message
+        alone = _count(engine, [*head, *new])
+        if alone > budget:
+            return None
+        fits, tokens = _newest_that_fit(engine, head, old, new, budget, alone)
+        if fits <= start:
+            if fits < start:  # more would fit, but the summary covers these: keep the rest
+                tokens = _count(engine, [*head, *old.messages(start), *new])
+            return Prompt([*head, *old.messages(start), *new], tokens, start,
+                          [*truncated, *old.cut_notes(start)], used, summary)
+        start = fits
+    return None
 
 
 def _newest_that_fit(

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 from dialoop import __version__
 from dialoop.assistant import Assistant, Parts
 from dialoop.dialogue.session import check_session_name, turn_to_dict
+from dialoop.dialogue.summary import summariser, summarize_session
 from dialoop.serve.auth import Auth, CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse
 from dialoop.serve.metrics import CONTENT_TYPE, Metrics
@@ -107,6 +108,17 @@ class DeletedOut(BaseModel):
     deleted: str
 
 
+class SummaryOut(BaseModel):
+    session_id: str
+    id: int = Field(description="Cite it as summary:<id> (as turn traces do).")
+    source: str
+    kind: str = Field(description="'model' or 'extractive' (the context_summarizer setting).")
+    turns: list[int] = Field(description="The user turns it covers: [1, last].")
+    messages: int = Field(description="Messages of the session it stands for.")
+    text: str
+    seconds: float
+
+
 # -- health, metrics, caller ---------------------------------------------------------------------
 
 @router.get("/health", response_model=HealthOut, tags=["server"],
@@ -174,6 +186,13 @@ async def delete_session(request: Request, caller: CallerDep, ref: SessionRef) -
     return {"deleted": session.id}
 
 
+@router.post("/sessions/{ref}/summary", response_model=SummaryOut, tags=["sessions"],
+             summary="Summarise one of your sessions (stored; made once for the same turns)")
+async def summarize(request: Request, caller: CallerDep, ref: SessionRef) -> dict[str, Any]:
+    assistant: Assistant = request.app.state.assistant
+    return await run_in_threadpool(_summarize, assistant, ref, caller)
+
+
 @router.get("/turns/{turn_id}", response_model=TurnOut, tags=["sessions"],
             summary="One turn of yours, with its trace (why it was answered so)")
 async def get_turn(request: Request, caller: CallerDep, turn_id: TurnId) -> dict[str, Any]:
@@ -187,6 +206,15 @@ def _export(parts: Parts, ref: str, caller: Caller) -> dict[str, Any]:
     for turn in data["turns"]:
         turn["session_id"] = data["id"]
     return data
+
+
+def _summarize(assistant: Assistant, ref: str, caller: Caller) -> dict[str, Any]:
+    parts = assistant.parts
+    session = parts.sessions.get(check_session_name(ref), caller.user)  # else 404
+    summarise = summariser(parts.settings.context_summarizer, assistant.engine,
+                           cache_scope=caller.user)
+    made = summarize_session(parts.db, session, summarise)
+    return {"session_id": session.id, **made.to_dict()}
 
 
 def _summary(session: ChatSession, turns: int) -> dict[str, Any]:

@@ -30,10 +30,12 @@ from dialoop import __version__
 from dialoop.assistant import Assistant
 from dialoop.serve import (
     api,
+    audio,
     completions,
     embeddings,
     knowledge,
     learning,
+    monitor,
     openai,
     responses,
     web,
@@ -109,13 +111,17 @@ def create_app(
     app.include_router(completions.router)
     app.include_router(responses.router)
     app.include_router(embeddings.router)
+    app.include_router(audio.router)
     app.include_router(api.router)
     learning.install(app)
     knowledge.install(app)
+    monitor.install(app)
     web.install(app)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-    app.add_middleware(HttpGuard, raw_body_paths=_RAW_BODY_PATHS, allowed_hosts=(
-        parts.settings.serve_allowed_hosts if allowed_hosts is None else allowed_hosts))
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes,
+                       overrides={"/v1/audio/": max(max_body_bytes, audio.MAX_UPLOAD)})
+    app.add_middleware(HttpGuard, raw_body_paths=_RAW_BODY_PATHS, form_paths=audio.FORM_PATHS,
+                       allowed_hosts=(parts.settings.serve_allowed_hosts
+                                      if allowed_hosts is None else allowed_hosts))
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # the outermost: counts refusals
     return app
 

@@ -62,14 +62,18 @@ class HttpGuard:
     another origin (403) and bodies of the wrong content type (415).
 
     ``allowed_hosts`` are names allowed besides IP addresses and ``localhost``; ``"*"``
-    allows any. ``raw_body_paths`` take a file as the body, not JSON.
+    allows any. ``raw_body_paths`` take a file as the body, not JSON; ``form_paths`` take a
+    file upload (multipart/form-data, which a form can send: the Origin check above is
+    what keeps other sites out of those).
     """
 
     def __init__(self, app: ASGIApp, allowed_hosts: Iterable[str] = (),
-                 raw_body_paths: Collection[str] = ()) -> None:
+                 raw_body_paths: Collection[str] = (),
+                 form_paths: Collection[str] = ()) -> None:
         self.app = app
         self.names = frozenset(h.lower().rstrip(".") for h in allowed_hosts)
         self.raw_body_paths = raw_body_paths
+        self.form_paths = form_paths  # file uploads (audio): multipart/form-data only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # lifespan; the server has no websocket routes
@@ -110,6 +114,10 @@ class HttpGuard:
                         f"Send the file with Content-Type: application/octet-stream (or its "
                         f"own type, such as text/csv), not {kind}, a type any web page can "
                         "send (curl: -H 'Content-Type: application/octet-stream').")
+        elif path in self.form_paths:
+            if kind != "multipart/form-data":
+                return (415, "unsupported_media_type",
+                        f"Upload the file as multipart/form-data, not {kind or 'none'}.")
         elif kind != "application/json" and not kind.endswith("+json"):
             return (415, "unsupported_media_type",
                     f"This endpoint reads JSON: send Content-Type: application/json, not "

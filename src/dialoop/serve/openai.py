@@ -47,7 +47,7 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 from urllib.parse import quote, unquote
@@ -99,15 +99,34 @@ router = APIRouter(prefix="/v1", tags=["OpenAI-compatible"], responses=_ERRORS)
 
 # -- request ----------------------------------------------------------------------------
 
-class TextPart(BaseModel):
+class ImageUrl(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    url: str = Field(description="data:image/...;base64,... (a local path only where the "
+                                 "server allows it; never fetched from the internet).")
+    detail: str | None = None
+
+
+class ContentPart(BaseModel):
+    """A text part, or an image part (read by OCR: see :mod:`dialoop.media.images`)."""
+
     model_config = ConfigDict(extra="ignore")
     type: str
     text: str | None = None
+    image_url: ImageUrl | None = None
 
     @model_validator(mode="after")
-    def _only_text(self) -> TextPart:
+    def _text_or_image(self) -> ContentPart:
+        if self.type == "image_url" and self.image_url is not None:
+            from dialoop.media.images import check_image_url
+
+            try:  # whether local files may be read is the server's to say, later
+                check_image_url(self.image_url.url, allow_files=True)
+            except InvalidInputError as exc:
+                raise ValueError(str(exc)) from exc
+            return self
         if self.type != "text" or self.text is None:
-            raise ValueError(f"only text content is supported, not {self.type!r} parts")
+            raise ValueError(f"only text and image_url content is supported, not {self.type!r} "
+                             "parts")
         return self
 
 
@@ -131,16 +150,26 @@ class ChatMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: str | list[TextPart] | None = None
+    content: str | list[ContentPart] | None = None
     name: str | None = None
     tool_calls: list[ToolCallIn] | None = Field(None, description="An assistant's calls.")
     tool_call_id: str | None = Field(None, description="The call a tool message answers.")
 
     @property
     def text(self) -> str:
+        """The text; each image stands in it as ``[image N]`` (its evidence is ``image:N``)."""
         if isinstance(self.content, list):
-            return "".join(p.text or "" for p in self.content)
+            text = "".join(p.text or "" for p in self.content)
+            marks = " ".join(f"[image {n}]" for n in range(1, len(self.images) + 1))
+            return f"{text} {marks}".strip() if marks else text
         return self.content or ""
+
+    @property
+    def images(self) -> list[str]:
+        """The URLs of the message's image parts, in order."""
+        if not isinstance(self.content, list):
+            return []
+        return [p.image_url.url for p in self.content if p.image_url is not None]
 
     @model_validator(mode="after")
     def _storable(self) -> ChatMessage:
@@ -453,7 +482,14 @@ async def chat_completions(
         tools=tool_turn([t.function for t in body.tools or []], body.tool_choice,
                         body.parallel_tool_calls),
         instructions=instructions, agent=bool(body.dialoop and body.dialoop.agent), choices=n)
-    started = await start_turn(request, turn)
+    if isinstance(new, str) and (images := body.messages[-1].images):
+        detach = await _attach_images(request, turn.user, new, images)
+        try:
+            started = await start_turn(request, turn)  # the turn's plan has read them
+        finally:
+            detach()
+    else:
+        started = await start_turn(request, turn)
     if started is None:  # the client left while it waited: nothing was stored
         return Response(status_code=_CLIENT_GONE)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -771,3 +807,20 @@ def error_event(exc: Exception) -> str:
         exc = DialoopError("Internal error: the server log has the details.")
     _, payload = dialoop_error_payload(exc)
     return f"data: {json.dumps(payload)}\n\n"
+
+
+# -- images in the new message (dialoop.media.images) -----------------------------------------
+
+async def _attach_images(request: Request, user: str, message: str,
+                         urls: list[str]) -> Callable[[], None]:
+    """Read the message's images by OCR (on a worker thread) and hand their evidence to the
+    turn of ``message``; returns what takes it back once the turn has planned."""
+    from dialoop.media.images import image_bytes, image_evidence_for, ocr_evidence
+
+    assistant: Assistant = request.app.state.assistant
+    allow_files = assistant.parts.settings.media_local_images
+    evidence = await asyncio.to_thread(
+        lambda: ocr_evidence([image_bytes(url, allow_files=allow_files) for url in urls]))
+    provider = image_evidence_for(assistant.manager.evidence)
+    provider.attach(user, message, evidence)
+    return lambda: provider.discard(user, message)

@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
+from dialoop.store import monitor as _monitor_tables  # noqa: F401  (the ORM side of m012)
+from dialoop.store import summaries as _summary_tables  # noqa: F401  (the ORM side of m011)
 from dialoop.store.models import UTCDateTime, utcnow
 
 __all__ = ["MIGRATIONS", "migrate", "pending"]
@@ -326,6 +328,99 @@ def m010_relation_aliases(op: Operations) -> None:
     op.create_index("ix_kg_relation_aliases_scope", "kg_relation_aliases", ["scope"])
 
 
+def m011_context_summaries(op: Operations) -> None:
+    """Summaries of what fell out of the context window (dialoop.dialogue.summary), one per
+    session, summariser kind and number of messages covered."""
+    op.create_table(
+        "context_summaries",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("session_id", sa.String(32),
+                  sa.ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("covers", sa.Integer, nullable=False),
+        sa.Column("turns", sa.Integer, nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("seconds", sa.Float, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("session_id", "kind", "covers", name="uq_context_summaries_covers"),
+    )
+    op.create_index("ix_context_summaries_session_id", "context_summaries", ["session_id"])
+
+
+def m012_monitor(op: Operations) -> None:
+    """Sentiment monitoring (dialoop.monitor): items, per-topic counts per time bucket,
+    alerts, analyst corrections and trained heads; every row is one user's."""
+    op.create_table(
+        "monitor_items",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("source", sa.String(200)),
+        sa.Column("time", UTCDateTime, nullable=False),
+        sa.Column("topic", sa.String(100), nullable=False),
+        sa.Column("sentiment", sa.String(16), nullable=False),
+        sa.Column("confidence", sa.Float, nullable=False),
+        sa.Column("head_version", sa.Integer, nullable=False),
+        sa.Column("corrected", sa.Boolean, nullable=False),
+        sa.Column("meta", sa.JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_monitor_items_user_time", "monitor_items", ["user_id", "time"])
+    op.create_table(
+        "monitor_counts",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("bucket_seconds", sa.Integer, nullable=False),
+        sa.Column("topic", sa.String(100), nullable=False),
+        sa.Column("bucket", UTCDateTime, nullable=False),
+        sa.Column("sentiment", sa.String(16), nullable=False),
+        sa.Column("count", sa.Integer, nullable=False),
+        sa.UniqueConstraint("user_id", "bucket_seconds", "topic", "bucket", "sentiment",
+                            name="uq_monitor_counts_cell"),
+    )
+    op.create_table(
+        "monitor_alerts",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("rule", sa.String(100), nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("topic", sa.String(100), nullable=False),
+        sa.Column("bucket", UTCDateTime, nullable=False),
+        sa.Column("value", sa.Float, nullable=False),
+        sa.Column("message", sa.Text, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("user_id", "rule", "topic", "bucket",
+                            name="uq_monitor_alerts_firing"),
+    )
+    op.create_index("ix_monitor_alerts_user_id", "monitor_alerts", ["user_id"])
+    op.create_table(
+        "monitor_corrections",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("item_id", sa.Integer,
+                  sa.ForeignKey("monitor_items.id", ondelete="CASCADE"), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("old_sentiment", sa.String(16), nullable=False),
+        sa.Column("sentiment", sa.String(16), nullable=False),
+        sa.Column("old_topic", sa.String(100), nullable=False),
+        sa.Column("topic", sa.String(100), nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_monitor_corrections_user_id", "monitor_corrections", ["user_id"])
+    op.create_index("ix_monitor_corrections_item_id", "monitor_corrections", ["item_id"])
+    op.create_table(
+        "monitor_heads",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("version", sa.Integer, nullable=False),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("weights", sa.LargeBinary, nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+        sa.UniqueConstraint("user_id", "version", name="uq_monitor_heads_version"),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
@@ -336,6 +431,8 @@ MIGRATIONS: list[Migration] = [
     m008_one_scope,
     m009_lesson_wordings,
     m010_relation_aliases,
+    m011_context_summaries,
+    m012_monitor,
 ]
 
 
