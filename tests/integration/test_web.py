@@ -112,7 +112,7 @@ def test_sessions_reopen_and_delete(page) -> None:  # type: ignore[no-untyped-de
 def test_every_page_is_on(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
     features = httpx.get(f"{server.url}/api/health").json()["features"]
     assert features == {"chat": True, "sessions": True, "feedback": True, "learning": True,
-                        "knowledge": True}
+                        "knowledge": True, "monitor": True}
     _ask(page, "Hello!")
     assert page.is_enabled(".msg.assistant:last-child .up")
     assert page.is_enabled(".msg.assistant:last-child .correct")
