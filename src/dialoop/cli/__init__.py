@@ -116,6 +116,9 @@ def _register() -> None:
 
     cli.add_command(media.transcribe)
     cli.add_command(media.speak)
+    from dialoop.cli import transformer
+
+    cli.add_command(transformer.transformer)
 
 
 _register()
