@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from dialoop.train.peft_methods import describe
+
 __all__ = ["plot_loss_curve", "write_report"]
 
 log = logging.getLogger(__name__)
@@ -58,13 +60,10 @@ def _markdown(r: dict[str, Any], curve: str) -> str:
     c = r["config"]
     evals = r.get("evals", [])
     first, best = (evals[0], min(evals, key=lambda e: e["loss"])) if evals else (None, None)
-    method = (f"LoRA r={c['lora_r']} alpha={c['lora_alpha']} dropout={c['lora_dropout']} "
-              f"on {', '.join(c['target_modules'])}" if r["method"] == "lora"
-              else "full fine-tuning")
     lines = [
         f"# Training run `{r['name']}`",
         "",
-        f"- model: {r.get('model_name', r['model'])} ({method})",
+        f"- model: {r.get('model_name', r['model'])} ({describe(c)})",
         f"- data: {d['train_dialogues']} training dialogues ({d['train_tokens']} tokens, "
         f"{d['train_targets']} assistant tokens, {d['train_rows']} packed rows, "
         f"{d['packing_fill']:.0%} full), {d['validation_dialogues']} validation dialogues",
@@ -78,6 +77,14 @@ def _markdown(r: dict[str, Any], curve: str) -> str:
         f"- time: {r['wall_seconds']} s wall, {r['train_seconds']} s training at "
         f"{r['train_tokens_per_second']} tokens/s ({r['threads']} threads, {r['precision']})",
     ]
+    if "trainable_parameters" in r:  # after the model line: what the method trains
+        extra = [f"- trainable parameters: {r['trainable_parameters']:,}; "
+                 f"serving: {r['serving']}"]
+        if "search" in r:
+            s = r["search"]
+            extra.append(f"- search: {len(s['trials'])} trials of {s['trial_steps']} steps "
+                         f"(search.json); best {s['best']}")
+        lines[3:3] = extra
     if r.get("adapter"):
         state = "serving" if r.get("promoted") else "registered, not promoted"
         lines.append(f"- adapter: `{r['adapter']}` ({state})")

@@ -31,6 +31,7 @@ from dialoop.config import Settings
 from dialoop.errors import InvalidInputError
 from dialoop.train.chat_data import IGNORE
 from dialoop.train.packing import PackedRow
+from dialoop.train.report import write_report
 from dialoop.train.sft import (
     SFTConfig,
     SFTResult,
@@ -39,7 +40,6 @@ from dialoop.train.sft import (
     prepare,
     total_steps,
     train_sft,
-    write_run_report,
 )
 
 __all__ = ["SearchResult", "Trial", "search_and_train"]
@@ -119,7 +119,7 @@ def search_and_train(
     result = train_sft(replace(config, **best), settings, progress=progress)
     searched = SearchResult(trials, best, steps, result)
     result.report["search"] = searched.to_json()
-    write_run_report(result.report, result.run_dir)
+    write_report(result.report, result.run_dir)  # again, with the search in it
     (result.run_dir / "search.json").write_text(json.dumps(searched.to_json(), indent=1))
     return searched
 

@@ -73,7 +73,6 @@ from dialoop.train.peft_methods import (
     PROMPT_METHODS,
     SERVED_METHODS,
     after_step,
-    describe,
     make_trainable,
     regularizer,
     save_method,
@@ -85,7 +84,6 @@ from dialoop.train.report import write_report
 __all__ = [
     "ALL_PROJECTIONS", "Prepared", "SFTConfig", "SFTResult", "StepInfo", "autocast",
     "evaluate_rows", "make_optimizer", "prepare", "total_steps", "train_sft",
-    "write_run_report",
 ]
 
 log = logging.getLogger(__name__)
@@ -315,27 +313,9 @@ def _run(
         adapter = _register(settings, config, output, gguf, report)
         report["adapter"] = adapter.key
         report["promoted"] = config.promote
-    write_run_report(report, run_dir)
+    write_report(report, run_dir)
     shutil.rmtree(run_dir / "checkpoints", ignore_errors=True)  # a finished run is not resumed
     return SFTResult(run_dir, report, adapter, output)
-
-
-def write_run_report(report: dict[str, Any], run_dir: Path) -> None:
-    """report.json, report.md and the loss curve; report.md also names the method, its
-    trainable parameters and where the result serves (report.py knows LoRA and full)."""
-    write_report(report, run_dir)
-    md = run_dir / "report.md"
-    lines = md.read_text().split("\n")
-    at = next(i for i, line in enumerate(lines) if line.startswith("- model: "))
-    lines[at] = (f"- model: {report.get('model_name', report['model'])} "
-                 f"({describe(report['config'])})")
-    lines.insert(at + 1, f"- trainable parameters: {report['trainable_parameters']:,}; "
-                         f"serving: {report['serving']}")
-    if "search" in report:
-        s = report["search"]
-        lines.insert(at + 2, f"- search: {len(s['trials'])} trials of {s['trial_steps']} steps "
-                             f"(search.json); best {s['best']}")
-    md.write_text("\n".join(lines))
 
 
 def _output_dir(run_dir: Path, config: SFTConfig) -> Path:
