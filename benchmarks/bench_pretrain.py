@@ -13,8 +13,14 @@ and the validation perplexity that a fixed time budget buys.
      (the decoder exports to it one to one: dialoop/transformer/export.py).
    They alternate, ``--trials`` times ``--steps`` steps each after a warm-up; the figures
    are medians of tokens/s, and the ratio is dialoop ÷ transformers (target ≥ 0.9).
-2. Budget. ``dialoop train pretrain --arch decoder`` (the library call, default model)
-   trains for ``--minutes`` and its validation perplexity is printed.
+2. Budget. ``dialoop train pretrain`` (the library call, default model) trains each
+   architecture (``--arch``, default all three) for ``--minutes`` of wall-clock time on
+   the same corpus, one after the other, and a table gives each one's steps, tokens/s
+   and validation perplexity: of the next token (decoder), of the masked tokens
+   (encoder, MLM) and of the restored row (encoder-decoder, denoising). The three
+   perplexities measure different tasks: compare each with itself across budgets.
+
+    python benchmarks/bench_pretrain.py --minutes 0.5 --trials 0   # budgets only, quick
 """
 
 from __future__ import annotations
@@ -39,7 +45,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0,
                         help="training time for the perplexity figure (0: skip it)")
-    parser.add_argument("--trials", type=int, default=5)
+    parser.add_argument("--arch", choices=["decoder", "encoder", "encdec"], action="append",
+                        help="architecture(s) to train for the budget (default: all three)")
+    parser.add_argument("--trials", type=int, default=5, help="throughput trials (0: skip)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per trial")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--block-size", type=int, default=64)
@@ -61,7 +69,8 @@ def main() -> None:
           f"feed-forward {config.d_ff}, vocabulary {config.vocab_size}; batch "
           f"{args.batch_size} x {args.block_size} tokens; {args.threads} thread(s); "
           f"{len(rows)} rows of data", flush=True)
-    _throughput(config, rows, args)
+    if args.trials > 0:
+        _throughput(config, rows, args)
     if args.minutes > 0:
         _budget(args)
 
@@ -136,19 +145,32 @@ def _throughput(config: TransformerConfig, rows: torch.Tensor, args: argparse.Na
 
 
 def _budget(args: argparse.Namespace) -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = PretrainConfig(arch="decoder", out=Path(tmp) / "run", minutes=args.minutes,
-                                data=tuple(args.data or ()), block_size=args.block_size,
-                                batch_size=args.batch_size, threads=args.threads,
-                                eval_every=100, save_every=10**9)
-        report = pretrain(config)
-    best = min(report["evals"], key=lambda e: e["validation_loss"])
-    print(f"\nbudget {args.minutes:g} min: {report['steps']} steps, "
-          f"{report['tokens']} tokens, {report['tokens_per_second']:.0f} tokens/s; "
-          f"train loss {report['train_loss']:.3f}, validation loss "
-          f"{report['validation_loss']:.3f}, validation perplexity "
-          f"{report['validation_perplexity']:.1f} (best {best['validation_perplexity']:.1f} "
-          f"at step {best['step']}; {report['corpus']['train_examples']} training rows)")
+    archs = args.arch or ["decoder", "encoder", "encdec"]
+    print(f"\nbudget: {args.minutes:g} min of training per architecture, "
+          f"batch {args.batch_size} x {args.block_size} tokens", flush=True)
+    rows = []
+    for arch in archs:
+        with tempfile.TemporaryDirectory() as tmp:
+            config = PretrainConfig(arch=arch, out=Path(tmp) / "run", minutes=args.minutes,
+                                    data=tuple(args.data or ()), block_size=args.block_size,
+                                    batch_size=args.batch_size, threads=args.threads,
+                                    eval_every=100, save_every=10**9)
+            report = pretrain(config)
+        best = min(report["evals"], key=lambda e: e["validation_loss"])
+        rows.append((arch, report, best))
+        print(f"  {arch}: done, {report['steps']} steps", flush=True)
+    print(f"\n{'arch':8s} {'params':>8s} {'steps':>6s} {'tokens/s':>9s} {'train loss':>11s} "
+          f"{'val loss':>9s} {'val ppl':>8s} {'best ppl (step)':>16s}  perplexity of")
+    what = {"decoder": "the next token", "encoder": "masked tokens (MLM)",
+            "encdec": "the restored row (denoising)"}
+    for arch, report, best in rows:
+        train_loss = report["train_loss"]
+        print(f"{arch:8s} {report['parameters'] / 1e6:7.2f}M {report['steps']:6d} "
+              f"{report['tokens_per_second']:9.0f} "
+              f"{'-' if train_loss is None else f'{train_loss:.3f}':>11s} "
+              f"{report['validation_loss']:9.3f} {report['validation_perplexity']:8.1f} "
+              f"{best['validation_perplexity']:9.1f}"
+              f" ({best['step']:4d})  {what[arch]}")
 
 
 if __name__ == "__main__":

@@ -58,3 +58,28 @@ def test_an_empty_corpus_is_a_usage_error(tmp_path: Path) -> None:
 def test_the_architecture_is_required() -> None:
     result = CliRunner().invoke(cli, ["train", "pretrain"])
     assert result.exit_code == 2 and "--arch" in result.output
+
+
+def test_gguf_export_of_a_finished_run_with_resume(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    first = CliRunner().invoke(cli, ["train", "pretrain", "--arch", "decoder", "--steps", "2",
+                                     "--out", str(run)])
+    assert first.exit_code == 0, first.output
+    assert not (run / "decoder.gguf").exists()
+    again = CliRunner().invoke(cli, ["train", "pretrain", "--arch", "decoder", "--steps", "2",
+                                     "--out", str(run), "--resume", "--gguf"])
+    assert again.exit_code == 0, again.output
+    assert f"dialoop chat --model {run / 'decoder.gguf'}" in again.output
+    assert json.loads((run / "report.json").read_text())["steps"] == 2  # nothing more trained
+
+    from dialoop.engine.llamacpp import LlamaCppEngine
+
+    engine = LlamaCppEngine(run / "decoder.gguf", threads=1, context_window=64)
+    assert engine.render([{"role": "user", "content": "Hi"}]) == \
+        "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"
+
+
+def test_gguf_is_refused_for_an_encoder(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["train", "pretrain", "--arch", "encoder", "--gguf",
+                                      "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2 and "--gguf exports a decoder" in result.output

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import click
 
 from dialoop.cli import eval_group, settings_from
-from dialoop.cli.pretrain import pretrain
+from dialoop.cli.pretrain import classifier, pretrain
 from dialoop.config import Settings
 from dialoop.errors import InvalidInputError
 
@@ -30,6 +30,7 @@ def train() -> None:
 
 
 train.add_command(pretrain)
+train.add_command(classifier)
 
 
 @train.command("sft")

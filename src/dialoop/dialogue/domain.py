@@ -162,6 +162,10 @@ class UnderstandingSpec(_Strict):
     """A message whose nearest example is less similar than this is out of the domain."""
     llm_fallback: bool = True
     """Ask the model to choose among the top intents when the classifier is unsure."""
+    classifier: str | None = None
+    """A folder written by ``dialoop train classifier`` (relative to the domain file)
+    whose labels are the intents: a fine-tuned encoder recognises them instead of the
+    embedding classifier trained on the examples."""
 
 
 class PolicySpec(_Strict):

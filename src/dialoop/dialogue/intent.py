@@ -25,6 +25,7 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,9 @@ import numpy as np
 from dialoop.dialogue.domain import Domain
 from dialoop.engine import Engine, GenerationParams, Message
 from dialoop.engine.embedding import Embedder
+from dialoop.errors import DomainError
 
-__all__ = ["IntentClassifier", "IntentResult"]
+__all__ = ["EncoderIntentClassifier", "IntentClassifier", "IntentResult"]
 
 log = logging.getLogger(__name__)
 
@@ -128,24 +130,74 @@ class IntentClassifier:
 
         ``cache_scope`` is the user's (see :meth:`dialoop.engine.Engine.stream`).
         """
-        candidates = [n for n, _ in result.ranking[:FALLBACK_CANDIDATES]]
-        prompt = _fallback_prompt(self.domain, message, candidates, context)
-        params = GenerationParams(temperature=0.0, max_tokens=4, seed=0)
-        text = "".join(c.text for c in engine.stream(prompt, params, cache_scope=cache_scope))
-        choice = re.search(r"\d", text)
-        if not choice or not 1 <= int(choice.group()) <= len(candidates):
-            log.debug("intent fallback gave no usable choice: %r", text)
-            return result
-        intent = candidates[int(choice.group()) - 1]
-        if intent != candidates[0]:
-            # Measured on store_support: when the 135M model disagrees with the classifier
-            # it is wrong more often than not, so it may confirm a choice but not make one.
-            log.debug("intent fallback chose %s over %s: kept unsure", intent, candidates[0])
-            return IntentResult(result.intent, result.confidence, result.ranking,
-                                result.nearest, result.out_of_domain, "llm disagreed")
-        threshold = self.domain.spec.understanding.confidence_threshold
-        return IntentResult(intent, max(result.confidence, threshold), result.ranking,
-                            result.nearest, result.out_of_domain, "llm agreed")
+        return llm_fallback(self.domain, message, result, engine, context,
+                            cache_scope=cache_scope)
+
+
+class EncoderIntentClassifier:
+    """Intents by an encoder fine-tuned with ``dialoop train classifier`` (a folder that
+    ``dialoop.transformer.classifier.EncoderClassifier`` loads), in place of the
+    embedding classifier: the domain names it as ``understanding.classifier``. Its
+    labels must be the domain's intents; its softmax probability is the confidence
+    (uncalibrated: set ``confidence_threshold`` from its validation report)."""
+
+    def __init__(self, domain: Domain, folder: Path) -> None:
+        from dialoop.transformer.classifier import EncoderClassifier
+
+        self.domain = domain
+        self.model = EncoderClassifier.load(folder)
+        unknown = sorted(set(self.model.labels) - set(domain.spec.intents))
+        if unknown:
+            raise DomainError(f"The classifier in {folder} has labels that are not intents of "
+                              f"domain {domain.name}: {', '.join(unknown[:5])}. Train it on "
+                              "the domain's intent names.")
+
+    def classify(self, message: str) -> IntentResult:
+        return self.classify_many([message])[0]
+
+    def classify_many(self, messages: Sequence[str]) -> list[IntentResult]:
+        if not messages:
+            return []
+        probs = self.model.probabilities(list(messages))  # (M, n_labels)
+        ood_intent = self.domain.spec.understanding.out_of_domain_intent
+        results = []
+        for row in probs.tolist():
+            ranking = sorted(zip(self.model.labels, row, strict=True), key=lambda p: -p[1])
+            intent, confidence = ranking[0]
+            results.append(IntentResult(intent, confidence, ranking,
+                                        out_of_domain=bool(ood_intent) and intent == ood_intent))
+        return results
+
+    def fallback(self, message: str, result: IntentResult, engine: Engine,
+                 context: Sequence[Message] = (), *,
+                 cache_scope: str | None = None) -> IntentResult:
+        return llm_fallback(self.domain, message, result, engine, context,
+                            cache_scope=cache_scope)
+
+
+def llm_fallback(domain: Domain, message: str, result: IntentResult, engine: Engine,
+                 context: Sequence[Message] = (), *,
+                 cache_scope: str | None = None) -> IntentResult:
+    """Ask the model to choose among the top candidates of an unsure ``result`` (see the
+    module's docstring for why it may only confirm the classifier's first choice)."""
+    candidates = [n for n, _ in result.ranking[:FALLBACK_CANDIDATES]]
+    prompt = _fallback_prompt(domain, message, candidates, context)
+    params = GenerationParams(temperature=0.0, max_tokens=4, seed=0)
+    text = "".join(c.text for c in engine.stream(prompt, params, cache_scope=cache_scope))
+    choice = re.search(r"\d", text)
+    if not choice or not 1 <= int(choice.group()) <= len(candidates):
+        log.debug("intent fallback gave no usable choice: %r", text)
+        return result
+    intent = candidates[int(choice.group()) - 1]
+    if intent != candidates[0]:
+        # Measured on store_support: when the 135M model disagrees with the classifier
+        # it is wrong more often than not, so it may confirm a choice but not make one.
+        log.debug("intent fallback chose %s over %s: kept unsure", intent, candidates[0])
+        return IntentResult(result.intent, result.confidence, result.ranking,
+                            result.nearest, result.out_of_domain, "llm disagreed")
+    threshold = domain.spec.understanding.confidence_threshold
+    return IntentResult(intent, max(result.confidence, threshold), result.ranking,
+                        result.nearest, result.out_of_domain, "llm agreed")
 
 
 def _fallback_prompt(domain: Domain, message: str, candidates: Sequence[str],

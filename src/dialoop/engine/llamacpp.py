@@ -555,7 +555,11 @@ def _trained_context(path: Path) -> int:
 
     probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=False)
     try:
-        return int(llama_cpp.llama_model_n_ctx_train(probe.model)) or MAX_DEFAULT_CONTEXT
+        # a vocabulary-only load leaves n_ctx_train at 0: read the metadata key itself
+        arch = probe.metadata.get("general.architecture", "")
+        trained = probe.metadata.get(f"{arch}.context_length") or \
+            llama_cpp.llama_model_n_ctx_train(probe.model)
+        return int(trained) or MAX_DEFAULT_CONTEXT
     finally:
         probe.close()
 

@@ -12,7 +12,10 @@ One module per idea, in the order to read them:
     data.py        reading a corpus, packing it into rows
     schedule.py    linear warm-up + cosine decay
     pretrain.py    the training recipe (`dialoop train pretrain`)
-    export.py      the decoder as a transformers LlamaForCausalLM folder
+    export.py      the decoder as a transformers LlamaForCausalLM folder, and as GGUF
+    classifier.py  a pre-trained encoder + a linear head
+    finetune.py    its training recipe (`dialoop train classifier`)
+    seq2seq.py     the encoder–decoder on source → target pairs, greedy generation
 
 docs/transformer.md walks through them with the formulas.
 """
@@ -24,16 +27,20 @@ from dialoop.transformer.attention import (
     causal_mask,
     scaled_dot_product_attention,
 )
+from dialoop.transformer.classifier import EncoderClassifier
 from dialoop.transformer.config import TransformerConfig
 from dialoop.transformer.models import Decoder, Encoder, EncoderDecoder, build_model
 from dialoop.transformer.objectives import IGNORE, mask_tokens, nsp_pairs
+from dialoop.transformer.seq2seq import Seq2Seq
 
 __all__ = [
     "IGNORE",
     "Decoder",
     "Encoder",
+    "EncoderClassifier",
     "EncoderDecoder",
     "MultiHeadAttention",
+    "Seq2Seq",
     "TransformerConfig",
     "build_model",
     "causal_mask",

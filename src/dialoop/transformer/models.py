@@ -16,6 +16,7 @@ h Eᵀ, a score for each vocabulary entry by its similarity to the final hidden 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -46,6 +47,11 @@ class _Embedding(nn.Module):
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         x = self.tokens(ids)  # (B, T) -> (B, T, C)
+        if isinstance(self.positions, SinusoidalPositions):
+            # "we multiply those weights by √d_model" (Attention Is All You Need, 3.4): the
+            # sines have amplitude 1 and the embeddings start at 0.02; unscaled, the tokens
+            # are a whisper under their positions and a copy task barely trains
+            x = x * math.sqrt(x.size(-1))
         return x if self.positions is None else self.positions(x)
 
     def logits(self, h: torch.Tensor) -> torch.Tensor:

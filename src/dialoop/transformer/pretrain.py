@@ -9,12 +9,14 @@ What each architecture learns from the text:
 - ``encoder``: masked LM (15 %, 80/10/10) + next-sentence prediction on
   [CLS] A [SEP] B [SEP] pairs, half of them with a random B;
 - ``encdec``: denoising (BART's token masking): the encoder reads a row with 15 % of its
-  tokens corrupted as for MLM, the decoder writes the original row.
+  tokens corrupted as for MLM, the decoder writes the original row; or, given a pairs
+  file (``pairs``), source → target by teacher forcing (see seq2seq.py).
 
 The run folder (``out``) holds everything needed to continue: run.json (the config),
 tokenizer.json, checkpoints/step-N (weights, optimizer, RNG, counters), tensorboard/,
-report.json, and for the decoder hf/ (see export.py). A batch is a function of the seed
-and the step alone, so a resumed run draws the same batches it would have drawn.
+report.json, and for the decoder hf/ and, when asked, decoder.gguf (see export.py). A batch
+is a function of the seed and the step alone, so a resumed run draws the same batches it
+would have drawn.
 """
 
 from __future__ import annotations
@@ -38,9 +40,10 @@ from dialoop.transformer.data import bundled_corpus, pack, read_corpus, split_se
 from dialoop.transformer.models import Encoder, build_model
 from dialoop.transformer.objectives import encoder_example, mask_tokens, nsp_pairs
 from dialoop.transformer.schedule import learning_rate
+from dialoop.transformer.seq2seq import Seq2Seq, pair_rows, read_pairs
 from dialoop.transformer.tokenizer import Specials, load_tokenizer, train_tokenizer
 
-__all__ = ["Arch", "PretrainConfig", "pretrain"]
+__all__ = ["Arch", "PretrainConfig", "load_run", "pretrain"]
 
 log = logging.getLogger(__name__)
 
@@ -54,9 +57,11 @@ class PretrainConfig:
     arch: Arch
     out: Path
     data: tuple[Path, ...] = ()  # empty: the bundled corpus
+    pairs: Path | None = None  # encdec only: source/target pairs instead of denoising
     steps: int | None = None  # None and no minutes: 200
     minutes: float | None = None  # stop after this much training time (this invocation)
     resume: bool = False
+    gguf: bool = False  # the decoder also as out/decoder.gguf, for llama.cpp
     # the model (a small default: a minute or two on a laptop CPU)
     vocab_size: int = 1024
     block_size: int = 64
@@ -86,6 +91,13 @@ class PretrainConfig:
             (self.minutes is not None and self.minutes <= 0, "--minutes must be positive"),
             (self.batch_size < 1, "batch_size must be at least 1"),
             (not 0 < self.validation_fraction < 1, "validation_fraction must be in (0, 1)"),
+            (self.pairs is not None and self.arch != "encdec",
+             f"--pairs trains the encoder-decoder, not the {self.arch}: use --arch encdec"),
+            (self.pairs is not None and bool(self.data),
+             "Can't provide both --data and --pairs. Choose one"),
+            (self.gguf and self.arch != "decoder",
+             f"--gguf exports a decoder, not an {self.arch} (llama.cpp has no such "
+             "architecture): drop --gguf or use --arch decoder"),
         ]
         for bad, message in problems:
             if bad:
@@ -109,7 +121,7 @@ def pretrain(config: PretrainConfig, *, progress: bool = False) -> dict[str, Any
     if config.threads:
         torch.set_num_threads(config.threads)
     config, tokenizer, checkpoint = _open_run(config)
-    documents = read_corpus(list(config.data) or [bundled_corpus()])
+    documents = _documents(config)
     model_config = config.model_config()
     train_rows, val_rows = _split(_rows(config, documents, tokenizer), config)
     torch.manual_seed(config.seed)
@@ -175,11 +187,48 @@ def pretrain(config: PretrainConfig, *, progress: bool = False) -> dict[str, Any
     writer.close()
     report = _report(config, model, state, documents, tokenizer, train_rows, val_rows)
     if config.arch == "decoder":
-        from dialoop.transformer.export import export_hf
+        from dialoop.transformer.export import export_gguf, export_hf
 
         report["hf_export"] = str(export_hf(model, tokenizer, config.out / "hf"))  # type: ignore[arg-type]
+        if config.gguf:
+            path = export_gguf(model, tokenizer, config.out / "decoder.gguf")  # type: ignore[arg-type]
+            report["gguf_export"] = str(path)
+    if config.pairs is not None:
+        report["generation"] = _generation(model, tokenizer, config, len(val_rows["source"]))  # type: ignore[arg-type]
     (config.out / "report.json").write_text(json.dumps(report, indent=1))
     return report
+
+
+def _generation(model: nn.Module, tokenizer: Any, config: PretrainConfig, n_val: int
+                ) -> dict[str, Any]:
+    """Greedy outputs for (up to eval_rows of) the validation pairs: exact matches, and a
+    few examples to read."""
+    assert config.pairs is not None
+    pairs = read_pairs(config.pairs)[-n_val:][: config.eval_rows]
+    outputs = Seq2Seq(model, tokenizer).generate_many([s for s, _ in pairs])  # type: ignore[arg-type]
+    exact = sum(o == t for o, (_, t) in zip(outputs, pairs, strict=True)) / len(pairs)
+    return {"exact_match": exact, "pairs": len(pairs),
+            "examples": [{"source": s, "target": t, "output": o}
+                         for (s, t), o in list(zip(pairs, outputs, strict=True))[:3]]}
+
+
+def load_run(out: Path, arch: Arch) -> tuple[nn.Module, Any, PretrainConfig]:
+    """The model of the run in ``out`` (its last checkpoint, in eval mode), its tokenizer
+    and its config; ``arch`` is what the caller needs."""
+    run_file, last = out / "run.json", latest_checkpoint(out)
+    if not run_file.is_file() or last is None:
+        raise InvalidInputError(f"{out} is not a pre-training run (no run.json and "
+                                f"checkpoint): make one with `dialoop train pretrain --arch "
+                                f"{arch} --out {out}`.")
+    saved = json.loads(run_file.read_text())
+    if saved["arch"] != arch:
+        raise InvalidInputError(f"{out} holds a {saved['arch']} run, not the {arch} this "
+                                f"needs: pre-train one with --arch {arch}.")
+    saved.update(_paths(saved), out=out)
+    config = PretrainConfig(**saved)
+    model = build_model(arch, config.model_config())
+    model.load_state_dict(load_checkpoint(last).weights)
+    return model.eval(), load_tokenizer(out / "tokenizer.json"), config
 
 
 def _checkpoint_step(out: Path) -> int | None:
@@ -204,9 +253,9 @@ def _open_run(config: PretrainConfig) -> tuple[PretrainConfig, Any, Checkpoint |
             raise InvalidInputError(f"Nothing to resume in {config.out}: no checkpoint there. "
                                     "Run without --resume to start.")
         saved = json.loads(run_file.read_text())
-        saved.update(out=config.out, data=tuple(Path(p) for p in saved["data"]),
+        saved.update(_paths(saved), out=config.out,
                      steps=config.steps or saved["steps"], minutes=config.minutes,
-                     resume=True, threads=config.threads)
+                     resume=True, threads=config.threads, gguf=config.gguf)
         if saved["arch"] != config.arch:
             raise InvalidInputError(f"{config.out} holds a {saved['arch']} run, not "
                                     f"{config.arch}: resume it with --arch {saved['arch']}.")
@@ -214,20 +263,35 @@ def _open_run(config: PretrainConfig) -> tuple[PretrainConfig, Any, Checkpoint |
     if latest_checkpoint(config.out) is not None:
         raise InvalidInputError(f"{config.out} already holds a run: add --resume to continue "
                                 "it, or choose another --out.")
-    documents = read_corpus(list(config.data) or [bundled_corpus()])
-    tokenizer = train_tokenizer(documents, config.vocab_size)
+    tokenizer = train_tokenizer(_documents(config), config.vocab_size)
     config = replace(config, vocab_size=tokenizer.get_vocab_size())
     config.out.mkdir(parents=True, exist_ok=True)
     tokenizer.save(str(tok_file))
     saved = {**asdict(config), "out": str(config.out),
-             "data": [str(p.resolve()) for p in config.data]}
+             "data": [str(p.resolve()) for p in config.data],
+             "pairs": config.pairs and str(config.pairs.resolve())}
     run_file.write_text(json.dumps(saved, indent=1))
     return config, tokenizer, None
+
+
+def _paths(saved: dict[str, Any]) -> dict[str, Any]:
+    """The paths of a run.json, as PretrainConfig holds them."""
+    pairs = saved.get("pairs")
+    return {"data": tuple(Path(p) for p in saved["data"]), "pairs": pairs and Path(pairs)}
+
+
+def _documents(config: PretrainConfig) -> list[str]:
+    """The texts to train the tokenizer on and to count: the corpus, or the pairs' sides."""
+    if config.pairs is not None:
+        return [text for pair in read_pairs(config.pairs) for text in pair]
+    return read_corpus(list(config.data) or [bundled_corpus()])
 
 
 def _rows(config: PretrainConfig, documents: list[str], tokenizer: Any) -> dict[str, torch.Tensor]:
     """The whole corpus as training examples (tensors with one row per example)."""
     T = config.block_size
+    if config.pairs is not None:
+        return pair_rows(read_pairs(config.pairs), tokenizer, T)
     if config.arch == "encoder":
         sentences = [[tokenizer.encode(s).ids for s in split_sentences(d)] for d in documents]
         pairs = nsp_pairs(sentences, segment_tokens=(T - 3) // 2,
@@ -277,6 +341,8 @@ def _batch(arch: str, rows: dict[str, torch.Tensor], generator: torch.Generator,
         ids, labels = mask_tokens(rows["ids"][index], **masking)  # type: ignore[arg-type]
         return {"ids": ids, "segments": rows["segments"][index], "mlm_labels": labels,
                 "nsp_labels": rows["nsp"][index]}
+    if "source" in rows:  # pairs: teacher forcing as they are
+        return {k: v[index] for k, v in rows.items()}
     r = rows["rows"][index]  # (B, T): the text to restore
     source, _ = mask_tokens(r, **masking)  # type: ignore[arg-type]
     bos = torch.full_like(r[:, :1], Specials.bos)
@@ -346,7 +412,8 @@ def _report(config: PretrainConfig, model: nn.Module, state: dict[str, Any],
         "arch": config.arch, "out": str(config.out),
         "parameters": sum(p.numel() for p in model.parameters()),
         "model": asdict(config.model_config()),
-        "corpus": {"files": [str(p) for p in config.data] or [str(bundled_corpus())],
+        "corpus": {"files": ([str(config.pairs)] if config.pairs else
+                             [str(p) for p in config.data] or [str(bundled_corpus())]),
                    "documents": len(documents),
                    "train_examples": len(next(iter(train_rows.values()))),
                    "validation_examples": len(next(iter(val_rows.values()))),
