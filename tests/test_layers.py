@@ -2,7 +2,7 @@
 
     cli, serve  →  eval  →  assistant (the composition root)
       →  dialogue, learn, policy, knowledge, agent, train, interop, transformer, monitor,
-         media
+         media, recommend
       →  engine, store  →  evidence, config, errors
 
 Packages of one layer may import each other, but not in a circle. Every import
@@ -24,7 +24,7 @@ LAYERS = [
     {"eval"},
     {"assistant"},
     {"dialogue", "learn", "policy", "knowledge", "agent", "train", "interop", "transformer",
-     "monitor", "media"},
+     "monitor", "media", "recommend"},
     {"engine", "store"},
     {"evidence", "config", "errors"},
 ]

@@ -61,12 +61,15 @@ from dialoop.evidence import Evidence, TurnTrace
 from dialoop.knowledge import KnowledgeBase
 from dialoop.learn.loop import LearningLoop
 from dialoop.policy.online import OnlineLearner, OnlinePolicy
+from dialoop.recommend import Recommender
+from dialoop.recommend.chat import RecommendGrounding
 from dialoop.store import Database, open_database
 from dialoop.store.accounts import Accounts, Permissions
 from dialoop.store.adapters import AdapterStore
 
 if TYPE_CHECKING:
     from dialoop.agent.calls import RequestedCall, ToolTurn
+    from dialoop.media.speech import Transcript
 
 __all__ = ["Assistant", "Parts", "Piece", "Reply", "ReplyStream", "Sample", "ToolResult",
            "open_assistant", "open_parts"]
@@ -181,6 +184,7 @@ class Parts:
     adapters: AdapterStore  # versions of LoRA adapters, which serves
     knowledge: KnowledgeBase
     learning: LearningLoop
+    recommender: Recommender  # the catalogue and each user's interactions
 
     def close(self) -> None:
         self.db.close()
@@ -194,12 +198,13 @@ def open_parts(settings: Settings | None = None, *, embedder: Embedder | None = 
     permissions = Permissions(db, settings.admin_users)
     adapters = AdapterStore(db, settings.home)
     knowledge = KnowledgeBase(db, settings)
-    learning = LearningLoop(settings=settings, db=db, adapters=adapters,
-                            embedder=embedder or default_embedder(), permissions=permissions,
-                            facts=knowledge)
+    embedder = embedder or default_embedder()
+    learning = LearningLoop(settings=settings, db=db, adapters=adapters, embedder=embedder,
+                            permissions=permissions, facts=knowledge)
+    recommender = Recommender(db, embedder, settings.home, explore=settings.recommend_explore)
     return Parts(settings=settings, db=db, sessions=Sessions(db), accounts=Accounts(db),
                  permissions=permissions, adapters=adapters, knowledge=knowledge,
-                 learning=learning)
+                 learning=learning, recommender=recommender)
 
 
 class Assistant:
@@ -257,6 +262,8 @@ class Assistant:
         tools: ToolTurn | None = None,
         agent: bool = False,
         instructions: str | None = None,
+        evidence: Sequence[Evidence] = (),
+        spoken: Transcript | None = None,
     ) -> ReplyStream:
         """Answer ``message`` in ``session`` (a session, its name/id, or None for a new one).
 
@@ -274,6 +281,12 @@ class Assistant:
         this answer only (what a JSON schema asks for, say). ``params.grammar``
         constrains the answer; a fixed wording (a lesson, a template) is then given to
         the model as evidence instead of said as it is.
+
+        ``evidence`` belongs to this turn alone (what was read from the message's images,
+        :func:`dialoop.media.images.ocr_evidence`): the model answering it is shown it and
+        its trace cites it; no other turn or user ever sees it. ``spoken`` is the
+        transcript the message came from (:func:`dialoop.media.transcribe`): the stored
+        user turn's trace records ``{"audio": {"language", "confidence", "seconds"}}``.
         """
         if isinstance(session, ChatSession) and user is None:
             user = session.user_id
@@ -281,6 +294,9 @@ class Assistant:
         if results:
             if message is not None:
                 raise InvalidInputError("Send tool results or a new message, not both.")
+            if evidence or spoken is not None:
+                raise InvalidInputError("Images and audio belong to a user message, not to "
+                                        "tool results.")
             for r in results:
                 _check_message(r.content, what="A tool result")
         else:
@@ -297,7 +313,8 @@ class Assistant:
             raise InvalidInputError("That session belongs to another user.")
         params = params or self.default_params()
         use_memory = self.settings.learn_memory if memory is None else memory
-        turn = _TurnRequest(message, tuple(results), tools, agent, instructions)
+        turn = _TurnRequest(message, tuple(results), tools, agent, instructions,
+                            tuple(evidence), _audio_trace(spoken))
         return ReplyStream(
             lambda out: self._respond(out, session, turn, params, fixed, use_memory)
         )
@@ -354,13 +371,16 @@ class Assistant:
             if turns and turns[-1].role == "user" and turns[-1].content == req.message:
                 input_turn = turns[-1]  # a retry after a failed answer: answer it, not repeat it
             else:
-                input_turn = sessions.add_turn(session, "user", req.message)
+                input_turn = sessions.add_turn(
+                    session, "user", req.message,
+                    traces=[{"audio": req.audio}] if req.audio else None)
         out.input_turn_id = input_turn.id
         with self.online.serving(session.user_id) if self.online else contextlib.nullcontext():
             plan = self.manager.plan(question, user=session.user_id, turns=turns,
                                      history=history, system=session.system_prompt,
                                      session_id=session.id, home=self.settings.home,
-                                     adapter=adapter, use_memory=use_memory)
+                                     adapter=adapter, use_memory=use_memory,
+                                     evidence=req.evidence)
         if plan.handed_off:
             sessions.set_status(session, "handoff")
         if plan.text is not None and req.generates(params):
@@ -530,6 +550,15 @@ class Assistant:
         self.close()
 
 
+def _grounding(parts: Parts, settings: Settings) -> Any:
+    """What a general assistant consults before the model: recommendation requests first
+    (when a catalogue is imported), then the knowledge graph."""
+    knowledge = parts.knowledge if settings.knowledge else None
+    if not settings.recommend:
+        return knowledge
+    return RecommendGrounding(parts.recommender, knowledge)
+
+
 def open_assistant(
     settings: Settings | None = None,
     *,
@@ -570,7 +599,7 @@ def open_assistant(
         manager = DialogueManager(
             domain or general_domain(), engine=opened, policy=policy, evidence=evidence,
             memory=parts.learning, adapters=choosers, classifier=classifier,
-            grounding=parts.knowledge if settings.knowledge else None)
+            grounding=_grounding(parts, settings))
     except Exception:
         parts.close()
         if engine is None:
@@ -600,6 +629,8 @@ class _TurnRequest:
     tools: ToolTurn | None = None
     agent: bool = False
     instructions: str | None = None
+    evidence: tuple[Evidence, ...] = ()  # this turn's own (its images' text)
+    audio: dict[str, Any] | None = None  # the message was spoken: its transcript's record
 
     def generates(self, params: GenerationParams) -> bool:
         """Whether the answer must be generated, even where the plan has a fixed wording:
@@ -623,6 +654,14 @@ def _as_evidence(plan: TurnPlan) -> TurnPlan:
     assert plan.text is not None
     said = Evidence("answer", plan.text, f"plan:{plan.trace.response}")
     return dataclasses.replace(plan, text=None, evidence=[*plan.evidence, said])
+
+
+def _audio_trace(spoken: Transcript | None) -> dict[str, Any] | None:
+    """What a user turn's trace records of the audio it was transcribed from."""
+    if spoken is None:
+        return None
+    return {"language": spoken.language, "confidence": round(spoken.confidence, 4),
+            "seconds": round(spoken.duration, 2)}
 
 
 def _calls_of(turn: Any) -> list[dict[str, Any]]:

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
     """Whether an ``image_url`` part may name a file on the server's disk (``file://`` or a
     path); off by default, since it lets any caller read the server's image files. Images
     are never fetched from the network."""
+    answer_modality: Literal["text", "speech", "both"] = "text"
+    """How answers are given where speech is possible (``dialoop ask``, ``dialoop chat``, the
+    native API's ``POST /api/chat``): as text, spoken (a WAV file) or both. A per-request
+    ``--modality`` / ``modality`` overrides it; a voice session (``dialoop chat --voice``, a
+    spoken message) answers in speech unless told otherwise (docs/multimodal.md)."""
 
     serve_allowed_hosts: list[str] = Field(default_factory=list)
     """Host names the server answers to besides IP addresses and ``localhost``, e.g. its
@@ -121,6 +126,12 @@ class Settings(BaseSettings):
     """Say "I don't know" when a question is about the knowledge but it has no answer."""
     knowledge_answer: Literal["template", "model"] = "template"
     """Who words a graph answer: a fixed template (exact) or the model (from the facts)."""
+    recommend: bool = True
+    """Answer "what should I watch next?" in chat from the recommendation catalogue (when one
+    is imported: ``dialoop recommend import``), and record the likes a user states."""
+    recommend_explore: float = Field(0.1, ge=0.0, le=0.5)
+    """The share of a recommendation list given to exploring (items from just below the top,
+    marked as such): at most one in ten by default, none at 0."""
     # -- learning (dialoop.learn) ------------------------------------------------------
     admin_users: list[str] = Field(default_factory=lambda: ["local"])
     """Users who may create global lessons and promote or roll back adapters."""

@@ -26,12 +26,18 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    playwright = pytest.importorskip("playwright.sync_api")
-    with playwright.sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
-        yield chromium
-        chromium.close()
+def playwright() -> Iterator[object]:
+    """One Playwright for the module (a second one cannot run beside it)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        yield p
+
+
+@pytest.fixture(scope="module")
+def browser(playwright) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -112,7 +118,7 @@ def test_sessions_reopen_and_delete(page) -> None:  # type: ignore[no-untyped-de
 def test_every_page_is_on(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
     features = httpx.get(f"{server.url}/api/health").json()["features"]
     assert features == {"chat": True, "sessions": True, "feedback": True, "learning": True,
-                        "knowledge": True, "monitor": True}
+                        "knowledge": True, "monitor": True, "recommend": True}
     _ask(page, "Hello!")
     assert page.is_enabled(".msg.assistant:last-child .up")
     assert page.is_enabled(".msg.assistant:last-child .correct")
@@ -141,12 +147,54 @@ def test_knowledge_page_shows_an_entitys_facts(page, server: RunningServer) -> N
     assert any("price" in r for r in rows), rows
 
 
+def test_monitor_page_charts_each_sentiment(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    texts = ["The app keeps crashing and I lost my money.", "Great service, thank you!",
+             "The branch opens at nine."]
+    items = [{"text": texts[n % 3], "time": f"2026-03-02T{10 + n // 6:02d}:{n % 6 * 10:02d}:00Z"}
+             for n in range(18)]
+    posted = httpx.post(f"{server.url}/api/monitor/items", json={"items": items}, timeout=120)
+    assert posted.status_code == 201, posted.text
+    page.click(".tabs button[data-view=monitor]")
+    # attached, not "visible": a flat line has no height
+    page.wait_for_selector("#monitor-chart svg polyline", state="attached")
+    lines = page.locator("#monitor-chart svg polyline")
+    assert sorted(lines.nth(i).get_attribute("data-series") for i in range(lines.count())) == [
+        "Negative", "Neutral", "Positive"]
+    assert page.locator("#monitor-chart svg circle").count() == 3 * 3  # three hourly buckets
+    assert page.input_value("#monitor-topic") == "general"
+    assert page.locator("#alert-table tbody tr").count() >= 1  # a row, or "No alerts."
+
+
+def test_for_you_lists_recommendations_and_a_like_changes_them(  # type: ignore[no-untyped-def]
+        page, server: RunningServer) -> None:
+    from tests.recommend.data import catalogue
+
+    items = [{"id": i.id, "title": i.title, "text": i.text, "attributes": i.attributes}
+             for i in catalogue()]
+    assert httpx.post(f"{server.url}/api/recommend/items", json={"items": items},
+                      timeout=120).status_code == 201
+    page.click(".tabs button[data-view=recommend]")
+    page.wait_for_selector("#recommend-list li .reactions")
+    assert page.locator("#recommend-list li").count() == 10
+    first = page.locator("#recommend-list li").first
+    liked = first.get_attribute("data-item")
+    first.locator(".react-like").click()
+    page.wait_for_function(
+        "item => document.querySelectorAll('#recommend-list li .reactions').length === 10 && "
+        "![...document.querySelectorAll('#recommend-list li')].some(li => li.dataset.item === item)",
+        arg=liked)
+    events = httpx.get(f"{server.url}/api/recommend/events").json()
+    assert [(e["item"], e["kind"]) for e in events] == [(liked, "like")]
+    liked_title = next(i.title for i in catalogue() if i.id == liked)
+    assert f"because you liked {liked_title}" in page.inner_text("#recommend-list")
+
+
 def test_phone_width(browser, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
     context = browser.new_context(viewport={"width": 360, "height": 740}, is_mobile=True)
     page = context.new_page()
     page.goto(server.url)
     _ask(page, "Hello!")
-    for view in ("chat", "learning", "knowledge"):
+    for view in ("chat", "learning", "knowledge", "monitor", "recommend"):
         page.goto(f"{server.url}/#{view}")
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
         assert overflow <= 0, view
@@ -282,3 +330,80 @@ def test_lessons_taught_on_the_page_become_an_adapter_by_themselves(  # type: ig
     assert "user:local@v1" in page.inner_text("#adapter-table tbody")
     context.close()
     assert not errors
+
+
+# -- speech and images: the microphone, image upload and play controls ---------------------
+
+QUESTION = "What time do you open on Saturday?"
+RECEIPT = "CORNER CAFE\nCoffee 3.50\nMuffin 2.75\nTOTAL 6.25"
+
+
+@pytest.fixture(scope="module")
+def voice_browser(playwright, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:  # type: ignore[no-untyped-def]
+    """Chromium whose microphone hears a question that espeak-ng said (in a loop)."""
+    from tests.media.conftest import spoken
+
+    wav = tmp_path_factory.mktemp("voice") / "question.wav"
+    wav.write_bytes(spoken(QUESTION))
+    fake = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+            f"--use-file-for-fake-audio-capture={wav}"]
+    chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[*ARGS, *fake])
+    yield chromium
+    chromium.close()
+
+
+def test_the_microphone_button_sends_what_was_said(  # type: ignore[no-untyped-def]
+        voice_browser, server: RunningServer, assistant: Assistant) -> None:
+    from tests.media.conftest import words
+
+    context = voice_browser.new_context(permissions=["microphone"])
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url)
+    page.click("#mic")
+    page.wait_for_selector("#mic[aria-pressed=true]")
+    page.wait_for_timeout(3500)  # the question takes about two seconds to say
+    with page.expect_response("**/v1/audio/transcriptions", timeout=120_000) as heard:
+        page.click("#mic")
+    assert heard.value.status == 200
+    page.wait_for_selector(".msg.assistant:last-child .actions", timeout=120_000)
+    said = page.inner_text(".msg.user")
+    assert {"open", "saturday"} <= words(said), said  # the transcript became the message
+    [item] = assistant.parts.sessions.list("local")
+    user_turns = [t for t in assistant.parts.sessions.turns(item.session) if t.role == "user"]
+    assert [t.content for t in user_turns] == [said]  # and was stored as the turn
+    context.close()
+    assert not errors
+
+
+def test_an_uploaded_image_is_read_for_its_answer(page, server: RunningServer) -> None:  # type: ignore[no-untyped-def]
+    from tests.media.conftest import rendered
+
+    page.set_input_files("#image-input", files=[{
+        "name": "receipt.png", "mimeType": "image/png", "buffer": rendered(RECEIPT)}])
+    page.wait_for_selector("#attachments img")
+    page.fill("#input", "What is the total on this receipt?")
+    with page.expect_request("**/api/chat") as sent:
+        page.press("#input", "Enter")
+    body = sent.value.post_data_json
+    assert [u[:22] for u in body["images"]] == ["data:image/png;base64,"]
+    page.wait_for_selector(".msg.assistant:last-child .actions", timeout=120_000)
+    assert page.is_hidden("#attachments")  # the image went with that message only
+    assert page.inner_text(".msg.user").endswith("[image 1]")
+    turn_id = page.get_attribute(".msg.assistant:last-child", "data-turn-id")
+    trace = httpx.get(f"{server.url}/api/turns/{turn_id}").json()["trace"]
+    [image] = [e for e in trace["context"]["evidence"] if e["kind"] == "image"]
+    assert "TOTAL 6.25" in image["text"]
+    page.click(".msg.assistant:last-child .why")
+    page.wait_for_selector("#why-body li:has-text('image:1')")
+
+
+def test_play_speaks_an_answer(page) -> None:  # type: ignore[no-untyped-def]
+    _ask(page, "Hello!")
+    with page.expect_response("**/v1/audio/speech", timeout=60_000) as speech:
+        page.click(".msg.assistant:last-child .play")
+    assert speech.value.status == 200
+    assert speech.value.headers["content-type"] == "audio/wav"
+    page.wait_for_selector(".msg.assistant:last-child audio")
+    assert page.get_attribute(".msg.assistant:last-child audio", "src").startswith("blob:")

@@ -89,10 +89,15 @@ def test_an_ambiguous_correction_teaches_nothing_and_still_stores_the_lesson(par
 
 
 def test_a_taught_lesson_teaches_the_alias_too(parts: Parts) -> None:
-    parts.learning.teach("Who penned Copper Sky?", "Nadia Fenn", user="ann")
-    answer = parts.knowledge.lookup("Who penned Glass Harbor?", user="ann")
+    # "scripted": a word neither the graph nor the shared relation table knows ("penned"
+    # the table reads as *author*, which "written_by" says too)
+    assert parts.knowledge.lookup("Who scripted Glass Harbor?", user="ann").declined
+    parts.learning.teach("Who scripted Copper Sky?", "Nadia Fenn", user="ann")
+    answer = parts.knowledge.lookup("Who scripted Glass Harbor?", user="ann")
     assert answer.found and answer.values == ["Ilse Morgan"]
-    assert parts.knowledge.lookup("Who penned Glass Harbor?", user="bob").declined
+    assert parts.knowledge.lookup("Who scripted Glass Harbor?", user="bob").declined
+    assert parts.knowledge.lookup("Who penned Glass Harbor?", user="bob").values == [
+        "Ilse Morgan"]
 
 
 def test_a_lesson_an_admin_promotes_takes_its_alias_to_everyone(parts: Parts) -> None:

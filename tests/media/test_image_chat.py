@@ -36,7 +36,7 @@ def test_the_text_in_an_image_is_evidence_for_the_answer(
     # the prompt's evidence block (numbered for citing) is what the trace's context lists;
     # the message itself marks where the image was
     assert bot.engine.asked[-1][0].endswith("[image 1]")
-    assert not bot.manager.evidence[-1]._pending  # handed over once, then dropped
+    assert bot.manager.evidence == []  # given to that turn alone: no provider keeps it
 
 
 def test_an_image_without_text_is_evidence_that_it_cannot_be_read(

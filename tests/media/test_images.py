@@ -10,7 +10,7 @@ from PIL import Image
 
 from dialoop.errors import InvalidInputError
 from dialoop.media import read_image
-from dialoop.media.images import NO_TEXT, ImageEvidence, image_bytes, ocr_evidence
+from dialoop.media.images import NO_TEXT, image_bytes, ocr_evidence
 from tests.media.conftest import data_url, rendered
 
 RECEIPT = "CORNER CAFE\nCoffee 3.50\nMuffin 2.75\nTOTAL 6.25"
@@ -55,14 +55,3 @@ def test_data_urls_are_decoded_and_nothing_is_fetched(tmp_path) -> None:  # type
         image_bytes(str(path), allow_files=False)
     assert image_bytes(str(path), allow_files=True) == png
     assert image_bytes(path.as_uri(), allow_files=True) == png
-
-
-def test_evidence_waits_for_its_own_message_and_user_only() -> None:
-    provider = ImageEvidence()
-    evidence = ocr_evidence([rendered("TOTAL 6.25")])
-    provider.attach("ann", "What is the total? [image 1]", evidence)
-    assert provider.find("What is the total? [image 1]", user="bob") == []
-    assert provider.find("Something else", user="ann") == []
-    assert provider.find("What is the total? [image 1]", user="ann") == evidence
-    provider.discard("ann", "What is the total? [image 1]")
-    assert provider.find("What is the total? [image 1]", user="ann") == []

@@ -112,6 +112,9 @@ def _register() -> None:
     from dialoop.cli import monitor
 
     cli.add_command(monitor.monitor)
+    from dialoop.cli import recommend
+
+    cli.add_command(recommend.recommend)
     from dialoop.cli import media
 
     cli.add_command(media.transcribe)

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
@@ -19,9 +19,18 @@ from dialoop.dialogue.domain import load_domain
 from dialoop.dialogue.session import ChatSession
 from dialoop.errors import DialoopError, InvalidInputError
 
+if TYPE_CHECKING:
+    from dialoop.media.speech import Transcript
+
 __all__ = ["COMMANDS", "SlashCommand", "ask", "chat"]
 
 PROMPT = "you> "
+MODALITIES = ("text", "speech", "both")
+
+
+def _modality_option(default: str) -> Callable:
+    return click.option("--modality", type=click.Choice(MODALITIES),
+                        help=f"Answer as text, speech (a WAV file) or both (default: {default}).")
 
 
 def model_options(f: Callable) -> Callable:
@@ -50,16 +59,22 @@ def model_options(f: Callable) -> Callable:
 @click.option("--agent", is_flag=True,
               help="Let the model call tools (calculator, time, knowledge, the domain's) "
                    "before it answers; /why shows the calls.")
+@click.option("--voice", is_flag=True,
+              help="Speak: a line may be the path of an audio file (transcribed), an empty "
+                   "line records from the microphone when there is one; answers are spoken.")
+@_modality_option("the answer_modality setting; speech with --voice")
 @click.pass_context
 def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine: str | None,
          adapter: str | None, system: str | None, user: str | None,
-         domain: Path | None, policy: str | None, agent: bool) -> None:
+         domain: Path | None, policy: str | None, agent: bool, voice: bool,
+         modality: str | None) -> None:
     """Talk with the assistant. /help lists the commands; Ctrl-C stops an answer."""
     settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
     loaded = load_domain(domain) if domain else None  # a bad file fails before the model loads
     click.echo(f"Loading {settings.model} model…", err=True)
     with open_assistant(settings, domain=loaded, policy=policy) as bot:
-        repl = Repl(bot, bot.session(session_ref, system=system), agent=agent)
+        repl = Repl(bot, bot.session(session_ref, system=system), agent=agent, voice=voice,
+                    modality=modality or ("speech" if voice else settings.answer_modality))
         repl.run()
 
 
@@ -77,16 +92,30 @@ def chat(ctx: click.Context, session_ref: str | None, model: str | None, engine:
 @click.option("--temperature", type=float, help="0 = greedy (deterministic).")
 @click.option("--seed", type=int, help="Seed for sampling.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--speak", is_flag=True, help="Answer in speech (--modality speech).")
+@_modality_option("the answer_modality setting")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="The WAV file of a spoken answer (default: $DIALOOP_HOME/voice/).")
 @click.pass_context
 def ask(ctx: click.Context, question: str | None, session_ref: str | None, model: str | None,
         engine: str | None, adapter: str | None, system: str | None, user: str | None,
         no_memory: bool, batch: TextIO | None, max_tokens: int | None,
-        temperature: float | None, seed: int | None, as_json: bool) -> None:
-    """Answer one QUESTION and print it (streamed, or as JSON with --json)."""
+        temperature: float | None, seed: int | None, as_json: bool, speak: bool,
+        modality: str | None, output: Path | None) -> None:
+    """Answer one QUESTION and print it (streamed, or as JSON with --json); --speak writes
+    it spoken into a WAV file (-o)."""
     if (question is None) == (batch is None):
         raise click.UsageError("Give a QUESTION or --batch FILE.jsonl (one of them).")
+    if speak and modality not in (None, "speech"):
+        raise click.UsageError(f"--speak means --modality speech: drop one "
+                               f"(--modality {modality} was given).")
+    if batch is not None and (speak or modality not in (None, "text") or output):
+        raise click.UsageError("--batch answers in text: drop --speak, --modality and -o.")
     items = _read_batch(batch) if batch is not None else []  # all checked before any answer
     settings = settings_from(ctx, model=model, engine=engine, user=user, adapter=adapter)
+    how = "speech" if speak else modality or ("text" if batch else settings.answer_modality)
+    if output is not None and how == "text":
+        raise click.UsageError("-o is the file of a spoken answer: add --speak.")
     with open_assistant(settings) as bot:
         overrides = {k: v for k, v in
                      {"max_tokens": max_tokens, "temperature": temperature, "seed": seed}.items()
@@ -104,13 +133,27 @@ def ask(ctx: click.Context, question: str | None, session_ref: str | None, model
                             memory=memory)
         with ctrl_c_cancels(bot):
             for text in stream:
-                if not as_json:
+                if not as_json and how != "speech":
                     click.echo(text, nl=False)
         assert stream.reply is not None
+        wrote = _spoken(bot, stream.reply, output) if how != "text" else None
         if as_json:
-            click.echo(json.dumps(_ask_json(stream.reply), ensure_ascii=False))
+            audio = {"audio": str(wrote) if wrote else None} if how != "text" else {}
+            click.echo(json.dumps({**_ask_json(stream.reply), **audio}, ensure_ascii=False))
+        elif how == "speech":
+            click.echo(wrote or "(nothing to say)")  # the answer is the file
         else:
             click.echo()
+            if wrote is not None:
+                click.echo(f"Spoken answer: {wrote}", err=True)
+
+
+def _spoken(bot: Assistant, reply: Reply, output: Path | None) -> Path | None:
+    """The answer spoken into ``output`` (default: ``$DIALOOP_HOME/voice/answer-N.wav``)."""
+    from dialoop.cli.voice import speak_answer
+
+    path = output or bot.settings.home / "voice" / f"answer-{reply.turn_id}.wav"
+    return speak_answer(reply.text, path)
 
 
 def _read_batch(lines: TextIO) -> list[tuple[object, str]]:
@@ -176,10 +219,14 @@ class SlashCommand:
 class Repl:
     """The read-answer loop of ``dialoop chat``."""
 
-    def __init__(self, bot: Assistant, session: ChatSession, *, agent: bool = False) -> None:
+    def __init__(self, bot: Assistant, session: ChatSession, *, agent: bool = False,
+                 voice: bool = False, modality: str = "text") -> None:
         self.bot = bot
         self.session = session
         self.agent = agent  # the model may call tools before it answers
+        self.voice = voice  # lines may be audio files; an empty line records (a microphone)
+        self.modality = modality  # "text", "speech" (a WAV file, played) or "both"
+        self.microphone = False
         self.done = False
         self.last_reply: Reply | None = None
 
@@ -190,6 +237,8 @@ class Repl:
         domain += " · agent" if self.agent else ""
         click.echo(f"dialoop · {self.bot.engine.name} on {self.bot.engine.kind}{domain} · "
                    f"session {self.session.label} · /help for commands, /quit to leave")
+        if self.voice:
+            self._voice_banner()
         while not self.done:
             try:
                 line = input(PROMPT)
@@ -204,8 +253,21 @@ class Repl:
             except DialoopError as exc:
                 click.secho(f"Error: {exc}", fg="red")
 
+    def _voice_banner(self) -> None:
+        from dialoop.cli.voice import has_microphone
+
+        self.microphone = has_microphone()
+        if self.microphone:
+            click.echo("Voice: press Enter on an empty line and speak (a second of silence "
+                       "ends it), or type the path of an audio file.")
+        else:
+            click.echo("Voice: no microphone was found (arecord with a capture device); "
+                       "type the path of an audio file (wav, mp3, ogg, …), or type.")
+
     def handle(self, line: str) -> None:
         text = line.strip()
+        if self.voice and self._heard(text):
+            return
         if not text:
             return
         if text.startswith("/"):
@@ -218,18 +280,47 @@ class Repl:
             return
         self.answer(text)
 
-    def answer(self, text: str) -> None:
+    def _heard(self, text: str) -> bool:
+        """A voice line: an audio file's path, or (with a microphone) an empty line that
+        records. Answers what was said; False when the line is a typed message."""
+        from dialoop.cli import voice
+
+        if not text and self.microphone:
+            click.echo("(listening…)")
+            heard = voice.transcript_of(voice.record_until_silence())
+        elif (path := voice.audio_file(text)) is not None:
+            heard = voice.transcript_of(path)
+        else:
+            return False
+        click.echo(f"(heard: {heard.text})")
+        self.answer(heard.text, spoken=heard)
+        return True
+
+    def answer(self, text: str, *, spoken: Transcript | None = None) -> None:
         extra = {"agent": True} if self.agent else {}
-        stream = self.bot.stream(text, session=self.session, **extra)
+        stream = self.bot.stream(text, session=self.session, spoken=spoken, **extra)
         with ctrl_c_cancels(self.bot):
             for piece in stream:
-                click.echo(piece, nl=False)
-        click.echo()
+                if self.modality != "speech":
+                    click.echo(piece, nl=False)
+        if self.modality != "speech":
+            click.echo()
         self.last_reply = stream.reply
+        if stream.reply and self.modality != "text":
+            self._say(stream.reply)
         if stream.reply and stream.reply.finish_reason == "cancelled":
             click.secho("(stopped)", dim=True)
         elif stream.reply and stream.reply.finish_reason == "length":
             click.secho("(cut at max_tokens)", dim=True)
+
+    def _say(self, reply: Reply) -> None:
+        """The answer spoken into a WAV file, played when it can be; its path printed."""
+        from dialoop.cli.voice import play
+
+        path = _spoken(self.bot, reply, None)
+        if path is not None:
+            click.echo(f"(spoken: {path})")
+            play(path)
 
 
 def _new(repl: Repl, rest: str) -> None:

@@ -48,7 +48,7 @@ import jinja2
 
 from dialoop.agent.tools import ToolCall, ToolContext
 from dialoop.dialogue.domain import Domain
-from dialoop.dialogue.intent import IntentClassifier, IntentResult
+from dialoop.dialogue.intent import EncoderIntentClassifier, IntentClassifier, IntentResult
 from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Grounded, Grounding, Lookup
 from dialoop.dialogue.policy import (
     TERMINAL,
@@ -169,6 +169,7 @@ class _Turn:
     acted: str | None = None
     looked_up: bool = False
     grounded: Grounded | None = None  # what the knowledge said to a look-up, if asked
+    given: tuple[Evidence, ...] = ()  # the turn's own evidence (Assistant.stream(evidence=))
 
     @property
     def last_call(self) -> ToolCall | None:
@@ -193,7 +194,7 @@ class DialogueManager:
         evidence: Sequence[EvidenceProvider] = (),
         memory: Memory | None = None,
         adapters: Sequence[AdapterChooser] = (),
-        classifier: IntentClassifier | None = None,
+        classifier: IntentClassifier | EncoderIntentClassifier | None = None,
         grounding: Grounding | None = None,
     ) -> None:
         self.domain = domain
@@ -204,11 +205,14 @@ class DialogueManager:
         self.evidence = list(evidence)
         self.memory = memory
         self.adapters = list(adapters)
-        self.classifier: IntentClassifier | None = None
+        self.classifier: IntentClassifier | EncoderIntentClassifier | None = None
         self.lookup = lookup
         if not domain.is_general:
             embedder = embedder or default_embedder()
-            self.classifier = classifier or IntentClassifier(domain, embedder)
+            named = domain.spec.understanding.classifier
+            self.classifier = classifier or (
+                EncoderIntentClassifier(domain, domain.resolve(named)) if named
+                else IntentClassifier(domain, embedder))
             if lookup is None and domain.spec.knowledge:
                 self.lookup = FactsLookup(domain.resolve(domain.spec.knowledge), embedder)
 
@@ -224,17 +228,21 @@ class DialogueManager:
         home: Path | None = None,
         adapter: str | None = None,
         use_memory: bool = True,
+        evidence: Sequence[Evidence] = (),
     ) -> TurnPlan:
         """Understand ``message``, decide and act; ``turns`` are the session's earlier turns.
 
         ``adapter`` fixes the adapter version a generated answer uses (``"none"``: the
         base model) instead of asking the choosers; ``use_memory=False`` leaves the
-        correction memory out of this turn.
+        correction memory out of this turn. ``evidence`` belongs to this turn alone (the
+        text read from the message's images, say): the model writing the answer is given
+        it before the providers' evidence, and the knowledge graph's "I don't know" does
+        not stand in for an answer it may hold.
         """
         before = state_from_turns(turns, self.domain)
         options = {"user": user, "history": history, "system": system,
                    "session_id": session_id, "home": home, "adapter": adapter,
-                   "use_memory": use_memory}
+                   "use_memory": use_memory, "given": tuple(evidence)}
         if (requests := self._requests(message, before)) is not None:
             return self._plan_requests(requests, before, **options)
         plan = self._plan(message, before, **options)
@@ -245,12 +253,14 @@ class DialogueManager:
 
     def _plan(self, message: str, before: DialogueState, *, user: str,
               history: Sequence[Message], system: str | None, session_id: str | None,
-              home: Path | None, adapter: str | None, use_memory: bool) -> TurnPlan:
-        """:meth:`plan` for one request, from the state ``before`` it."""
+              home: Path | None, adapter: str | None, use_memory: bool,
+              given: tuple[Evidence, ...] = ()) -> TurnPlan:
+        """:meth:`plan` for one request, from the state ``before`` it; ``given`` is the
+        turn's own evidence (see :meth:`plan`)."""
         result, understood = self._understand(message, before, history, user)
         recall = self.memory.recall(message, user=user) \
             if self.memory is not None and use_memory else Recall()
-        turn = _Turn(understood, understood.state, result.ranking)
+        turn = _Turn(understood, understood.state, result.ranking, given=given)
         context = ToolContext(user=user, session_id=session_id, home=home)
         candidate = self._run_steps(turn, message, user, context)
         rule, text, response, why, grounded = self._choose(candidate, turn, before, recall,
@@ -261,7 +271,7 @@ class DialogueManager:
             else "answer"
         evidence = list(turn.evidence)
         if text is None:  # the model writes the answer: give it everything it should rest on
-            evidence += self._provided(message, user, turn.state)
+            evidence += [*given, *self._provided(message, user, turn.state)]
             if (call := turn.last_call) and call.ok:
                 evidence.append(Evidence("tool", f"{call.name} returned: {call.result}",
                                          f"tool:{call.name}"))
@@ -312,7 +322,7 @@ class DialogueManager:
     def _plan_requests(self, requests: list[str], before: DialogueState, *, user: str,
                        history: Sequence[Message], system: str | None,
                        session_id: str | None, home: Path | None, adapter: str | None,
-                       use_memory: bool) -> TurnPlan:
+                       use_memory: bool, given: tuple[Evidence, ...]) -> TurnPlan:
         """Each request understood and acted on in turn, one reply for all. A request that
         needs a question from the user waits until the others are done and is asked last,
         so the state the dialogue goes on from holds its pending question; two such
@@ -321,7 +331,7 @@ class DialogueManager:
         evidence and the fixed answers as context."""
         options = {"user": user, "history": history, "system": system,
                    "session_id": session_id, "home": home, "adapter": adapter,
-                   "use_memory": use_memory}
+                   "use_memory": use_memory, "given": given}
         state = before
         done: list[tuple[str, TurnPlan]] = []
         waiting: list[str] = []
@@ -367,7 +377,7 @@ class DialogueManager:
         ask = texts[-1] if generate and texts[-1] is not None and _asks(plans[-1]) else None
         if ask is not None:
             texts = texts[:-1]
-        evidence = [e for p in plans for e in p.evidence]
+        evidence = _distinct([e for p in plans for e in p.evidence])  # the turn's own: once
         fixed = " ".join(t for t in texts if t)
         if generate and fixed:  # said first, word for word; the model is told it was said
             evidence.append(Evidence("answer", f"Already answered: {fixed}", "dialogue"))
@@ -471,7 +481,9 @@ class DialogueManager:
                 why = (f"the knowledge graph declined; lesson {lesson.lesson_id} matched "
                        f"(similarity {lesson.score:.2f}) and says what to answer")
                 return "lesson", lesson.answer, "lesson", why, grounded
-            if grounded.reply is not None:  # the knowledge answers, or honestly declines
+            # The knowledge answers, or honestly declines; a decline does not stand when the
+            # turn brought evidence of its own (an image's text): the model reads that.
+            if grounded.reply is not None and not (grounded.declined and turn.given):
                 return "knowledge", grounded.reply, "knowledge", None, grounded
         if c.text is not None:
             return "policy", c.text, c.response, None, grounded
@@ -733,6 +745,18 @@ class DialogueManager:
             found += provider.find(message, user=user, state=state)
         return found
 
+
+
+def _distinct(evidence: list[Evidence]) -> list[Evidence]:
+    """``evidence`` in order, each piece once (a turn's own evidence is in every request's
+    plan)."""
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for e in evidence:
+        if (e.source, e.text) not in seen:
+            seen.add((e.source, e.text))
+            out.append(e)
+    return out
 
 
 def state_from_turns(turns: Sequence[Any], domain: Domain) -> DialogueState:

@@ -31,12 +31,15 @@ from rapidfuzz import fuzz, process
 from dialoop.engine.embedding import Embedder
 from dialoop.knowledge.graph import Graph
 from dialoop.knowledge.words import QUESTION_WORDS, Token, root, split_name, tokenize
+from dialoop.learn.relations import phrases as table_phrases
+from dialoop.learn.relations import relations as table_relations
 
 __all__ = ["Link", "Linker", "RelationMatcher", "RelationMention", "select_links"]
 
 log = logging.getLogger(__name__)
 
 MAX_NGRAM = 6
+TABLE_SCORE = 0.9  # a relation named by the shared table's words, not the graph's own
 _METHOD_RANK = {"exact": 0, "alias": 0, "fuzzy": 1, "embedding": 2}
 
 
@@ -231,6 +234,9 @@ class RelationMatcher:
         # (relation id, key, label, phrase, its roots, whether the relation is bare: no
         # label or alias beyond its own name)
         self._phrases: list[tuple[int, str, str, str, tuple[str, ...], bool]] = []
+        # relation id → the relations of the shared relation-word table its own words name
+        # ("starred_actors" → performer, "headquarteredIn" → location)
+        self._named: dict[int, tuple[str, str, frozenset[str]]] = {}
         self._vectors: np.ndarray | None = None
         self._version: object = None
         self._lock = threading.Lock()
@@ -263,6 +269,7 @@ class RelationMatcher:
             old = best.get(rid)
             if old is None or (score, len(positions)) > (old.score, len(old.positions)):
                 best[rid] = RelationMention(rid, key, label, score, lexical, positions)
+        self._add_table_matches(tokens, free, best)
         # Words no relation name explains may still mean one ("whose wife" ~ spouse): ask
         # the embedder about them only (a MiniLM call costs more than all the SQL).
         explained = {i for m in best.values() if m.lexical for i in m.positions}
@@ -271,6 +278,35 @@ class RelationMatcher:
             text = " ".join(tokens[i].text for i in sorted(free) if _content(tokens[i]))
             self._add_embedding_matches(text, best)
         return sorted(best.values(), key=lambda m: -m.score)
+
+    def _add_table_matches(self, tokens: Sequence[Token], free: set[int],
+                           best: dict[int, RelationMention]) -> None:
+        """Relations the question names in other words than the graph's: the words of the
+        shared relation table (:mod:`dialoop.learn.relations`, the correction memory's)
+        that say a relation the graph relation's own name also says ("based in" and
+        "headquarteredIn" both say *location*; "appears in" and "starred_actors" both say
+        *performer*). A match of this kind counts a little less than the graph's own words."""
+        if not self._named:
+            return
+        # Words the graph's own names already explain keep that reading: "headquartered"
+        # is headquarteredIn, not every relation the table calls a location.
+        explained = {i for m in best.values() if m.lexical for i in m.positions}
+        # Half of a graph relation's name is no mention of it ("publication date" is not
+        # "publication year"), and the table does not make it one.
+        explained |= {i for m in best.values() if not m.lexical for i in m.positions}
+        order = sorted(free)
+        text, starts = "", []
+        for i in order:  # the free words, with each one's offset in the joined text
+            starts.append(len(text) + (1 if text else 0))
+            text = f"{text} {tokens[i].text}" if text else tokens[i].text
+        for start, end, names in table_phrases(text):
+            positions = frozenset(i for i, at in zip(order, starts, strict=True)
+                                  if start <= at < end)
+            if positions & explained or not any(_content(tokens[i]) for i in positions):
+                continue  # explained already, or only "where is": a question, not a relation
+            for rid, (key, label, named) in self._named.items():
+                if names & named and best.get(rid, _NONE).score < TABLE_SCORE:
+                    best[rid] = RelationMention(rid, key, label, TABLE_SCORE, True, positions)
 
     def _add_embedding_matches(self, text: str, best: dict[int, RelationMention]) -> None:
         assert self.embedder is not None
@@ -305,11 +341,16 @@ class RelationMatcher:
             if version == self._version:
                 return
             phrases = []
+            named: dict[int, tuple[str, str, frozenset[str]]] = {}
             for rid, key, label, aliases in relations:
                 # The graph's own vocabulary: its label, aliases and key split into words
                 # ("headquarteredIn" → "headquartered in"), compared by derivational root
                 # so "acted", "actors" and "starred actors" meet without an alias.
                 texts = {label, split_name(label), *aliases}
+                said = [n for t in (split_name(label), split_name(key)) if "://" not in t
+                        for n in table_relations(t)]
+                if said:
+                    named[rid] = (key, label, frozenset().union(*said))
                 bare = not aliases and split_name(label) == split_name(key)
                 if "://" not in key:
                     texts.add(split_name(key))
@@ -320,6 +361,7 @@ class RelationMatcher:
                     if stems:
                         phrases.append((rid, key, label, text, stems, bare and bool(content)))
             self._phrases, self._vectors, self._version = phrases, None, version
+            self._named = named
 
 
 _NONE = RelationMention(0, "", "", 0.0, False, frozenset())

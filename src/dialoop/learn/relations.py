@@ -22,7 +22,7 @@ import functools
 import re
 
 __all__ = ["RELATIONS", "TITLES", "asks_for", "canonical", "disjoint", "is_relation_word",
-           "relations"]
+           "phrases", "relations"]
 
 # relation → phrases (regular expressions over lower-case words; longest found first).
 # The first phrase is the canonical one. Written from the relations people commonly ask
@@ -69,7 +69,8 @@ RELATIONS: dict[str, tuple[str, ...]] = {
                  "score", "wrote the music"),
     "director": ("directed", "director", "directs", "behind the camera", "filmmaker"),
     "performer": ("starred", "stars", "starring", "actor", "actress", "sang", "sings",
-                  "singer", "lead role", "played the lead", "cast"),
+                  "singer", "lead role", "played the lead", "cast", "acts? in",
+                  "acted in", "featured in"),
     "designer": ("designed", "designer", "designs", "architect", "plans for", "drew up",
                  "engineer", "creat(?:ed|or|es)"),
     "inventor": ("invented", "inventor", "invents", "invention", "came up with",
@@ -121,7 +122,8 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "position": ("position", "role", "office", "job", "post", "occupation", "profession"),
     "citizenship": ("citizen", "citizenship", "nationality"),
     "religion": ("religion", "faith", "religious"),
-    "genre": ("genre", "kind of music", "style of"),
+    "genre": ("genre", "kind of music", "style of",
+              "(?:kind|type|sort) of (?:film|movie|book|novel|music|show|series|game)"),
     "instrument": ("instrument", "plays the"),
     "sport": ("sport",),
     "education": ("studied", "educated", "alma mater", "university", "school", "graduated"),
@@ -170,6 +172,12 @@ def is_relation_word(word: str) -> bool:
     capitalized, it is still not a name."""
     w = word.lower()
     return w in TITLES or bool(_found(w))
+
+
+def phrases(text: str) -> list[tuple[int, int, frozenset[str]]]:
+    """``(start, end, relations)`` of each relation phrase in ``text`` (character offsets),
+    in order, none overlapping: the table's reading of a text."""
+    return _found(text)
 
 
 def relations(text: str) -> list[frozenset[str]]:

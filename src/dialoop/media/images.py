@@ -10,34 +10,29 @@ model is shown in its numbered evidence block and that the turn's trace keeps. A
 with no readable text gives evidence that says so, so the answer can say plainly that
 it cannot read the image instead of making something up.
 
-:class:`ImageEvidence` is the :class:`~dialoop.dialogue.lookup.EvidenceProvider` that
-hands that evidence to the dialogue manager for the one message it belongs to
-(:func:`image_evidence_for` adds it to an assistant once).
+The evidence belongs to one turn: it is passed to that turn alone, as
+``Assistant.stream(message, evidence=ocr_evidence(images))``, so it can never reach
+another user's answer or a later turn.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import threading
-import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from dialoop.errors import InvalidInputError
 from dialoop.evidence import Evidence
 from dialoop.media.ocr import OcrResult, read_image
 
-__all__ = ["NO_TEXT", "ImageEvidence", "check_image_url", "image_bytes", "image_evidence_for",
+__all__ = ["MAX_IMAGES", "NO_TEXT", "check_image_url", "image_bytes", "image_evidence",
            "ocr_evidence"]
 
 NO_TEXT = ("Image {n} contains no readable text (OCR found none). Say plainly that you "
            "cannot read or see what the image shows; do not guess its content.")
 MAX_IMAGES = 8  # per message
-_PENDING_SECONDS = 600.0  # evidence a turn never asked for is forgotten after this
-_provider_lock = threading.Lock()
 
 
 def check_image_url(url: str, *, allow_files: bool) -> None:
@@ -84,55 +79,17 @@ def ocr_evidence(images: Sequence[bytes]) -> list[Evidence]:
     return [_evidence(n, read_image(data)) for n, data in enumerate(images, 1)]
 
 
+def image_evidence(urls: Sequence[str], *, allow_files: bool) -> list[Evidence]:
+    """The evidence of the ``image_url``s of a message (see :func:`image_bytes`), in order."""
+    if len(urls) > MAX_IMAGES:
+        raise InvalidInputError(f"A message may carry at most {MAX_IMAGES} images.")
+    for url in urls:  # refuse a bad one before reading any
+        check_image_url(url, allow_files=allow_files)
+    return ocr_evidence([image_bytes(url, allow_files=allow_files) for url in urls])
+
+
 def _evidence(n: int, found: OcrResult) -> Evidence:
     if not found.text.strip():
         return Evidence("image", NO_TEXT.format(n=n), f"image:{n}", 0.0)
     text = f"Text read from image {n} (by OCR, confidence {found.confidence:.2f}):\n{found.text}"
     return Evidence("image", text, f"image:{n}", found.confidence)
-
-
-class ImageEvidence:
-    """Evidence waiting for the turn of one message of one user (an EvidenceProvider).
-
-    The server :meth:`attach`\\ es the images' evidence to the message before the turn is
-    queued; the dialogue manager :meth:`find`\\ s it when the model writes the answer.
-    Thread-safe; what no turn asks for is dropped after ten minutes.
-    """
-
-    def __init__(self, clock: Any = time.monotonic) -> None:
-        self._clock = clock
-        self._pending: dict[tuple[str, str], tuple[float, list[Evidence]]] = {}
-        self._lock = threading.Lock()
-
-    def attach(self, user: str, message: str, evidence: list[Evidence]) -> None:
-        now = self._clock()
-        with self._lock:
-            self._pending = {k: v for k, v in self._pending.items()
-                             if now - v[0] < _PENDING_SECONDS}
-            self._pending[(user, message)] = (now, evidence)
-
-    def discard(self, user: str, message: str) -> None:
-        with self._lock:
-            self._pending.pop((user, message), None)
-
-    def find(self, message: str, *, user: str, state: Any = None) -> list[Evidence]:
-        with self._lock:
-            if (found := self._pending.get((user, message))) is not None:
-                return list(found[1])
-            # One request of several in the message (the manager splits them): its images.
-            for (who, whole), (_, evidence) in self._pending.items():
-                if who == user and message and message in whole:
-                    return list(evidence)
-        return []
-
-
-def image_evidence_for(providers: list[Any]) -> ImageEvidence:
-    """The :class:`ImageEvidence` among a dialogue manager's evidence ``providers``, added
-    to them on first use."""
-    with _provider_lock:
-        for provider in providers:
-            if isinstance(provider, ImageEvidence):
-                return provider
-        provider = ImageEvidence()
-        providers.append(provider)
-        return provider

@@ -19,7 +19,7 @@ from dialoop.errors import InvalidInputError
 from dialoop.store.models import check_text
 
 __all__ = ["EARLIEST", "LATEST", "MAX_TEXT_CHARS", "ItemIn", "format_of", "item_from",
-           "parse_time", "read_items", "read_labelled"]
+           "json_lines", "parse_time", "read_items", "read_labelled"]
 
 MAX_TEXT_CHARS = 10_000
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)  # times outside these are typos, not news
@@ -47,7 +47,7 @@ def read_items(stream: IO[str], fmt: Format, *, name: str = "input") -> Iterator
                                     "column (and optionally time, source).")
         rows = ((reader.line_num, row) for row in reader)
     else:
-        rows = _json_lines(stream, name)
+        rows = json_lines(stream, name)
     for line, row in rows:
         yield item_from(row, where=f"{name}:{line}")
 
@@ -131,7 +131,8 @@ def _polarity(value: Any, where: Path) -> str:
     return label
 
 
-def _json_lines(stream: IO[str], name: str) -> Iterator[tuple[int, Any]]:
+def json_lines(stream: IO[str], name: str) -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` of each non-blank line of a JSON Lines stream."""
     for line, text in enumerate(stream, 1):
         if not text.strip():
             continue
@@ -139,4 +140,4 @@ def _json_lines(stream: IO[str], name: str) -> Iterator[tuple[int, Any]]:
             yield line, json.loads(text)
         except json.JSONDecodeError as e:
             raise InvalidInputError(f"{name}:{line}: not JSON ({e.msg}); each line is one "
-                                    'object such as {"text": "...", "time": "..."}.') from None
+                                    "JSON object.") from None

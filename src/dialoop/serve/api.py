@@ -1,4 +1,5 @@
-"""The native API, part one: health, metrics, the caller, sessions and turns with traces.
+"""The native API, part one: health, metrics, the caller, sessions and turns with traces,
+and ``POST /api/chat`` (:mod:`.chat`: a message, typed or spoken, with images).
 
 Everything here acts for the caller only: another user's session or turn does not
 exist as far as the caller can tell (404, the same as a wrong id). A session
@@ -20,6 +21,7 @@ from dialoop import __version__
 from dialoop.assistant import Assistant, Parts
 from dialoop.dialogue.session import check_session_name, turn_to_dict
 from dialoop.dialogue.summary import summariser, summarize_session
+from dialoop.serve import chat
 from dialoop.serve.auth import Auth, CallerDep, require_admin
 from dialoop.serve.httperrors import ErrorResponse
 from dialoop.serve.metrics import CONTENT_TYPE, Metrics
@@ -34,6 +36,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
             "or not found (for you)."},
 }
 router = APIRouter(prefix="/api", responses=_ERRORS)
+router.include_router(chat.router)  # POST /api/chat: a message (typed, spoken, with images)
 TurnId = Annotated[int, Path(ge=1, le=MAX_ID, description="A turn's id (dialoop.turn_id).")]
 SessionRef = Annotated[str, Path(min_length=1, max_length=200,
                                  description="A session's name or id.")]

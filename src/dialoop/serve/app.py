@@ -37,6 +37,7 @@ from dialoop.serve import (
     learning,
     monitor,
     openai,
+    recommend,
     responses,
     web,
 )
@@ -116,6 +117,7 @@ def create_app(
     learning.install(app)
     knowledge.install(app)
     monitor.install(app)
+    recommend.install(app)
     web.install(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes,
                        overrides={"/v1/audio/": max(max_body_bytes, audio.MAX_UPLOAD)})

@@ -47,9 +47,9 @@ import logging
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import quote, unquote
 
 from fastapi import APIRouter, Header, Request
@@ -67,7 +67,7 @@ from dialoop.errors import (
     PermissionDeniedError,
     RequestTooLargeError,
 )
-from dialoop.evidence import TurnTrace
+from dialoop.evidence import Evidence, TurnTrace
 from dialoop.serve.auth import CallerDep
 from dialoop.serve.httperrors import ErrorResponse, dialoop_error_payload, storable_text
 from dialoop.serve.openai_shapes import (
@@ -82,6 +82,9 @@ from dialoop.serve.openai_shapes import (
 )
 from dialoop.serve.scheduler import Generation, Scheduler
 from dialoop.store.accounts import Caller, check_user_name
+
+if TYPE_CHECKING:
+    from dialoop.media.speech import Transcript
 
 __all__ = ["ChatCompletionRequest", "router"]
 
@@ -483,13 +486,8 @@ async def chat_completions(
                         body.parallel_tool_calls),
         instructions=instructions, agent=bool(body.dialoop and body.dialoop.agent), choices=n)
     if isinstance(new, str) and (images := body.messages[-1].images):
-        detach = await _attach_images(request, turn.user, new, images)
-        try:
-            started = await start_turn(request, turn)  # the turn's plan has read them
-        finally:
-            detach()
-    else:
-        started = await start_turn(request, turn)
+        turn.evidence = await read_images(request, images)  # this turn's alone
+    started = await start_turn(request, turn)
     if started is None:  # the client left while it waited: nothing was stored
         return Response(status_code=_CLIENT_GONE)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
@@ -521,6 +519,8 @@ class TurnRequest:
     instructions: str | None = None
     agent: bool = False
     choices: int = 1
+    evidence: Sequence[Evidence] = ()  # the new message's own (the text of its images)
+    spoken: Transcript | None = None  # what the new message was heard from (/api/chat)
 
 
 @dataclass
@@ -578,7 +578,8 @@ async def start_turn(request: Request, turn: TurnRequest) -> Started | None:
         message, results = (turn.new, ()) if isinstance(turn.new, str) else (None, turn.new)
         stream = assistant.stream(message, session=session, user=turn.user, params=turn.params,
                                   results=results, tools=turn.tools, agent=turn.agent,
-                                  instructions=turn.instructions)
+                                  instructions=turn.instructions, evidence=turn.evidence,
+                                  spoken=turn.spoken)
         if turn.choices > 1:
             stream = _with_alternatives(assistant, stream, turn.choices, turn.params)
         gen.context["stream"] = stream
@@ -811,16 +812,11 @@ def error_event(exc: Exception) -> str:
 
 # -- images in the new message (dialoop.media.images) -----------------------------------------
 
-async def _attach_images(request: Request, user: str, message: str,
-                         urls: list[str]) -> Callable[[], None]:
-    """Read the message's images by OCR (on a worker thread) and hand their evidence to the
-    turn of ``message``; returns what takes it back once the turn has planned."""
-    from dialoop.media.images import image_bytes, image_evidence_for, ocr_evidence
+async def read_images(request: Request, urls: list[str]) -> list[Evidence]:
+    """The evidence of a new message's images, read by OCR on a worker thread; it is given
+    to that message's turn alone (``Assistant.stream(evidence=...)``)."""
+    from dialoop.media.images import image_evidence
 
     assistant: Assistant = request.app.state.assistant
     allow_files = assistant.parts.settings.media_local_images
-    evidence = await asyncio.to_thread(
-        lambda: ocr_evidence([image_bytes(url, allow_files=allow_files) for url in urls]))
-    provider = image_evidence_for(assistant.manager.evidence)
-    provider.attach(user, message, evidence)
-    return lambda: provider.discard(user, message)
+    return await asyncio.to_thread(image_evidence, urls, allow_files=allow_files)

@@ -14,6 +14,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 
 from dialoop.store import monitor as _monitor_tables  # noqa: F401  (the ORM side of m012)
+from dialoop.store import recommend as _recommend_tables  # noqa: F401  (the ORM side of m013)
 from dialoop.store import summaries as _summary_tables  # noqa: F401  (the ORM side of m011)
 from dialoop.store.models import UTCDateTime, utcnow
 
@@ -421,6 +422,44 @@ def m012_monitor(op: Operations) -> None:
     )
 
 
+def m013_recommend(op: Operations) -> None:
+    """Recommendation (dialoop.recommend): the shared catalogue, each user's events, and the
+    trained models."""
+    op.create_table(
+        "rec_items",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("key", sa.String(200), nullable=False, unique=True),
+        sa.Column("title", sa.String(300), nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("attributes", sa.JSON, nullable=False),
+        sa.Column("vector", sa.LargeBinary, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_table(
+        "rec_events",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("user_id", sa.String(128), nullable=False),
+        sa.Column("item_id", sa.Integer, sa.ForeignKey("rec_items.id", ondelete="CASCADE"),
+                  nullable=False),
+        sa.Column("kind", sa.String(16), nullable=False),
+        sa.Column("value", sa.Float),
+        sa.Column("weight", sa.Float, nullable=False),
+        sa.Column("time", UTCDateTime, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+    op.create_index("ix_rec_events_user_time", "rec_events", ["user_id", "time"])
+    op.create_index("ix_rec_events_item_id", "rec_events", ["item_id"])
+    op.create_table(
+        "rec_models",
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("version", sa.Integer, nullable=False, unique=True),
+        sa.Column("status", sa.String(16), nullable=False),
+        sa.Column("path", sa.String(500), nullable=False),
+        sa.Column("report", sa.JSON, nullable=False),
+        sa.Column("created_at", UTCDateTime, nullable=False),
+    )
+
+
 MIGRATIONS: list[Migration] = [
     m001_sessions_and_turns,
     m002_adapters,
@@ -433,6 +472,7 @@ MIGRATIONS: list[Migration] = [
     m010_relation_aliases,
     m011_context_summaries,
     m012_monitor,
+    m013_recommend,
 ]
 
 

@@ -10,6 +10,8 @@ const state = {
   me: null,             // {user, role, auth}
   controller: null,     // AbortController of the answer being streamed
   learningTimer: null,  // refreshes the learning page while it is shown
+  images: [],           // data URLs of the images attached to the next message
+  recorder: null,       // the MediaRecorder while the microphone records
 };
 
 const $ = (sel, root = document) => root.querySelector(sel);
@@ -30,10 +32,10 @@ class ApiError extends Error {
   constructor(status, message, code) { super(message); this.status = status; this.code = code; }
 }
 
-async function api(path, { method = 'GET', json, headers = {}, signal } = {}) {
+async function api(path, { method = 'GET', json, form, headers = {}, signal } = {}) {
   const h = { ...headers };
   if (state.key) h.Authorization = `Bearer ${state.key}`;
-  let body;
+  let body = form;  // FormData: the browser sets its multipart Content-Type
   if (json !== undefined) { h['Content-Type'] = 'application/json'; body = JSON.stringify(json); }
   const res = await fetch(path, { method, headers: h, body, signal });
   if (!res.ok) {
@@ -59,6 +61,8 @@ async function start() {
   bindKeyDialog();
   bindLearning();
   bindKnowledge();
+  bindMonitor();
+  bindRecommend();
   try {
     state.features = (await getJSON('/api/health')).features || {};
   } catch (err) { showError($('#chat-error'), err); }
@@ -89,7 +93,7 @@ function bindTabs() {
 }
 
 function showView(name) {
-  if (!['chat', 'learning', 'knowledge'].includes(name)) name = 'chat';
+  if (!['chat', 'learning', 'knowledge', 'monitor', 'recommend'].includes(name)) name = 'chat';
   for (const view of document.querySelectorAll('.view')) view.hidden = view.dataset.view !== name;
   for (const tab of document.querySelectorAll('.tabs button')) {
     tab.setAttribute('aria-selected', String(tab.dataset.view === name));
@@ -99,6 +103,8 @@ function showView(name) {
   state.learningTimer = null;
   if (name === 'learning') loadLearning();
   if (name === 'knowledge') showKnowledge();
+  if (name === 'monitor') loadMonitor();
+  if (name === 'recommend') loadRecommend();
 }
 
 // -- API key -----------------------------------------------------------------------------------
@@ -136,6 +142,21 @@ function bindChat() {
     }
   });
   $('#stop').addEventListener('click', () => state.controller && state.controller.abort());
+  $('#mic').addEventListener('click', toggleRecording);
+  if (!navigator.mediaDevices || !window.MediaRecorder) {  // http on another host: no microphone
+    $('#mic').disabled = true;
+    $('#mic').title = 'Recording needs a microphone and this page on https or localhost.';
+  }
+  $('#image-input').addEventListener('change', async (event) => {
+    for (const file of event.target.files) await attachImage(file);
+    event.target.value = '';
+  });
+  input.addEventListener('paste', async (event) => {
+    const files = [...event.clipboardData.files].filter((f) => f.type.startsWith('image/'));
+    if (!files.length) return;
+    event.preventDefault();
+    for (const file of files) await attachImage(file);
+  });
   $('#new-chat').addEventListener('click', () => {
     state.session = null;
     clearMessages();
@@ -165,10 +186,108 @@ function setBusy(busy) {
   $('#stop').hidden = !busy;
 }
 
+// -- speech and images ------------------------------------------------------------------------
+
+// The microphone button: the first click records, the second stops; what was said is
+// transcribed (POST /v1/audio/transcriptions), put in the input and sent.
+async function toggleRecording() {
+  const mic = $('#mic');
+  if (state.recorder) { state.recorder.stop(); return; }
+  showError($('#chat-error'), null);
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+  } catch (err) {
+    showError($('#chat-error'), new Error(`No microphone: ${err.message}`));
+    return;
+  }
+  const recorder = new MediaRecorder(stream);
+  const chunks = [];
+  recorder.addEventListener('dataavailable', (event) => chunks.push(event.data));
+  recorder.addEventListener('stop', async () => {
+    for (const track of stream.getTracks()) track.stop();
+    state.recorder = null;
+    mic.setAttribute('aria-pressed', 'false');
+    mic.textContent = 'Speak';
+    const audio = new Blob(chunks, { type: recorder.mimeType || 'audio/webm' });
+    const form = new FormData();
+    form.append('file', audio, `speech.${audio.type.includes('ogg') ? 'ogg' : 'webm'}`);
+    form.append('model', 'whisper-1');
+    mic.disabled = true;
+    try {
+      const heard = await (await api('/v1/audio/transcriptions', { method: 'POST', form })).json();
+      const text = heard.text.trim();
+      if (!text) throw new Error('Nothing was heard: speak after pressing the button.');
+      $('#input').value = text;
+      if (!state.controller) { $('#input').value = ''; send(text); }
+    } catch (err) { showError($('#chat-error'), err); } finally { mic.disabled = false; }
+  });
+  recorder.start();
+  state.recorder = recorder;
+  mic.setAttribute('aria-pressed', 'true');
+  mic.textContent = 'Stop recording';
+}
+
+async function attachImage(file) {
+  if (!file.type.startsWith('image/')) return;
+  const url = await new Promise((resolve, reject) => {
+    const reader = new FileReader();
+    reader.onload = () => resolve(reader.result);
+    reader.onerror = () => reject(reader.error);
+    reader.readAsDataURL(file);
+  });
+  state.images.push(url);
+  showAttachments();
+}
+
+function showAttachments() {
+  const box = $('#attachments');
+  box.replaceChildren(...state.images.map((url, i) => {
+    const remove = el('button', { type: 'button', className: 'icon-button',
+                                  ariaLabel: `Remove image ${i + 1}` }, '✕');
+    remove.addEventListener('click', () => { state.images.splice(i, 1); showAttachments(); });
+    return el('span', { className: 'attachment' },
+              el('img', { src: url, alt: `Image ${i + 1}` }), remove);
+  }));
+  box.hidden = !state.images.length;
+}
+
+// The play button: the answer spoken (POST /v1/audio/speech), played in an audio element.
+async function playAnswer(bubble, button, note) {
+  let audio = $('audio', bubble);
+  if (!audio) {
+    button.disabled = true;
+    try {
+      const res = await api('/v1/audio/speech', { method: 'POST', json: {
+        model: 'tts-1', voice: 'alloy', response_format: 'wav',
+        input: $('.text', bubble).textContent.slice(0, 4096) } });
+      audio = el('audio', { controls: true, src: URL.createObjectURL(await res.blob()) });
+      bubble.append(audio);
+    } catch (err) { say(note, err.message, true); return; } finally { button.disabled = false; }
+  }
+  audio.play().catch(() => {});  // a browser may refuse to play without sound: the controls stay
+}
+
+// A message with images goes to the native API (POST /api/chat), which reads them for this
+// turn alone; the answer comes whole (not streamed).
+async function sendWithImages(text, images, bubble) {
+  const out = $('.text', bubble);
+  const body = { message: text, images };
+  if (state.session) body.session = state.session;
+  const reply = await (await api('/api/chat', { method: 'POST', json: body })).json();
+  state.session = reply.session_id;
+  out.textContent = reply.answer;
+  return { turn_id: reply.turn_id };
+}
+
 // Stream one answer from the OpenAI-compatible endpoint; the server keeps the history.
 async function send(text) {
   showError($('#chat-error'), null);
-  addMessage('user', text);
+  const images = state.images;
+  state.images = [];
+  showAttachments();
+  const marks = images.map((_, i) => ` [image ${i + 1}]`).join('');  // as the server stores it
+  addMessage('user', text + marks);
   const bubble = addMessage('assistant', '');
   bubble.classList.add('streaming');
   const out = $('.text', bubble);
@@ -177,19 +296,23 @@ async function send(text) {
   setBusy(true);
   let info = null, stopped = false, failed = null;
   try {
-    const headers = { Accept: 'text/event-stream' };
-    if (state.session) headers['X-Dialoop-Session'] = state.session;
-    const res = await api('/v1/chat/completions', {
-      method: 'POST', headers, signal: controller.signal,
-      json: { model: 'default', stream: true, stream_options: { include_usage: true },
-              messages: [{ role: 'user', content: text }] },
-    });
-    state.session = res.headers.get('X-Dialoop-Session-Id') || state.session;
-    for await (const event of sseEvents(res)) {
-      if (event.error) throw new ApiError(500, event.error.message, event.error.code);
-      const piece = event.choices && event.choices[0] && event.choices[0].delta.content;
-      if (piece) { out.textContent += piece; bubble.scrollIntoView({ block: 'end' }); }
-      if (event.dialoop) info = event.dialoop;
+    if (images.length) {
+      info = await sendWithImages(text, images, bubble);
+    } else {
+      const headers = { Accept: 'text/event-stream' };
+      if (state.session) headers['X-Dialoop-Session'] = state.session;
+      const res = await api('/v1/chat/completions', {
+        method: 'POST', headers, signal: controller.signal,
+        json: { model: 'default', stream: true, stream_options: { include_usage: true },
+                messages: [{ role: 'user', content: text }] },
+      });
+      state.session = res.headers.get('X-Dialoop-Session-Id') || state.session;
+      for await (const event of sseEvents(res)) {
+        if (event.error) throw new ApiError(500, event.error.message, event.error.code);
+        const piece = event.choices && event.choices[0] && event.choices[0].delta.content;
+        if (piece) { out.textContent += piece; bubble.scrollIntoView({ block: 'end' }); }
+        if (event.dialoop) info = event.dialoop;
+      }
     }
   } catch (err) {
     if (err.name === 'AbortError') stopped = true; else failed = err;
@@ -249,6 +372,9 @@ function addActions(bubble, turn) {
                      'Correct');
   const why = el('button', { className: 'why', type: 'button', title: 'What shaped this answer' },
                  'Why?');
+  const play = el('button', { className: 'play', type: 'button', title: 'Hear this answer' },
+                  'Play');
+  play.addEventListener('click', () => playAnswer(bubble, play, note));
   const rate = async (value, button) => {
     try {
       await api(`/api/turns/${turn.id}/rating`, { method: 'POST', json: { value } });
@@ -261,7 +387,7 @@ function addActions(bubble, turn) {
   down.addEventListener('click', () => rate(-1, down));
   correct.addEventListener('click', () => openCorrection(bubble, turn, note));
   why.addEventListener('click', () => showWhy(turn.id));
-  const actions = el('div', { className: 'actions' }, up, down, correct, why);
+  const actions = el('div', { className: 'actions' }, up, down, correct, why, play);
   if (!feedback) actions.append(el('span', { className: 'note' }, 'feedback unavailable'));
   bubble.append(actions, note);
 }
@@ -541,7 +667,7 @@ function renderAdapters(history) {
   }));
 }
 
-// Gate metrics and satisfaction over versions, as a small inline SVG line chart.
+// Gate metrics and satisfaction over versions.
 function renderChart(history) {
   const holder = $('#learning-chart');
   // One adapter line per chart: the global one if there is one.
@@ -552,9 +678,22 @@ function renderChart(history) {
     holder.replaceChildren(el('p', { className: 'note' }, 'No gate reports yet.'));
     return;
   }
+  lineChart(holder, {
+    labels: versions.map((v) => `${line}@v${v.version}`),
+    max: 1,
+    format: (v) => `${v * 100}%`,
+    tip: (v) => pct(v),
+    series: METRICS.map(([key, label, color]) => ({
+      label, color, values: versions.map((v) => metric(v, key)) })),
+  });
+}
+
+// A small inline SVG line chart: one line per series over the labels (null: no point),
+// from 0 to max, with five grid lines and a legend.
+function lineChart(holder, { labels, series, max, format, tip = format }) {
   const W = 640, H = 220, L = 40, R = 36, T = 10, B = 28;
-  const x = (i) => L + (versions.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (versions.length - 1));
-  const y = (v) => T + (1 - v) * (H - T - B);
+  const x = (i) => L + (labels.length === 1 ? (W - L - R) / 2 : i * (W - L - R) / (labels.length - 1));
+  const y = (v) => T + (1 - v / max) * (H - T - B);
   const ns = 'http://www.w3.org/2000/svg';
   const svg = document.createElementNS(ns, 'svg');
   svg.setAttribute('viewBox', `0 0 ${W} ${H}`);
@@ -566,24 +705,26 @@ function renderChart(history) {
     return n;
   };
   for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
-    add('line', { x1: L, x2: W - R, y1: y(tick), y2: y(tick), class: 'axis' });
-    add('text', { x: 4, y: y(tick) + 4 }, `${tick * 100}%`);
+    add('line', { x1: L, x2: W - R, y1: y(tick * max), y2: y(tick * max), class: 'axis' });
+    add('text', { x: 4, y: y(tick * max) + 4 }, format(tick * max));
   }
-  versions.forEach((v, i) => add('text', { x: x(i), y: H - 8, 'text-anchor': 'middle' },
-                                 `${line}@v${v.version}`));
-  for (const [key, label, color] of METRICS) {
-    const points = versions.map((v, i) => [i, metric(v, key)]).filter(([, m]) => m !== null);
+  const every = Math.max(1, Math.ceil(labels.length / 8));  // at most eight labels
+  labels.forEach((label, i) => {
+    if (i % every === 0) add('text', { x: x(i), y: H - 8, 'text-anchor': 'middle' }, label);
+  });
+  for (const { label, color, values } of series) {
+    const points = values.map((v, i) => [i, v]).filter(([, v]) => v !== null);
     if (!points.length) continue;
-    add('polyline', { points: points.map(([i, m]) => `${x(i)},${y(m)}`).join(' '), fill: 'none',
-                      stroke: color, 'stroke-width': 2 });
-    for (const [i, m] of points) {
-      add('circle', { cx: x(i), cy: y(m), r: 3, fill: color }).append(
+    add('polyline', { points: points.map(([i, v]) => `${x(i)},${y(v)}`).join(' '), fill: 'none',
+                      stroke: color, 'stroke-width': 2, 'data-series': label });
+    for (const [i, v] of points) {
+      add('circle', { cx: x(i), cy: y(v), r: 3, fill: color }).append(
         Object.assign(document.createElementNS(ns, 'title'),
-                      { textContent: `${label} v${versions[i].version}: ${pct(m)}` }));
+                      { textContent: `${label} ${labels[i]}: ${tip(v)}` }));
     }
   }
   const legend = el('div', { className: 'legend' },
-    ...METRICS.map(([, label, color]) => el('span', { style: `color:${color}` }, label)));
+    ...series.map(({ label, color }) => el('span', { style: `color:${color}` }, label)));
   holder.replaceChildren(svg, legend);
 }
 
@@ -642,4 +783,5 @@ async function showEntity(name) {
   } catch (err) { showError($('#knowledge-error'), err); }
 }
 
-start();
+// After every script of the page has loaded (insights.js adds the Monitor and For-you pages).
+document.addEventListener('DOMContentLoaded', start);
