@@ -288,12 +288,11 @@ class RelationMatcher:
         *performer*). A match of this kind counts a little less than the graph's own words."""
         if not self._named:
             return
-        # Words the graph's own names already explain keep that reading: "headquartered"
-        # is headquarteredIn, not every relation the table calls a location.
-        explained = {i for m in best.values() if m.lexical for i in m.positions}
-        # Half of a graph relation's name is no mention of it ("publication date" is not
-        # "publication year"), and the table does not make it one.
-        explained |= {i for m in best.values() if not m.lexical for i in m.positions}
+        # Words the graph's own names explain keep that reading ("headquartered" is
+        # headquarteredIn, not every relation the table calls a location), and half of a
+        # relation's name is no mention of it ("publication date" is not "publication
+        # year"): the table does not make it one.
+        explained = {i for m in best.values() for i in m.positions}
         order = sorted(free)
         text, starts = "", []
         for i in order:  # the free words, with each one's offset in the joined text
@@ -306,7 +305,8 @@ class RelationMatcher:
                 continue  # explained already, or only "where is": a question, not a relation
             for rid, (key, label, named) in self._named.items():
                 if names & named and best.get(rid, _NONE).score < TABLE_SCORE:
-                    best[rid] = RelationMention(rid, key, label, TABLE_SCORE, True, positions)
+                    # not lexical: weaker than the graph's own words where both apply
+                    best[rid] = RelationMention(rid, key, label, TABLE_SCORE, False, positions)
 
     def _add_embedding_matches(self, text: str, best: dict[int, RelationMention]) -> None:
         assert self.embedder is not None
