@@ -35,13 +35,15 @@ install: system-packages
 
 # What the tests need from Debian: Chromium for the real-browser tests, PostgreSQL's own
 # binaries for the PostgreSQL tests (tests/postgres.py); for speech and images (dialoop.media)
-# espeak-ng, Tesseract with its English model, ffmpeg (mp3/opus output) and the DejaVu fonts
-# the tests and benchmarks draw text with. apt runs only when one is missing.
+# espeak-ng and flite (two speech engines), Tesseract with its English model, ffmpeg
+# (mp3/opus output) and the DejaVu fonts the tests and benchmarks draw text with. apt runs
+# only when one is missing.
 system-packages:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v espeak-ng >/dev/null 2>&1 || missing="$$missing espeak-ng"; \
+	command -v flite >/dev/null 2>&1 || missing="$$missing flite"; \
 	command -v tesseract >/dev/null 2>&1 || missing="$$missing tesseract-ocr"; \
 	test -f /usr/share/tesseract-ocr/5/tessdata/eng.traineddata || missing="$$missing tesseract-ocr-eng"; \
 	command -v ffmpeg >/dev/null 2>&1 || missing="$$missing ffmpeg"; \

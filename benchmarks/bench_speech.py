@@ -2,9 +2,11 @@
 
 The benchmark makes its own test set: 110 short sentences written for it (everyday
 requests and plain statements, public domain by their author), each spoken by two
-espeak-ng voices (``en-us``, a male US voice, and ``en-gb+f3``, a female British
-variant: different formants, pitch and pronunciation), and transcribed by
-dialoop.media.transcribe (Whisper tiny.en, int8, CPU).
+different synthesizers, espeak-ng (``en-us``, a male US voice: formant synthesis) and CMU
+flite (``flite:slt``, a female US voice: statistical parametric synthesis from recordings
+of a speaker), and transcribed by dialoop.media.transcribe (Whisper tiny.en, int8, CPU).
+``--voices`` takes others (``en-gb+f3``, ``flite:kal``, any that dialoop.media.speak
+knows).
 
 - **WER**: word error rate over all sentences of a voice (jiwer), after lower-casing,
   dropping punctuation and writing small numbers as digits (Whisper writes "4", the
@@ -15,8 +17,11 @@ dialoop.media.transcribe (Whisper tiny.en, int8, CPU).
 - **Voice latency**: seconds from a spoken question (its WAV) to the first audio of a
   spoken answer, p50: transcription + synthesis of the answer's first sentence. The
   language model's own time to its first sentence is not in it (see bench_multiturn.py).
+- **First audio of a long answer**: seconds until the first audio of a five-sentence
+  answer is ready, made whole (dialoop.media.speak) and streamed sentence by sentence
+  (dialoop.media.speak_stream, as ``/v1/audio/speech`` with ``stream_format``), p50 of 5.
 
-    python benchmarks/bench_speech.py [--limit 40]
+    python benchmarks/bench_speech.py [--limit 40] [--voices en-us,flite:slt]
 
 Targets (issue 17): WER ≤ 0.15, RTF ≤ 0.5.
 """
@@ -144,7 +149,7 @@ We are planning a trip to the coast next summer.
 The museum has a new exhibition about ancient ships.
 """.splitlines()
 
-VOICES = ("en-us", "en-gb+f3")
+VOICES = ("en-us", "flite:slt")
 _NUMBERS = {w: str(i) for i, w in enumerate((
     "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
     "eleven", "twelve"))}
@@ -160,11 +165,34 @@ def _seconds(wav: bytes) -> float:
         return w.getnframes() / w.getframerate()
 
 
+ANSWER = ("Your order 4471 was shipped on Monday. It is travelling with the standard "
+          "courier. Delivery usually takes three to five working days. You will get an email "
+          "with the tracking link. Let me know if anything else is missing.")
+
+
+def _first_audio(voice: str, repeats: int = 5) -> tuple[float, float]:
+    """p50 seconds to the first audio of :data:`ANSWER`: made whole, and streamed."""
+    from dialoop.media import speak, speak_stream
+
+    whole, streamed = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        speak(ANSWER, voice)
+        whole.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        next(iter(speak_stream(ANSWER, voice)))
+        streamed.append(time.perf_counter() - start)
+    return statistics.median(whole), statistics.median(streamed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--limit", type=int, default=len(SENTENCES),
                         help="Sentences per voice (default: all).")
+    parser.add_argument("--voices", default=",".join(VOICES),
+                        help=f"Comma-separated voices (default: {','.join(VOICES)}).")
     args = parser.parse_args()
+    voices = [v.strip() for v in args.voices.split(",") if v.strip()]
     import jiwer
 
     from dialoop.media import speak, transcribe
@@ -173,9 +201,10 @@ def main() -> None:
     t0 = time.perf_counter()
     transcribe(speak("Warming up.", "en-us"))  # loads the model once
     print(f"model load + first transcription: {time.perf_counter() - t0:.1f} s")
-    print(f"{len(sentences)} sentences x {len(VOICES)} voices on {platform.processor() or 'cpu'}")
-    print(f"{'voice':<10} {'WER':>6} {'RTF':>6} {'exact':>6} {'latency p50':>12}")
-    for voice in VOICES:
+    print(f"{len(sentences)} sentences x {len(voices)} voices on {platform.processor() or 'cpu'}")
+    print(f"{'voice':<10} {'WER':>6} {'RTF':>6} {'exact':>6} {'latency p50':>12} "
+          f"{'first audio: whole':>19} {'streamed':>9}")
+    for voice in voices:
         refs, hyps, compute, audio, latencies = [], [], 0.0, 0.0, []
         for sentence in sentences:
             wav = speak(sentence, voice)
@@ -189,8 +218,9 @@ def main() -> None:
             hyps.append(normalise(heard) or "<empty>")
         wer = jiwer.wer(refs, hyps)
         exact = sum(r == h for r, h in zip(refs, hyps, strict=True)) / len(refs)
+        whole, streamed = _first_audio(voice)
         print(f"{voice:<10} {wer:6.3f} {compute / audio:6.3f} {exact:6.2f} "
-              f"{statistics.median(latencies):10.2f} s")
+              f"{statistics.median(latencies):10.2f} s {whole:17.3f} s {streamed:7.3f} s")
         worst = sorted(zip(refs, hyps, strict=True),
                        key=lambda rh: -jiwer.wer(rh[0], rh[1]))[:3]
         for ref, hyp in worst:

@@ -364,15 +364,20 @@ def test_the_microphone_button_sends_what_was_said(  # type: ignore[no-untyped-d
     page.click("#mic")
     page.wait_for_selector("#mic[aria-pressed=true]")
     page.wait_for_timeout(3500)  # the question takes about two seconds to say
-    with page.expect_response("**/v1/audio/transcriptions", timeout=120_000) as heard:
+    with page.expect_response("**/api/chat", timeout=120_000) as heard:
         page.click("#mic")
     assert heard.value.status == 200
+    assert heard.value.request.post_data_json["audio"].startswith("data:audio/")
     page.wait_for_selector(".msg.assistant:last-child .actions", timeout=120_000)
     said = page.inner_text(".msg.user")
     assert {"open", "saturday"} <= words(said), said  # the transcript became the message
     [item] = assistant.parts.sessions.list("local")
     user_turns = [t for t in assistant.parts.sessions.turns(item.session) if t.role == "user"]
     assert [t.content for t in user_turns] == [said]  # and was stored as the turn
+    user_turn = heard.value.json()["user_turn_id"]  # with its audio record
+    trace = httpx.get(f"{server.url}/api/turns/{user_turn}").json()["trace"]
+    assert trace["audio"]["language"] == "en"
+    page.wait_for_selector(".msg.assistant:last-child audio")  # answered in speech too
     context.close()
     assert not errors
 

@@ -36,7 +36,8 @@ def transcribe(file: Path, fmt: str, language: str | None) -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               required=True, help="The audio file to write (its suffix is the format).")
 @click.option("--voice", default="alloy", show_default=True,
-              help="An OpenAI voice name (alloy, nova, fable, …) or an espeak-ng voice.")
+              help="An OpenAI voice name (alloy, nova, fable, …), an espeak-ng voice, "
+                   "or flite:slt/rms/awb/kal.")
 @click.option("--speed", type=float, default=1.0, show_default=True, help="0.25 to 4.")
 def speak(text: str, output: Path, voice: str, speed: float) -> None:
     """Say TEXT into the audio file -o (wav; mp3, opus, flac, aac with ffmpeg)."""

@@ -12,9 +12,14 @@ latest answer of its session (dialoop's sessions are linear; branching from an o
 response is refused). Streaming sends OpenAI's typed events (``response.created`` …
 ``response.output_text.delta`` … ``response.completed``).
 
+Images: ``input_image`` parts with an ``image_url`` (a ``data:`` URL; a local file only
+where the server allows it, ``media_local_images``) are read as in chat completions: the
+new message's images by OCR into evidence for its turn alone, cited in the trace as
+``image:N`` (see :mod:`dialoop.media.images`).
+
 Refused, with a message: built-in tool types (web search, file search, computer use,
-code interpreter, MCP: dialoop runs its own tools with ``dialoop.agent``), image and
-file inputs, ``background``, ``conversation``, stored prompts.
+code interpreter, MCP: dialoop runs its own tools with ``dialoop.agent``), file inputs
+and images by ``file_id``, ``background``, ``conversation``, stored prompts.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from dialoop.serve.openai import (
     _finished,
     _info,
     _session_ref,
+    read_images,
     start_turn,
 )
 from dialoop.serve.openai_shapes import logprob_content, structured, tool_turn
@@ -189,7 +195,7 @@ def _messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
-            out.append({"role": item.get("role"), "content": _text(item.get("content"))})
+            out.append({"role": item.get("role"), "content": _content(item.get("content"))})
         elif kind == "function_call":
             call = {"id": item.get("call_id"), "type": "function",
                     "function": {"name": item.get("name"), "arguments": item.get("arguments")}}
@@ -209,17 +215,43 @@ def _messages(items: str | list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _text(content: Any) -> str | None:
+    """A function call's output: text only."""
+    text = _content(content, images=False)
+    assert not isinstance(text, list)  # no image parts were taken
+    return text
+
+
+def _content(content: Any, images: bool = True) -> str | list[dict[str, Any]] | None:
+    """A message's content as chat content: its text, or, when it has ``input_image``
+    parts, chat completion parts (text and ``image_url``) in the same order."""
     if content is None or isinstance(content, str):
         return content
     if not isinstance(content, list) or not all(isinstance(p, dict) for p in content):
         raise InvalidInputError("A message's content is a string or a list of text parts.")
-    parts = []
+    parts: list[dict[str, Any]] = []
     for part in content:
-        if part.get("type") not in ("input_text", "output_text", "text"):
-            raise InvalidInputError(f"Content of type {part.get('type')!r} is not supported: "
-                                    "dialoop takes text.")
-        parts.append(part.get("text") or "")
-    return "".join(parts)
+        kind = part.get("type")
+        if kind in ("input_text", "output_text", "text"):
+            parts.append({"type": "text", "text": part.get("text") or ""})
+        elif kind == "input_image" and images:
+            parts.append({"type": "image_url", "image_url": {"url": _image_url(part),
+                                                             "detail": part.get("detail")}})
+        else:
+            taken = "text and input_image" if images else "text"
+            raise InvalidInputError(f"Content of type {kind!r} is not supported here: dialoop "
+                                    f"takes {taken}.")
+    if all(p["type"] == "text" for p in parts):
+        return "".join(p["text"] for p in parts)
+    return parts
+
+
+def _image_url(part: dict[str, Any]) -> str:
+    url = part.get("image_url")
+    if part.get("file_id") or not isinstance(url, str) or not url:
+        raise InvalidInputError("An input_image part needs an image_url: a data:image/...;"
+                                "base64,... URL (or a local file where the server allows it). "
+                                "file_id is not supported: dialoop keeps no uploaded files.")
+    return url
 
 
 # -- the response object, as documented (the handler builds it as a dict: see _Shape) -------
@@ -319,6 +351,8 @@ async def create_response(
         tools=tool_turn([t.function for t in chat.tools or []], chat.tool_choice,
                         chat.parallel_tool_calls),
         instructions=instructions, agent=bool(chat.dialoop and chat.dialoop.agent))
+    if isinstance(new, str) and (images := chat.messages[-1].images):
+        turn.evidence = await read_images(request, images)  # this turn's alone
     started = await start_turn(request, turn)
     if started is None:
         return Response(status_code=_CLIENT_GONE)

@@ -188,8 +188,11 @@ function setBusy(busy) {
 
 // -- speech and images ------------------------------------------------------------------------
 
-// The microphone button: the first click records, the second stops; what was said is
-// transcribed (POST /v1/audio/transcriptions), put in the input and sent.
+// The microphone button: the first click records, the second stops. What was said goes to
+// POST /api/chat as audio, so its turn keeps the audio's transcript, language and confidence;
+// the transcript is shown as the message and the answer is spoken as well as written. While
+// an answer is still coming, the recording is only transcribed (POST
+// /v1/audio/transcriptions) and put in the input, to send when the answer is done.
 async function toggleRecording() {
   const mic = $('#mic');
   if (state.recorder) { state.recorder.stop(); return; }
@@ -210,16 +213,10 @@ async function toggleRecording() {
     mic.setAttribute('aria-pressed', 'false');
     mic.textContent = 'Speak';
     const audio = new Blob(chunks, { type: recorder.mimeType || 'audio/webm' });
-    const form = new FormData();
-    form.append('file', audio, `speech.${audio.type.includes('ogg') ? 'ogg' : 'webm'}`);
-    form.append('model', 'whisper-1');
     mic.disabled = true;
     try {
-      const heard = await (await api('/v1/audio/transcriptions', { method: 'POST', form })).json();
-      const text = heard.text.trim();
-      if (!text) throw new Error('Nothing was heard: speak after pressing the button.');
-      $('#input').value = text;
-      if (!state.controller) { $('#input').value = ''; send(text); }
+      if (state.controller) await transcribeIntoInput(audio);
+      else await sendSpoken(await dataUrl(audio));
     } catch (err) { showError($('#chat-error'), err); } finally { mic.disabled = false; }
   });
   recorder.start();
@@ -228,14 +225,67 @@ async function toggleRecording() {
   mic.textContent = 'Stop recording';
 }
 
-async function attachImage(file) {
-  if (!file.type.startsWith('image/')) return;
-  const url = await new Promise((resolve, reject) => {
+async function transcribeIntoInput(audio) {
+  const form = new FormData();
+  form.append('file', audio, `speech.${audio.type.includes('ogg') ? 'ogg' : 'webm'}`);
+  form.append('model', 'whisper-1');
+  const heard = await (await api('/v1/audio/transcriptions', { method: 'POST', form })).json();
+  const text = heard.text.trim();
+  if (!text) throw new Error('Nothing was heard: speak after pressing the button.');
+  $('#input').value = text;
+}
+
+// A spoken message (with the images attached, if any) as one turn of POST /api/chat; the
+// answer comes whole, with its speech, which is played.
+async function sendSpoken(audioUrl) {
+  const images = state.images;
+  state.images = [];
+  showAttachments();
+  const said = addMessage('user', '…');
+  const bubble = addMessage('assistant', '');
+  bubble.classList.add('streaming');
+  state.controller = new AbortController();
+  setBusy(true);
+  try {
+    const body = { audio: audioUrl };
+    if (images.length) body.images = images;
+    if (state.session) body.session = state.session;
+    const reply = await (await api('/api/chat', { method: 'POST', json: body })).json();
+    state.session = reply.session_id;
+    $('.text', said).textContent = reply.user_text;
+    $('.text', bubble).textContent = reply.answer;
+    bubble.dataset.turnId = reply.turn_id;
+    addActions(bubble, { id: reply.turn_id, content: reply.answer });
+    if (reply.audio) {
+      const player = el('audio', { controls: true,
+                                   src: `data:audio/wav;base64,${reply.audio.data}` });
+      bubble.append(player);
+      player.play().catch(() => {});  // a browser may refuse to play: the controls stay
+    }
+  } catch (err) {
+    said.remove();
+    bubble.remove();
+    throw err;
+  } finally {
+    state.controller = null;
+    setBusy(false);
+    bubble.classList.remove('streaming');
+  }
+  await loadSessions();
+}
+
+function dataUrl(blob) {
+  return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => resolve(reader.result);
     reader.onerror = () => reject(reader.error);
-    reader.readAsDataURL(file);
+    reader.readAsDataURL(blob);
   });
+}
+
+async function attachImage(file) {
+  if (!file.type.startsWith('image/')) return;
+  const url = await dataUrl(file);
   state.images.push(url);
   showAttachments();
 }
