@@ -374,10 +374,13 @@ def test_the_microphone_button_sends_what_was_said(  # type: ignore[no-untyped-d
     [item] = assistant.parts.sessions.list("local")
     user_turns = [t for t in assistant.parts.sessions.turns(item.session) if t.role == "user"]
     assert [t.content for t in user_turns] == [said]  # and was stored as the turn
-    user_turn = heard.value.json()["user_turn_id"]  # with its audio record
-    trace = httpx.get(f"{server.url}/api/turns/{user_turn}").json()["trace"]
-    assert trace["audio"]["language"] == "en"
-    page.wait_for_selector(".msg.assistant:last-child audio")  # answered in speech too
+    reply = heard.value.json()
+    assert said == reply["user_text"]  # the transcript shown is the one stored
+    trace = httpx.get(f"{server.url}/api/turns/{reply['user_turn_id']}").json()["trace"]
+    assert trace["audio"]["language"] == "en"  # with its audio record
+    page.wait_for_selector(".msg.assistant:last-child audio")  # answered in speech too, a WAV
+    assert page.get_attribute(".msg.assistant:last-child audio", "src").startswith(
+        "data:audio/wav;base64,")
     context.close()
     assert not errors
 
