@@ -16,7 +16,14 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dialoop.knowledge.graph import Graph
-from dialoop.knowledge.linking import Link, Linker, RelationMatcher, RelationMention, select_links
+from dialoop.knowledge.linking import (
+    TABLE_SCORE,
+    Link,
+    Linker,
+    RelationMatcher,
+    RelationMention,
+    select_links,
+)
 from dialoop.knowledge.traversal import class_nodes
 from dialoop.knowledge.words import QUESTION_WORDS, Token, root, stem, tokenize
 
@@ -123,10 +130,16 @@ def analyse(question: str, user: str, graph: Graph, linker: Linker,
     sup = _superlative(lowered)
     relations = _relations(matcher, tokens, set(range(len(tokens))) - anchored - numbers,
                            sup.hint, user)
-    # A relation whose words are all in the question explains them (the other matches
-    # are partial, or by embedding, which claims no words).
+    # Words that name two relations equally ("based in") mean the one that fits what the
+    # question is about (a company's headquarters, not a city's country).
+    relations = matcher.prefer_fitting(relations, [x.node_id for x in anchors],
+                                       [c.node_id for c in class_links], user)
+    # A relation whose words are all in the question explains them, and so do the shared
+    # relation table's words for it ("based in": headquarteredIn); the other matches are
+    # partial, or by embedding, which claims no words.
     explained = (anchored | numbers | _positions(class_links)
-                 | {i for m in relations if m.lexical for i in m.positions})
+                 | {i for m in relations if m.lexical or m.score >= TABLE_SCORE
+                    for i in m.positions})
     residual = _residual(tokens, explained, _comparison_words(lowered) | sup.words)
     first = tokens[0].lower if tokens else ""
     return Analysis(

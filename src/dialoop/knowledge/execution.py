@@ -134,7 +134,7 @@ def _path(graph: Graph, q: PathQuery, user: str, max_hops: int) -> Answer:
     if typed and (answer.status != "answered" or not answer.typed):
         # The named relations alone do not reach what was asked for ("in which country
         # is X headquartered": a city): let one unnamed hop into that class complete it.
-        retry = _walk(graph, q, user, max_hops, {**typed, **candidates})
+        retry = _walk(graph, q, user, max_hops, {**candidates, **typed})
         if retry.status == "answered" and retry.typed:
             return retry
     return answer
@@ -142,12 +142,16 @@ def _path(graph: Graph, q: PathQuery, user: str, max_hops: int) -> Answer:
 
 def _walk(graph: Graph, q: PathQuery, user: str, max_hops: int,
           candidates: dict[int, RelationMention]) -> Answer:
-    repeatable = [rid for rid, m in candidates.items() if m.lexical and len(m.positions) > 1]
+    joint = {rid for rid, m in candidates.items() if m.joint}
+    repeatable = [rid for rid, m in candidates.items()
+                  if (m.lexical and len(m.positions) > 1) or rid in joint]
     paths = traversal.walk(graph, sorted(q.anchors), list(candidates), user,
                            max_hops=max_hops, repeatable=repeatable)
+    if joint:  # "who co-starred with X": someone else than X
+        paths = _partners(graph, q, paths)
     typed_ends = _ends_of_class(graph, paths, q.classes, user)
     best = best_signature(paths, candidates, expects=q.expects, class_words=q.class_words,
-                          typed_ends=typed_ends)
+                          typed_ends=typed_ends, joint=joint)
     if best is None:
         return _decline(q.residual or [m.label for m in candidates.values()][:1], q.about,
                         graph, q.anchors, user)
@@ -169,13 +173,40 @@ def _walk(graph: Graph, q: PathQuery, user: str, max_hops: int,
     return answer
 
 
+def _partners(graph: Graph, q: PathQuery, paths: Sequence[Path]) -> list[Path]:
+    """For a "co-" question, the paths that end at someone else than the named ones, each
+    fact walked once (not there and back along the same one); with another named
+    ("co-starred with X in F"), those from X (the one the question asks the partners of)
+    through the other, where any are (X → F → the others of F)."""
+    paths = [p for p in paths if p.end not in q.anchors
+             and len({h.triple_id for h in p.hops}) == len(p.hops)]
+    if len(q.anchors) < 2:
+        return paths
+    firsts = {t.id: t for t in graph.triples([p.hops[0].triple_id for p in paths])}
+
+    def ends(p: Path) -> tuple[int | None, int | None]:  # (where it starts, its next node)
+        t = firsts.get(p.hops[0].triple_id)
+        if t is None:
+            return None, None
+        start, nxt = (t.object.id, t.subject.id) if p.hops[0].inverse \
+            else (t.subject.id, t.object.id)
+        return start, nxt
+
+    kept = [p for p in paths if not q.partners_of or ends(p)[0] in q.partners_of] or paths
+    through = [p for p in kept if len(p.hops) > 1 and ends(p)[1] in q.anchors]
+    return through or kept
+
+
 def _candidates(graph: Graph, q: PathQuery, user: str) -> dict[int, RelationMention]:
     """The relations a hop may follow: those mentioned, and with a named class, those
     that join the individual to its members ("the books by Ada")."""
     candidates = {m.relation_id: m for m in q.relations}
     if q.classes:
         for rid in traversal.bridge_relations(graph, q.anchors, q.classes, user):
-            if rid not in candidates or not candidates[rid].lexical:
+            # A relation the question's own words name ("based in") keeps those words: as
+            # a bridge it would claim the class words instead, and lose what it explains.
+            m = candidates.get(rid)
+            if m is None or not (m.lexical or (m.positions and m.score >= BRIDGE_SCORE)):
                 candidates[rid] = RelationMention(rid, str(rid), "", BRIDGE_SCORE, False,
                                                   q.class_words)
     return candidates
@@ -189,11 +220,21 @@ def _typed_hops(graph: Graph, q: PathQuery, user: str,
         return {}
     # The hop may be next to the answer ("which country": city → country) or next to the
     # named individual ("which companies … in Norland": country ← city).
+    # A relation named only by words that name another as well (the shared table's "based
+    # in": headquarteredIn and locatedIn alike) may be that hop too: as a named one it
+    # would reuse the other's words.
     own = {c for of in graph.types_of(q.anchors, user).values() for c in of}
     classes = sorted(set(q.asked_classes) | own)
     return {rid: RelationMention(rid, str(rid), "", BRIDGE_SCORE, False, q.class_words)
             for rid in traversal.class_relations(graph, classes, user)
-            if rid not in candidates}
+            if rid not in candidates or _shares_words(candidates[rid], candidates)}
+
+
+def _shares_words(m: RelationMention, candidates: dict[int, RelationMention]) -> bool:
+    """Whether ``m`` is named only by words that name another candidate just as well."""
+    return not m.lexical and bool(m.positions) and any(
+        o.relation_id != m.relation_id and o.positions == m.positions and o.score == m.score
+        for o in candidates.values())
 
 
 def _ends_of_class(graph: Graph, paths: Sequence[Path], classes: Sequence[int], user: str
@@ -232,10 +273,12 @@ def signature(hops: Sequence[Hop]) -> Signature:
 def best_signature(
     paths: Sequence[Path], candidates: dict[int, RelationMention], *,
     expects: str | None = None, class_words: frozenset[int] = frozenset(),
-    typed_ends: Collection[int] = frozenset(),
+    typed_ends: Collection[int] = frozenset(), joint: Collection[int] = frozenset(),
 ) -> tuple[Signature, list[str]] | None:
     """The relation sequence that best explains the question, and the relations it
     names that the sequence leaves out (non-empty: the graph only partly answers).
+    ``joint``: relations named with "co-" ("co-starred with X"), asked as a hop there and
+    back (X → a film → its other actors); a sequence without that pair leaves them out.
 
     Ties go to the shorter sequence, then to the first found."""
     # A word naming a class ("country") may also name a relation; it need not be walked.
@@ -248,7 +291,7 @@ def best_signature(
             of_class.add(signature(p.hops))
     best: tuple[float, Signature, list[str]] | None = None
     for sig, ends_in_value in literal.items():
-        score, uncovered = _score(sig, candidates, strong)
+        score, uncovered = _score(sig, candidates, strong, joint)
         if expects:
             score += ANSWER_TYPE_BONUS if (expects == "value") == ends_in_value \
                 else -ANSWER_TYPE_BONUS
@@ -261,17 +304,30 @@ def best_signature(
 
 
 def _score(sig: Signature, candidates: dict[int, RelationMention],
-           strong: Sequence[RelationMention]) -> tuple[float, list[str]]:
-    """What the hops of ``sig`` gain, and the ``strong`` relations they leave out."""
+           strong: Sequence[RelationMention], joint: Collection[int] = frozenset()
+           ) -> tuple[float, list[str]]:
+    """What the hops of ``sig`` gain, and the ``strong`` relations they leave out (and
+    the ``joint`` ones it does not walk there and back)."""
     used: set[int] = set()
+    paired: set[int] = set()
     score = 0.0
+    previous: tuple[int, bool] | None = None
     for rid, inverse in sig:
         m = candidates[rid]
-        gain = REUSED_WORDS_GAIN if m.positions & used \
-            else m.score - MIN_RELATION_SCORE - HOP_COST
+        if rid in joint and previous == (rid, not inverse):
+            gain = 0.0  # the way back is the same words' "co-": no gain, no loss
+            paired.add(rid)
+        elif m.positions & used:
+            gain = REUSED_WORDS_GAIN
+        else:
+            gain = m.score - MIN_RELATION_SCORE - HOP_COST
         used |= m.positions
         score += gain - (INVERSE_COST if inverse else 0.0)
-    return score, [m.label for m in strong if not m.positions & used]
+        previous = (rid, inverse)
+    uncovered = [m.label for m in strong if not m.positions & used]
+    uncovered += [candidates[rid].label for rid in joint if rid not in paired
+                  and candidates[rid].label not in uncovered]
+    return score, uncovered
 
 
 # -- set queries ----------------------------------------------------------------------

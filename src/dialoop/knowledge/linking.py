@@ -23,14 +23,24 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from dialoop.engine.embedding import Embedder
 from dialoop.knowledge.graph import Graph
-from dialoop.knowledge.words import QUESTION_WORDS, Token, root, split_name, tokenize
+from dialoop.knowledge.traversal import relation_end_types
+from dialoop.knowledge.words import (
+    QUESTION_WORDS,
+    Token,
+    joint,
+    root,
+    split_name,
+    tokenize,
+    verb_forms,
+    verb_roots,
+)
 from dialoop.learn.relations import phrases as table_phrases
 from dialoop.learn.relations import relations as table_relations
 
@@ -70,9 +80,16 @@ class RelationMention:
     score: float
     lexical: bool  # all words of one of its phrases are in the question
     positions: frozenset[int]  # tokens that matched (empty for an embedding match)
+    # Named with the prefix "co-" ("co-starred with X"): those who share a fact of this
+    # relation with X, i.e. the relation walked there and back, X left out.
+    joint: bool = False
 
     def to_dict(self) -> dict[str, object]:
-        return {"relation": self.key, "score": round(self.score, 3), "lexical": self.lexical}
+        out: dict[str, object] = {"relation": self.key, "score": round(self.score, 3),
+                                  "lexical": self.lexical}
+        if self.joint:
+            out["joint"] = True
+        return out
 
 
 def _content(tok: Token) -> bool:
@@ -252,11 +269,14 @@ class RelationMatcher:
         """Relations mentioned by the tokens at positions ``free``, best first; with
         ``user``, the relation aliases that user's corrections taught count too."""
         self._refresh()
+        taught = self._taught(user)
+        words = self._joint_words(tokens, free, taught)  # "co-starred" → "starred"
+        together = frozenset(i for i in words if _partners(tokens, i))
         by_stem: dict[str, list[int]] = {}
         for i in free:
-            by_stem.setdefault(root(tokens[i].text), []).append(i)
+            by_stem.setdefault(root(words.get(i, tokens[i].text)), []).append(i)
         best: dict[int, RelationMention] = {}
-        for rid, key, label, _, stems, bare in [*self._phrases, *self._taught(user)]:
+        for rid, key, label, _, stems, bare in [*self._phrases, *taught]:
             hits = [s for s in stems if s in by_stem]
             if not hits:
                 continue
@@ -268,8 +288,9 @@ class RelationMatcher:
             positions = frozenset(i for s in hits for i in by_stem[s])
             old = best.get(rid)
             if old is None or (score, len(positions)) > (old.score, len(old.positions)):
-                best[rid] = RelationMention(rid, key, label, score, lexical, positions)
-        self._add_table_matches(tokens, free, best)
+                best[rid] = RelationMention(rid, key, label, score, lexical, positions,
+                                            bool(positions & together))
+        self._add_table_matches(tokens, free, best, words, together)
         # Words no relation name explains may still mean one ("whose wife" ~ spouse): ask
         # the embedder about them only (a MiniLM call costs more than all the SQL).
         explained = {i for m in best.values() if m.lexical for i in m.positions}
@@ -279,8 +300,71 @@ class RelationMatcher:
             self._add_embedding_matches(text, best)
         return sorted(best.values(), key=lambda m: -m.score)
 
+    def _joint_words(self, tokens: Sequence[Token], free: set[int],
+                     taught: Sequence[tuple[int, str, str, str, tuple[str, ...], bool]]
+                     ) -> dict[int, str]:
+        """The free words with the prefix "co-", each as the word after it ("co-starred"
+        → "starred"). Written as one word ("costarred"), only when the whole word names
+        no relation and the rest does (so "costume" or "council" are left alone)."""
+        known: set[str] | None = None
+        out: dict[int, str] = {}
+        for i in free:
+            found = joint(tokens[i].text)
+            if found is None:
+                continue
+            rest, hyphen = found
+            if not hyphen:
+                if known is None:
+                    known = {r for *_, stems, _ in [*self._phrases, *taught] for r in stems}
+                if root(tokens[i].text) in known or root(rest) not in known:
+                    continue
+            out[i] = rest
+        return out
+
+    def prefer_fitting(self, mentions: Sequence[RelationMention], anchors: Sequence[int],
+                       classes: Sequence[int], user: str) -> list[RelationMention]:
+        """Of relations the same words name equally well, by the shared table's reading
+        ("based in": ``headquarteredIn`` and ``locatedIn``), keep those that fit what the
+        question is about. A relation fits a named individual (``anchors``) when the
+        graph's triples show one of its classes as the relation's domain (the classes of
+        its subjects) or, read inversely, its range (of its objects): a company is
+        headquartered somewhere, a city located. Where some of the tied relations fit
+        and others do not, the others go; where several fit (a city: the range of one,
+        the domain of the other), those whose ends are also of a class the question names
+        (``classes``: "companies based in X") beat those that are not. Where none fits
+        (the words are about a later hop: "the maker of X based in …") or the graph has
+        no types, the tie stays for the path to settle. The graph's own words, matched
+        twice ("founded": the founder, the founding year), are left to the path too."""
+        groups: dict[tuple[float, frozenset[int]], list[RelationMention]] = {}
+        for m in mentions:
+            if m.positions and not m.lexical:
+                groups.setdefault((round(m.score, 6), m.positions), []).append(m)
+        tied = [g for g in groups.values() if len(g) > 1]
+        if not tied or not anchors:
+            return list(mentions)
+        own = {c for of in self.graph.types_of(anchors, user).values() for c in of}
+        if not own:
+            return list(mentions)
+        named = set(classes)
+        rids = sorted({m.relation_id for g in tied for m in g})
+        ends = relation_end_types(self.graph, rids, sorted(own | named), user)
+
+        def seen(m: RelationMention) -> set[int]:
+            return ends[m.relation_id][0] | ends[m.relation_id][1]
+
+        dropped: set[int] = set()
+        for group in tied:
+            fitting = [m for m in group if seen(m) & own]
+            if not fitting:
+                continue
+            best = [m for m in fitting if seen(m) & named] or fitting
+            dropped |= {m.relation_id for m in group} - {m.relation_id for m in best}
+        return [m for m in mentions if m.relation_id not in dropped]
+
     def _add_table_matches(self, tokens: Sequence[Token], free: set[int],
-                           best: dict[int, RelationMention]) -> None:
+                           best: dict[int, RelationMention],
+                           words: dict[int, str] | None = None,
+                           together: frozenset[int] = frozenset()) -> None:
         """Relations the question names in other words than the graph's: the words of the
         shared relation table (:mod:`dialoop.learn.relations`, the correction memory's)
         that say a relation the graph relation's own name also says ("based in" and
@@ -293,20 +377,30 @@ class RelationMatcher:
         # relation's name is no mention of it ("publication date" is not "publication
         # year"): the table does not make it one.
         explained = {i for m in best.values() for i in m.positions}
+        words = words or {}
         order = sorted(free)
         text, starts = "", []
         for i in order:  # the free words, with each one's offset in the joined text
             starts.append(len(text) + (1 if text else 0))
-            text = f"{text} {tokens[i].text}" if text else tokens[i].text
+            word = words.get(i, tokens[i].text)
+            text = f"{text} {word}" if text else word
         for start, end, names in table_phrases(text):
             positions = frozenset(i for i, at in zip(order, starts, strict=True)
                                   if start <= at < end)
             if positions & explained or not any(_content(tokens[i]) for i in positions):
                 continue  # explained already, or only "where is": a question, not a relation
             for rid, (key, label, named) in self._named.items():
-                if names & named and best.get(rid, _NONE).score < TABLE_SCORE:
+                if not names & named:
+                    continue
+                old = best.get(rid, _NONE)
+                if old.score < TABLE_SCORE:
                     # not lexical: weaker than the graph's own words where both apply
-                    best[rid] = RelationMention(rid, key, label, TABLE_SCORE, False, positions)
+                    best[rid] = RelationMention(rid, key, label, TABLE_SCORE, False, positions,
+                                                bool(positions & together))
+                elif old.positions:
+                    # named by its own words too ("products … made by"): these words are
+                    # the same relation asked, not a second one
+                    best[rid] = replace(old, positions=old.positions | positions)
 
     def _add_embedding_matches(self, text: str, best: dict[int, RelationMention]) -> None:
         assert self.embedder is not None
@@ -349,6 +443,15 @@ class RelationMatcher:
                 texts = {label, split_name(label), *aliases}
                 said = [n for t in (split_name(label), split_name(key)) if "://" not in t
                         for n in table_relations(t)]
+                # A relation named by a noun derived from a verb ("product" of "produce":
+                # company → item) is asked about with that verb or its agent noun: "who
+                # produces X", "its producer" are the relation's own words, and the
+                # table's words for what they say ("makes", "maker") name it too.
+                verbs = _verb_readings(label, key)
+                texts |= set(verbs)
+                if not said:
+                    said = [n for forms in verbs.values() for f in forms
+                            for n in table_relations(f)]
                 if said:
                     named[rid] = (key, label, frozenset().union(*said))
                 bare = not aliases and split_name(label) == split_name(key)
@@ -365,6 +468,39 @@ class RelationMatcher:
 
 
 _NONE = RelationMention(0, "", "", 0.0, False, frozenset())
+
+
+# After a "co-" word, these make it a question about partners ("co-starred with X").
+_WITH = frozenset(["with", "alongside"])
+
+
+def _partners(tokens: Sequence[Token], i: int) -> bool:
+    """Whether the "co-" word at ``i`` asks for the partners of someone: "co-starred
+    with X", "X's co-stars" (a possessive the tokenizer dropped: "'s " between the
+    words) — not "Which films did X co-star in?", which asks for the films."""
+    if i + 1 < len(tokens) and tokens[i + 1].lower in _WITH:
+        return True
+    if i > 0 and tokens[i].start >= 0 and tokens[i - 1].end >= 0:
+        return tokens[i].start - tokens[i - 1].end == 3  # "Castell's co-stars"
+    return False
+
+
+def _verb_readings(label: str, key: str) -> dict[str, list[str]]:
+    """The relation's name with a noun derived from a verb said as that verb ("product"
+    → "produce"), each with the verb's forms ("produced", "producer", …); {} when no
+    word of the name is such a noun."""
+    out: dict[str, list[str]] = {}
+    for name in {split_name(label), split_name(key)}:
+        if "://" in name:
+            continue
+        words = name.split()
+        for n, word in enumerate(words):
+            for verb in sorted(verb_roots(word) - {root(word)}):
+                forms = verb_forms(verb)
+                if forms:  # said as its past form, a word ("produced", not "produc")
+                    said = next((f for f in forms if f.endswith("ed")), forms[0])
+                    out[" ".join([*words[:n], said, *words[n + 1:]])] = forms
+    return out
 
 
 def _mention(tokens: Sequence[Token], i: int, j: int) -> str:

@@ -50,6 +50,7 @@ class PathQuery:
     yes_no: bool = False  # "Do you ship to Austria?": confirm, or decline
     residual: tuple[str, ...] = ()  # words nothing explained
     asked_classes: tuple[int, ...] = ()  # "which country …", "in what city …": the answer's
+    partners_of: tuple[int, ...] = ()  # "co-starred with X", "X's co-stars": X
 
 
 @dataclass(frozen=True)
@@ -143,19 +144,32 @@ def _path(a: Analysis) -> PathQuery | Describe | Decline:
         return Describe(anchors, about) if not residual else Decline(residual, about, anchors)
     return PathQuery(anchors, about, relations, _classes(a),
                      frozenset(i for c in a.classes for i in range(c.start, c.end)),
-                     a.expects, a.count, a.yes_no, residual, _asked_classes(a))
+                     a.expects, a.count, a.yes_no, residual, _asked_classes(a),
+                     _partners_of(a, relations))
 
 
 def _asked_classes(a: Analysis) -> tuple[int, ...]:
     """The classes the question asks for ("which country", "what city") or places a hop
-    in ("the country where …"), as opposed to those it passes through ("the company that
-    makes X")."""
+    in ("the country where …", "the country X is based in": a clause about a named
+    individual right after the class), as opposed to those it passes through ("the
+    company that makes X")."""
     t = a.tokens
+    named = {x.start for x in a.anchors}
     return tuple(sorted({c.node_id for c in a.classes
                          if (c.start > 0 and t[c.start - 1].lower in ("which", "what"))
                          or (c.end < len(t) and t[c.end].lower == "where")
                          or (c.end + 1 < len(t) and t[c.end].lower == "in"
-                             and t[c.end + 1].lower == "which")}))
+                             and t[c.end + 1].lower == "which")
+                         or c.end in named}))
+
+
+def _partners_of(a: Analysis, relations: tuple[RelationMention, ...]) -> tuple[int, ...]:
+    """The individuals a "co-" word asks the partners of: the one named right after "co-X
+    with" ("co-starred with X") or right before it ("X's co-stars")."""
+    words = {i for m in relations if m.joint for i in m.positions}
+    return tuple(dict.fromkeys(
+        x.node_id for x in a.anchors
+        if any(x.start == i + 2 or x.end == i for i in words)))
 
 
 def _set(a: Analysis) -> SetQuery:

@@ -17,7 +17,7 @@ from dialoop.knowledge.graph import TYPE, Graph, visible
 from dialoop.knowledge.schema import KgNode, KgTriple
 
 __all__ = ["Hop", "Path", "SetQuery", "bridge_relations", "class_nodes", "described",
-           "numeric_relations", "select_set", "sole_subject", "walk"]
+           "numeric_relations", "relation_end_types", "select_set", "sole_subject", "walk"]
 
 _WALK = """
 WITH RECURSIVE walk(node, depth, path, rels, lit) AS (
@@ -128,6 +128,34 @@ def class_relations(graph: Graph, classes: Sequence[int], user: str) -> set[int]
             out |= set(s.scalars(
                 sa.select(t.relation_id).distinct().join(m, m.subject_id == end)
                 .where(visible(t.scope, user), t.relation_id != type_id, member)))
+    return out
+
+
+def relation_end_types(graph: Graph, relation_ids: Sequence[int], classes: Sequence[int],
+                       user: str, *, sample: int = 2000
+                       ) -> dict[int, tuple[set[int], set[int]]]:
+    """Which of ``classes`` each of ``relation_ids`` was seen with, as the graph's triples
+    show it: (classes of some subject: its domain, classes of some object: its range).
+    ``headquarteredIn`` (a company's city) → ({Company}, {City}).
+
+    Looked up from the classes' side, on at most ``sample`` members of each, with the
+    indexes on a triple's subject and object, so it costs the same at a million triples.
+    """
+    type_id = graph.relation_id(TYPE)
+    out: dict[int, tuple[set[int], set[int]]] = {rid: (set(), set()) for rid in relation_ids}
+    if type_id is None or not relation_ids or not classes:
+        return out
+    with graph.db.read() as s:
+        for cls in dict.fromkeys(classes):
+            m, t = aliased(KgTriple), aliased(KgTriple)
+            members = sa.select(m.subject_id).where(
+                m.relation_id == type_id, m.object_id == cls,
+                visible(m.scope, user)).limit(sample)
+            for side, end in ((0, t.subject_id), (1, t.object_id)):
+                for rid in s.scalars(sa.select(t.relation_id).distinct().where(
+                        end.in_(members), t.relation_id.in_(list(relation_ids)),
+                        visible(t.scope, user))):
+                    out[rid][side].add(cls)
     return out
 
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import Stemmer
 
-__all__ = ["QUESTION_WORDS", "STOPWORDS", "Token", "norm", "readable", "root", "split_name",
-           "stem", "tokenize"]
+__all__ = ["QUESTION_WORDS", "STOPWORDS", "Token", "joint", "norm", "readable", "root",
+           "split_name", "stem", "tokenize", "verb_forms", "verb_roots"]
 
 _WORD = re.compile(r"[^\W_]+(?:[.'’\-][^\W_]+)*", re.UNICODE)
 
@@ -100,6 +100,49 @@ def root(word: str) -> str:
             s = s[: -len(suffix)]
             break
     return s.rstrip("e") if len(s) > 3 else s
+
+
+# Latin-derived nouns keep the verb's past participle stem ("product" of "produce",
+# "composition" of "compose", "description" of "describe"): (noun root ending, verb root
+# ending). Morphology, like _IRREGULAR: it says which verb a noun comes from, not what
+# any word means.
+_SUPINE = (("uct", "uc"), ("osit", "os"), ("ipt", "ib"), ("ept", "eiv"), ("ens", "end"))
+# What a verb root takes to make its forms ("produc" → "produces", "producer").
+_VERB_ENDINGS = ("", "e", "s", "es", "ed", "er", "ers", "or", "ors", "ing")
+
+
+@functools.cache
+def verb_roots(word: str) -> frozenset[str]:
+    """The roots of the verbs a noun may be read as: its own ("design" → "design") and,
+    for a Latin-derived noun, the verb it comes from ("product" → "produc", the root of
+    "produce", "produced", "producer"). A relation named by a noun ("product": company →
+    item) is asked about with its verb ("who produces X") or agent noun ("producer")."""
+    r = root(word)
+    out = {r}
+    for noun, verb in _SUPINE:
+        if r.endswith(noun) and len(r) - len(noun) >= 3:
+            out.add(r[: -len(noun)] + verb)
+    return frozenset(out)
+
+
+def verb_forms(verb_root: str) -> list[str]:
+    """Words whose root is ``verb_root`` made by adding a verb's or an agent noun's endings
+    ("produc" → "produce", "produces", "produced", "producer", "producing", …): the
+    forms to look up in a table of words."""
+    return [w for w in (verb_root + e for e in _VERB_ENDINGS) if root(w) == verb_root]
+
+
+def joint(word: str) -> tuple[str, bool] | None:
+    """A word with the prefix "co-" (something done together: "co-starred", "co-authors")
+    as (the word after it, whether the hyphen was written); None without the prefix.
+    Written together ("costarred", "coauthor"), the rest is only a candidate: the caller
+    takes it when the whole word means nothing to it and the rest does."""
+    lower = word.lower()
+    if lower.startswith("co-") and len(lower) >= 6:
+        return word[3:], True
+    if lower.startswith("co") and len(lower) >= 6 and lower[2] not in "-'’":
+        return word[2:], False
+    return None
 
 
 def split_name(name: str) -> str:
