@@ -28,6 +28,25 @@ def test_a_paraphrase_keeps_the_terms_a_near_question_does_not() -> None:
         assert not terms_match(key_terms(lesson), lesson, near)
 
 
+def test_a_rewording_may_drop_the_ordinary_words_of_a_name_not_its_rare_ones() -> None:
+    lesson = "What is the official language of the Republic of Tavessa?"
+    terms = key_terms(lesson)
+    assert terms == ["republic", "tavessa"]
+    assert terms_match(terms, lesson, "Which language is official in Tavessa?")
+    for other in ("Which language is official in Tavessia?",  # another place
+                  "Which language is official in the Republic?",  # the rare word left out
+                  "Which language is official in North Tavessa?"):  # a name the lesson lacks
+        assert not terms_match(terms, lesson, other)
+    hotel = "What is the check-in time at the Velloway Hotel?"
+    assert terms_match(key_terms(hotel), hotel, "When can guests arrive at Velloway?")
+    assert not terms_match(key_terms(hotel), hotel, "When can guests arrive at the Velloway Inn?")
+    # a name of ordinary words only is said in full, and numbers always count
+    band = "Who is the lead singer of the band Copper Wolves?"
+    assert not terms_match(key_terms(band), band, "Who sings for Copper?")
+    route = "When does bus 5521 leave Marnevaux?"
+    assert not terms_match(key_terms(route), route, "When does the bus leave Marnevaux?")
+
+
 def test_the_gate_judges_answers_by_their_names_and_numbers() -> None:
     assert answer_holds("Mirela Quonst", "The CEO is Mirela Quonst, since 2020.")
     assert not answer_holds("Mirela Quonst", "The CEO is Elian Kass.")

@@ -35,6 +35,7 @@ record of what was taught) but never shape an answer again.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Collection, Sequence
 from typing import Any
@@ -119,10 +120,37 @@ def terms_match(terms: Sequence[str], question: str, message: str) -> bool:
     :meth:`CorrectionMemory.prepare` refuses, but older databases may hold) is about
     nothing, so it matches nothing, whatever the similarity says.
     """
-    if not _WORD.search(question) or not terms_present(terms, message):
+    if not _WORD.search(question) or not terms_present(_distinctive(terms), message):
         return False
     names = [t for t in _names(message) if t not in _COMMON and not is_relation_word(t)]
     return terms_present(names, question)
+
+
+# Zipf frequency (log10 of uses per billion words, wordfreq's scale) from which a name's
+# word is an ordinary English word: "Republic", "Hotel", "Valley" (4.6-5.0), not
+# "Tavessa" (0), "Lindqvist" (1.7), "Tram" (3.5) or "Biotech" (3.2).
+ORDINARY_ZIPF = 4.0
+
+
+def _distinctive(terms: Sequence[str]) -> list[str]:
+    """The key terms a rewording must repeat: the lesson's rare ones, when it has some.
+
+    People shorten a name to its rare part ("the Republic of Tavessa" → "Tavessa", "the
+    Velloway Hotel" → "Velloway"), so ordinary English words beside rare ones may be left
+    out. A name of ordinary words only ("Copper Wolves") must be said in full, numbers
+    always; and every name the message says must still be in the lesson (see
+    :func:`terms_match`), so "the Velloway Inn" or "Tavessa North" match nothing.
+    """
+    rare = [t for t in terms if not _ordinary(t)]
+    return rare if rare else list(terms)
+
+
+@functools.cache
+def _ordinary(word: str) -> bool:
+    # wordfreq, not a word list of our own: frequencies from several large corpora
+    from wordfreq import zipf_frequency
+
+    return word.isalpha() and zipf_frequency(word, "en") >= ORDINARY_ZIPF
 
 
 def _names(text: str, *, sentence_start: bool = False) -> list[str]:
