@@ -14,15 +14,15 @@ differ (``LR``: each method's usual range). Per method the table gives:
 - held-out BLEU, ROUGE-L and key accuracy (``dialoop.eval.model.generation_metrics``) of
   greedy answers to the last assistant turn of each test dialogue;
 - serving speed: answer tokens per second of that answering, prompt processing
-  included, on dialoop's torch engine. Prefix and prompt adapters cannot run in the
-  torch engine's token loop (it keeps its own KV cache, which they must fill with their
-  virtual tokens first), so they answer through ``peft_methods.greedy_answer``, the same
-  kind of loop: marked "own loop" in the table (PEFT's ``generate()`` would ignore a
-  prefix under transformers 5);
+  included, on dialoop's torch engine (prefix and prompt adapters too: the engine fills
+  its KV cache with their virtual tokens before the prompt; bottleneck adapters are put
+  on the engine's model with ``load_bottleneck``);
 - whether the result also serves on llama.cpp (the GGUF LoRA the adapter store made).
 
 ``--quick`` trains a few steps on a small subset: it checks that everything runs and
-gives rough figures, not the methods' real merits.
+gives rough figures, not the methods' real merits. ``--steps``, ``--train``, ``--test``
+and ``--max-new-tokens`` change one part of either size (e.g. a medium run between the
+two).
 """
 
 from __future__ import annotations
@@ -49,6 +49,10 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (1: steadier on a shared machine)")
+    for flag, help_ in (("--steps", "optimizer steps"), ("--train", "training dialogues"),
+                        ("--test", "test dialogues answered"),
+                        ("--max-new-tokens", "longest answer")):
+        parser.add_argument(flag, type=int, help=f"{help_} (overrides the size's own)")
     args = parser.parse_args()
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(methods) - set(METHODS)
@@ -58,6 +62,11 @@ def main() -> None:
                  max_new_tokens=32) if args.quick else
             dict(train=240, validation=30, test=30, steps=120, grad_accum=2, pack_length=512,
                  max_new_tokens=96))
+    for key in ("steps", "train", "test", "max_new_tokens"):
+        if getattr(args, key) is not None:
+            if getattr(args, key) < 1:
+                sys.exit(f"--{key.replace('_', '-')} must be at least 1")
+            size[key] = getattr(args, key)
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DIALOOP_HOME"] = str(Path(tmp) / "home")
         os.environ["HF_HUB_OFFLINE"] = "1"
@@ -68,7 +77,7 @@ def main() -> None:
             rows.append(_method_row(method, files, size, args.threads))
             print(_line(rows[-1]), flush=True)
     print()
-    print(f"{'quick run: ' if args.quick else ''}{size['train']} training dialogues, "
+    print(f"{size['train']} training dialogues, "
           f"{size['steps']} steps of {size['grad_accum']} rows x {size['pack_length']} tokens, "
           f"{size['validation']} validation and {size['test']} test dialogues (last turn, "
           f"<= {size['max_new_tokens']} new tokens), {args.threads} thread(s)")
@@ -140,7 +149,7 @@ def _answer(method: str, run_dir: Path | None, test: Path, size: dict, threads: 
     from dialoop.eval.model import generation_metrics
     from dialoop.train.data import load_dialogues
 
-    engine, adapter, served_by = _engine(method, run_dir, threads)
+    engine, adapter = _engine(method, run_dir, threads)
     dialogues = load_dialogues(test)
     start = time.perf_counter()
     metrics, samples = generation_metrics(engine, dialogues, adapter=adapter, turns="last",
@@ -149,12 +158,11 @@ def _answer(method: str, run_dir: Path | None, test: Path, size: dict, threads: 
     tokens = sum(len(engine.tokenizer(s["answer"], add_special_tokens=False)["input_ids"])
                  for s in samples)
     return {"bleu": metrics["bleu"], "rouge_l": metrics["rouge_l"],
-            "key_accuracy": metrics.get("key_accuracy"), "tokens_per_second": tokens / seconds,
-            "served_by": served_by}
+            "key_accuracy": metrics.get("key_accuracy"), "tokens_per_second": tokens / seconds}
 
 
-def _engine(method: str, run_dir: Path | None, threads: int) -> tuple[Any, str | None, str]:
-    """(an engine that answers with the method's result, the adapter to name, how)."""
+def _engine(method: str, run_dir: Path | None, threads: int) -> tuple[Any, str | None]:
+    """(a torch engine that answers with the method's result, the adapter to name)."""
     from dialoop.engine.models import resolve_model
     from dialoop.engine.torch import TorchEngine
 
@@ -163,43 +171,19 @@ def _engine(method: str, run_dir: Path | None, threads: int) -> tuple[Any, str |
     if method == "full":
         assert run_dir is not None
         return TorchEngine(resolve_model(str(run_dir / "model"), home=settings.home),
-                           cache_dir=cache, threads=threads), None, "torch"
+                           cache_dir=cache, threads=threads), None
     engine = TorchEngine(resolve_model("default", home=settings.home), cache_dir=cache,
                          threads=threads)
     if run_dir is None:
-        return engine, None, "torch"
+        return engine, None
     folder = run_dir / "adapter"
     if method == "adapter":
         from dialoop.train.peft_methods import load_bottleneck
 
         load_bottleneck(engine.model, folder)  # the engine's own loop runs the adapters
-        return engine, None, "torch"
-    if method in ("prefix", "prompt"):
-        return _VirtualTokens(engine, folder), None, "own loop"
+        return engine, None
     engine.load_adapter(method, folder)  # adalora: its plain-LoRA form
-    return engine, method, "torch"
-
-
-class _VirtualTokens:
-    """Greedy answers of a prefix- or prompt-tuned model (``greedy_answer``): the torch
-    engine's rendering and stop tokens, a token loop that starts from the virtual tokens."""
-
-    def __init__(self, engine: Any, folder: Path) -> None:
-        from peft import PeftModel
-
-        self.tokenizer = engine.tokenizer
-        self._render = engine.render
-        self._eos = set(engine._eos)
-        self._model = PeftModel.from_pretrained(engine.model, str(folder)).eval()
-
-    def stream(self, messages: Any, params: Any, *, adapter: str | None = None) -> Any:
-        from dialoop.engine import Chunk
-        from dialoop.train.peft_methods import greedy_answer
-
-        ids = self.tokenizer(self._render(messages), add_special_tokens=False,
-                             return_tensors="pt")["input_ids"]  # (1, T)
-        out = greedy_answer(self._model, ids, params.max_tokens, self._eos)
-        yield Chunk(self.tokenizer.decode(out, skip_special_tokens=True), finish_reason="stop")
+    return engine, method
 
 
 def _kept(row: dict) -> str:
@@ -219,8 +203,7 @@ def _table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         keys = "–" if r["key_accuracy"] is None else f"{r['key_accuracy']:.2f}"
-        how = "" if r["served_by"] == "torch" else f" ({r['served_by']})"
-        speed = f"{r['tokens_per_second']:.1f}{how}"
+        speed = f"{r['tokens_per_second']:.1f}"
         lines.append(f"| {r['method']} | {r['trainable']:,} | {r['train_seconds']:.1f} | "
                      f"{r['val_loss']:.3f}{_kept(r)} | {r['bleu']:.2f} | {r['rouge_l']:.3f} | "
                      f"{keys} | "

@@ -13,17 +13,15 @@ from click.testing import CliRunner
 
 from dialoop.cli import cli
 from dialoop.config import load_settings
-from dialoop.errors import NotFoundError
+from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.store import open_database
 from dialoop.store.adapters import AdapterStore
 from dialoop.train.peft_methods import (
     METHODS,
     PROMPT_METHODS,
     adalora_as_lora,
-    greedy_answer,
     load_bottleneck,
     method_parameters,
-    prefill_virtual_tokens,
     unpacked_rows,
 )
 from dialoop.train.sft import SFTConfig, _make_trainable, _train, make_optimizer
@@ -164,15 +162,10 @@ def _tiny_args(tiny_model_dir: Path, data: Path, *more: str) -> list[str]:
             "--precision", "fp32", "--pack-length", "128", *more]
 
 
-def test_ia3_registers_for_the_torch_engine_and_llamacpp_is_refused(
-    tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
-) -> None:
-    from dialoop.engine import GenerationParams
-    from dialoop.engine.models import resolve_model
-    from dialoop.engine.torch import TorchEngine
-
-    result = _sft(*_tiny_args(tiny_model_dir, dialogue_file, "--method", "ia3",
-                              "--max-steps", "2"))
+def _train_torch_only(tiny_model_dir: Path, dialogue_file: Path, *options: str) -> Path:
+    """Train through the CLI a method that serves on the torch engine only; check that it
+    says so and that the store refuses it to llama.cpp; return its registered folder."""
+    result = _sft(*_tiny_args(tiny_model_dir, dialogue_file, *options))
     assert result.exit_code == 0, result.output
     assert "serves on the torch engine only" in result.output
     assert "dialoop chat --engine torch --adapter tiny" in result.output
@@ -182,11 +175,22 @@ def test_ia3_registers_for_the_torch_engine_and_llamacpp_is_refused(
         store = AdapterStore(db, settings.home)
         with pytest.raises(NotFoundError, match="no GGUF form; use --engine torch"):
             store.locate("tiny", "llamacpp")
-        folder = store.locate("tiny", "torch")
+        return store.locate("tiny", "torch")
     finally:
         db.close()
-    engine = TorchEngine(resolve_model(str(tiny_model_dir), home=settings.home),
-                         cache_dir=settings.home / "cache")
+
+
+def test_ia3_registers_for_the_torch_engine_and_llamacpp_is_refused(
+    tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
+) -> None:
+    from dialoop.engine import GenerationParams
+    from dialoop.engine.models import resolve_model
+    from dialoop.engine.torch import TorchEngine
+
+    folder = _train_torch_only(tiny_model_dir, dialogue_file, "--method", "ia3",
+                               "--max-steps", "2")
+    engine = TorchEngine(resolve_model(str(tiny_model_dir), home=dialoop_home),
+                         cache_dir=dialoop_home / "cache")
     engine.load_adapter("tiny@v1", folder)
     answer = list(engine.stream([{"role": "user", "content": "hi"}],
                                 GenerationParams(temperature=0.0, max_tokens=3),
@@ -195,25 +199,25 @@ def test_ia3_registers_for_the_torch_engine_and_llamacpp_is_refused(
 
 
 @pytest.mark.parametrize("method", ["prefix", "prompt"])
-def test_prompt_methods_save_a_peft_adapter_that_answers_token_by_token(
-    method: str, tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
+def test_prompt_methods_register_and_the_torch_engine_answers_with_their_virtual_tokens(
+    method: str, tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path, tmp_path: Path
 ) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    result = _sft(*_tiny_args(tiny_model_dir, dialogue_file, "--method", method,
-                              "--virtual-tokens", "4", "--max-steps", "2"))
-    assert result.exit_code == 0, result.output
-    assert "not registered" in result.output and "llama.cpp cannot load it" in result.output
-    assert not (dialoop_home / "adapters").exists()
+    from dialoop.engine import GenerationParams
+    from dialoop.engine.models import resolve_model
+    from dialoop.engine.torch import TorchEngine, prefill_virtual_tokens
+
+    folder = _train_torch_only(tiny_model_dir, dialogue_file, "--method", method,
+                               "--virtual-tokens", "4", "--max-steps", "2", "--lr", "0.3")
     (run_dir,) = (dialoop_home / "runs" / "tiny").iterdir()
     report = json.loads((run_dir / "report.json").read_text())
-    assert report["method"] == method and "llama.cpp cannot load it" in report["serving"]
-    markdown = (run_dir / "report.md").read_text()
-    assert f"({method} tuning, 4 virtual tokens)" in markdown
-    assert "serving: a PEFT" in markdown and "llama.cpp cannot load it" in markdown
+    assert report["method"] == method and report["adapter"] == "tiny@v1"
+    assert f"({method} tuning, 4 virtual tokens)" in (run_dir / "report.md").read_text()
+
     model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
-                                      str(run_dir / "adapter")).eval()
+                                      str(folder)).eval()
     # the cache made once with the virtual tokens, then one token at a time, gives what the
     # model computes on the whole sequence, and not what the base model does
     ids = torch.tensor([[1, 2, 3, 4, 5, 6, 7]])
@@ -225,7 +229,39 @@ def test_prompt_methods_save_a_peft_adapter_that_answers_token_by_token(
         got = model.get_base_model()(input_ids=ids[:, -1:], past_key_values=cache,
                                      use_cache=True).logits[0, -1]
     assert torch.allclose(got, want, atol=1e-5) and not torch.allclose(base, want, atol=1e-3)
-    assert len(greedy_answer(model, ids, 3, eos=set())) == 3
+
+    # the engine, with a LoRA adapter loaded beside it, answers as the PEFT model does when
+    # it recomputes the whole sequence at every step
+    from peft import LoraConfig, get_peft_model
+
+    lora = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir),
+                          LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                     init_lora_weights=False))  # not zero: it changes answers
+    lora.save_pretrained(str(tmp_path / "lora"))
+    engine = TorchEngine(resolve_model(str(tiny_model_dir), home=dialoop_home),
+                         cache_dir=dialoop_home / "cache")
+    engine.load_adapter("lora", tmp_path / "lora")
+    engine.load_adapter("tiny@v1", folder)
+    messages = [{"role": "user", "content": "hi"}]
+    prompt = engine._prompt_tokens(messages)
+    expected: list[int] = []
+    with torch.no_grad():
+        for _ in range(4):
+            token = int(model(input_ids=torch.tensor([prompt + expected])).logits[0, -1].argmax())
+            if token in engine._eos:
+                break
+            expected.append(token)
+    params = GenerationParams(temperature=0.0, max_tokens=4)
+    for _ in range(2):  # the second time, nothing of the first request's cache is reused
+        chunks = list(engine.stream(messages, params, adapter="tiny@v1"))
+        assert "".join(c.text for c in chunks) == engine.tokenizer.decode(
+            expected, skip_special_tokens=True)
+        assert chunks[-1].usage is not None and chunks[-1].usage.cached_tokens == 0
+    assert engine.adapters == ["lora", "tiny@v1"]
+    with pytest.raises(InvalidInputError, match="serve alone"):
+        engine.stream(messages, params, adapter="tiny@v1+lora")
+    engine.unload_adapter("tiny@v1")
+    assert engine.adapters == ["lora"]
 
 
 def test_full_flag_is_method_full(

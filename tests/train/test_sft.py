@@ -62,6 +62,19 @@ def test_lora_training_registers_a_serving_adapter_and_writes_a_report(
     assert (dialoop_home / serving.path / "adapter_model.safetensors").is_file()
 
 
+def test_weights_and_biases_logs_offline_in_the_run_folder(
+    tiny_model_dir: Path, dialogue_file: Path
+) -> None:
+    # wandb is a dev dependency, so this runs; offline: the run's records stay in the
+    # run folder (``wandb sync`` would upload them), nothing goes over the network
+    result = train_sft(_config(tiny_model_dir, dialogue_file, max_steps=2, eval_every=2,
+                               save_every=2), load_settings())
+    (record,) = (result.run_dir / "wandb").glob("offline-run-*/run-*.wandb")
+    data = record.read_bytes()
+    for key in (b"train/loss", b"validation/loss", b"lora_r"):  # scalars and the config
+        assert key in data
+
+
 def test_only_lora_parameters_change(tiny_model_dir: Path, dialogue_file: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

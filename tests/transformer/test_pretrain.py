@@ -77,3 +77,29 @@ def test_an_empty_or_too_small_corpus_is_refused_with_what_to_do(tmp_path: Path)
     small.write_text("Two words.\n")
     with pytest.raises(InvalidInputError, match="too small"):
         _run(tmp_path, "small", data=(small,), steps=1)
+
+
+def test_the_weights_of_the_best_validation_are_kept_not_the_last(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dialoop.transformer import pretrain as recipe
+
+    real, planned = recipe._loss, [3.0, 1.0, 2.0]  # validation losses at steps 2, 4, 6
+
+    def loss(arch, model, batch):  # type: ignore[no-untyped-def]
+        value, extra = real(arch, model, batch)
+        if not model.training:  # an evaluation: the planned value, as a tensor
+            value = value * 0 + planned.pop(0)
+        return value, extra
+
+    monkeypatch.setattr(recipe, "_loss", loss)
+    report = _run(tmp_path, "run", steps=6)
+    assert report["kept_step"] == report["best_validation"]["step"] == 4
+    assert report["validation_loss"] == 2.0  # the last evaluation is still reported
+    model, _, _ = recipe.load_run(tmp_path / "run", "decoder")
+    at_4 = load_checkpoint(tmp_path / "run" / "checkpoints" / "step-000004")
+    at_6 = load_checkpoint(latest_checkpoint(tmp_path / "run"))  # type: ignore[arg-type]
+    kept = model.state_dict()
+    for name, tensor in at_4.weights.items():
+        torch.testing.assert_close(kept[name], tensor)
+    assert any(not torch.equal(kept[n], t) for n, t in at_6.weights.items())

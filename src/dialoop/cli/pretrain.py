@@ -81,7 +81,8 @@ def _summary(report: dict) -> str:
         f"{report['validation_perplexity']:.1f}"
         + (" (MLM)" if report["arch"] == "encoder" else ""),
         f"  best validation perplexity {report['best_validation']['perplexity']:.1f} at step "
-        f"{report['best_validation']['step']}",
+        f"{report['best_validation']['step']}: those weights are kept (best.safetensors) and "
+        "exported",
     ]
     if "nsp_accuracy" in report:
         lines.append(f"  next-sentence accuracy (validation) {report['nsp_accuracy']:.3f}")

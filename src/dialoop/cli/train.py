@@ -139,7 +139,7 @@ def sft(ctx: click.Context, train_file: Path, name: str, validation_file: Path |
                    f"--model {result.output}")
     else:
         click.echo(f"Adapter saved in {result.output}; not registered in the adapter store "
-                   "(no dialoop engine loads it by name yet).")
+                   "(no dialoop engine loads bottleneck adapters by name).")
     click.echo(f"Report: {result.run_dir / 'report.md'}")
 
 

@@ -14,17 +14,25 @@ are escaped before rendering (:mod:`dialoop.engine.control_tokens`).
 A request may name a stack of loaded adapters (``"user:ann@v3+user:ann@v3#style"``, see
 :mod:`dialoop.engine.adapters`): PEFT activates all of them, and every LoRA layer adds
 each active adapter's delta.
+
+Prefix- and prompt-tuning adapters (PEFT's prompt-learning kinds) are served too, one at a
+time: their virtual tokens must sit in the KV cache before the prompt, so the first step of
+a request runs the prompt through the PEFT model (:func:`prefill_virtual_tokens`) and the
+rest of the loop continues on the base model with that cache. Such a request does not
+reuse a kept cache (the virtual tokens are not the prompt's), and cannot be stacked.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import random
 import shutil
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +45,13 @@ from dialoop.engine.models import ModelSource
 from dialoop.engine.streaming import TextStream, TokenTrail
 from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
 
-__all__ = ["TorchEngine", "dequantized_folder", "load_model"]
+__all__ = ["PROMPT_LEARNING", "TorchEngine", "dequantized_folder", "load_model",
+           "prefill_virtual_tokens"]
 
 log = logging.getLogger(__name__)
 
 MAX_DEFAULT_CONTEXT = 8192
+PROMPT_LEARNING = ("PREFIX_TUNING", "PROMPT_TUNING")  # PEFT types with virtual tokens
 
 
 def dequantized_folder(gguf: Path, cache_dir: Path) -> Path:
@@ -121,6 +131,7 @@ class TorchEngine:
         self._lock = threading.Lock()
         self._cancel = threading.Event()
         self._peft: Any = None  # a PeftModel wrapping self.model once an adapter is loaded
+        self._prompted: dict[str, Any] = {}  # name -> PeftModel of a prefix/prompt adapter
         self._active_adapter: str | None = None
         self._kv: Any = None  # DynamicCache of the last call
         self._kv_ids: list[int] = []  # the tokens whose keys/values _kv holds
@@ -164,9 +175,14 @@ class TorchEngine:
             )
         if adapter is not None:
             adapter = stack_key(stack_parts(adapter))
-            for part in stack_parts(adapter):
+            parts = stack_parts(adapter)
+            for part in parts:
                 if part not in self.adapters:
                     raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
+            if len(parts) > 1 and any(part in self._prompted for part in parts):
+                raise InvalidInputError(
+                    f"{adapter!r} stacks a prefix/prompt-tuning adapter: those serve alone."
+                )
         return self._generate(ids, params, min(params.max_tokens, room), adapter, cache_scope,
                               stop or threading.Event())
 
@@ -187,11 +203,20 @@ class TorchEngine:
         self, ids: list[int], params: GenerationParams, max_new: int, adapter: str | None,
         scope: str | None, stop: threading.Event,
     ) -> Iterator[Chunk]:
-        with self._lock, torch.inference_mode():
+        prompted = self._prompted.get(adapter) if adapter is not None else None
+        # a prompt-learning adapter runs on the base model: any LoRA layers switched off
+        lora_off = (self._peft.disable_adapter() if prompted is not None and self._peft is not None
+                    else nullcontext())
+        with self._lock, torch.inference_mode(), lora_off:
             self._cancel.clear()
             start = time.perf_counter()
-            model = self._use_adapter(adapter)
-            cached = self._reuse_prefix(ids, scope)
+            if prompted is None:
+                model = self._use_adapter(adapter)
+                cached = self._reuse_prefix(ids, scope)
+            else:  # the cache will hold virtual tokens first: nothing kept is reusable
+                self._forget_kv()
+                self._active_adapter, self._kv_scope = adapter, None
+                model, cached = prompted.get_base_model(), 0
             feed = torch.tensor([ids[cached:]])  # (1, T_new)
             seen = torch.tensor([ids])  # (1, T) every token so far, for the repeat penalty
             processors = _processors(params)
@@ -206,7 +231,12 @@ class TorchEngine:
             first: float | None = None
             finish: FinishReason = "length"
             while len(out) < max_new:
-                logits = model(input_ids=feed, past_key_values=self._kv, use_cache=True).logits
+                if prompted is not None and not out:  # virtual tokens, then the prompt
+                    last, self._kv = prefill_virtual_tokens(prompted, feed)
+                    logits = last[:, None, :]  # (1, 1, vocab)
+                else:
+                    logits = model(input_ids=feed, past_key_values=self._kv,
+                                   use_cache=True).logits
                 self._kv_ids += feed[0].tolist()
                 raw = _openai_adjust(logits[:, -1, :].float(), out, params)  # (1, vocab)
                 scores = processors(seen, raw.clone())  # raw stays as logprobs report it
@@ -296,8 +326,18 @@ class TorchEngine:
         if STACK_SEP in name:
             raise InvalidInputError(f"Load the parts of {name!r} one by one, not as a stack.")
         with self._lock:
-            if not (Path(path) / "adapter_config.json").is_file():
+            config = Path(path) / "adapter_config.json"
+            if not config.is_file():
                 raise ModelLoadError(f"{path} is not a PEFT adapter folder (no adapter_config).")
+            if json.loads(config.read_text()).get("peft_type") in PROMPT_LEARNING:
+                # A PeftModel of its own: PEFT keeps one adapter kind per PeftModel, and a
+                # prompt-learning one leaves the base model's layers as they are.
+                if self._peft is not None and name in self._peft.peft_config:
+                    self._peft.delete_adapter(name)
+                self._prompted[name] = PeftModel.from_pretrained(self.model, str(path)).eval()
+                self._forget_kv()
+                return
+            self._prompted.pop(name, None)
             if self._peft is None:
                 self._peft = PeftModel.from_pretrained(self.model, str(path), adapter_name=name)
             else:
@@ -309,6 +349,11 @@ class TorchEngine:
 
     def unload_adapter(self, name: str) -> None:
         with self._lock:
+            if self._prompted.pop(name, None) is not None:
+                if self._active_adapter == name:
+                    self._active_adapter = None
+                self._forget_kv()
+                return
             if self._peft is None or name not in self._peft.peft_config:
                 return
             if self._active_adapter is not None and name in stack_parts(self._active_adapter):
@@ -322,7 +367,8 @@ class TorchEngine:
 
     @property
     def adapters(self) -> list[str]:
-        return sorted(self._peft.peft_config) if self._peft is not None else []
+        lora = list(self._peft.peft_config) if self._peft is not None else []
+        return sorted([*lora, *self._prompted])
 
     def _use_adapter(self, key: str | None) -> Any:
         """The module to run for this request, with the stack ``key`` active (or none)."""
@@ -347,6 +393,7 @@ class TorchEngine:
         with self._lock:
             self._forget_kv()
             self._peft = None
+            self._prompted.clear()
             self.model = None
 
 
@@ -407,3 +454,29 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     if tokenizer.eos_token_id is not None:
         found.add(tokenizer.eos_token_id)
     return found
+
+
+def prefill_virtual_tokens(model: Any, input_ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
+    """Run a prompt (1, T) through a prefix- or prompt-tuned PEFT model once, the way it was
+    trained; return the last position's logits (1, vocab) and the base model's KV cache,
+    which then holds the virtual tokens and the prompt. Later tokens go to the base model
+    (``model.get_base_model()``) with that cache, one step at a time.
+
+    (PEFT's own ``generate()`` does this through transformers' generation, which in
+    transformers 5 drops a prefix-tuning cache for one of its own: the prefix is ignored.)
+    """
+    config = model.active_peft_config
+    base = model.get_base_model()
+    n, t = config.num_virtual_tokens, input_ids.shape[1]
+    if config.peft_type == "PREFIX_TUNING":
+        cache = model.get_prompt(batch_size=1, max_cache_len=n + t)  # n keys/values per layer
+        # positions n … n+T-1, as in training (PEFT shifts position ids past the prefix)
+        out = base(input_ids=input_ids, past_key_values=cache, use_cache=True)
+    elif config.peft_type == "PROMPT_TUNING":
+        prompt = model.get_prompt(batch_size=1)  # (1, n, C)
+        embeds = torch.cat([prompt.to(model.word_embeddings.weight.dtype),
+                            model.word_embeddings(input_ids)], dim=1)  # (1, n + T, C)
+        out = base(inputs_embeds=embeds, use_cache=True)
+    else:
+        raise InvalidInputError(f"{config.peft_type} has no virtual tokens to prefill.")
+    return out.logits[:, -1], out.past_key_values

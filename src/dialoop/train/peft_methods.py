@@ -7,16 +7,15 @@ Each method freezes the base model and trains a few parameters of its own:
 | lora      | two matrices per projection, ``W + (alpha/r)·B·A``        | llama.cpp and torch |
 | adalora   | LoRA as ``B·diag(E)·A``, pruning the least important ranks | llama.cpp and torch |
 | ia3       | one scaling vector per adapted projection (keys, values, MLP) | torch engine     |
-| prefix    | key/value vectors of ``N`` virtual tokens in every layer  | PEFT + own loop     |
-| prompt    | input embeddings of ``N`` virtual tokens                  | PEFT + own loop     |
+| prefix    | key/value vectors of ``N`` virtual tokens in every layer  | torch engine        |
+| prompt    | input embeddings of ``N`` virtual tokens                  | torch engine        |
 | adapter   | a bottleneck MLP after each block's MLP (Houlsby et al.)  | a torch model       |
 | full      | every weight                                              | torch engine (folder) |
 
-Only lora, adalora and ia3 are registered in the adapter store (``SERVED_METHODS``):
-those are what dialoop's engines load by name. Prefix and prompt adapters are PEFT
-folders; the torch engine's token loop keeps a KV cache of its own, which these must
-fill with their virtual tokens first (:func:`prefill_virtual_tokens` does that;
-:func:`greedy_answer` answers with it).
+The PEFT methods are registered in the adapter store (``SERVED_METHODS``): that is
+what dialoop's engines load by name. Only the LoRA family also gets a llama.cpp form;
+prefix and prompt adapters fill the torch engine's KV cache with their virtual tokens
+before the prompt (:func:`dialoop.engine.torch.prefill_virtual_tokens`).
 
 All but ``adapter`` are PEFT's own (``LoraConfig``, ``AdaLoraConfig``, ``IA3Config``,
 ``PrefixTuningConfig``, ``PromptTuningConfig``). An AdaLoRA adapter is saved a second
@@ -50,7 +49,7 @@ from dialoop.train.packing import PackedRow, Tokenized
 
 __all__ = [
     "ALL_PROJECTIONS", "DEFAULT_TARGETS", "GGUF_METHODS", "METHODS", "PROMPT_METHODS",
-    "SERVED_METHODS", "describe", "greedy_answer", "prefill_virtual_tokens",
+    "SERVED_METHODS", "describe",
     "BottleneckAdapter", "add_bottleneck", "adalora_as_lora", "after_step", "load_bottleneck",
     "make_trainable", "method_parameters", "regularizer", "save_method", "serving_note",
     "unpacked_rows",
@@ -59,7 +58,7 @@ __all__ = [
 METHODS = ("lora", "adalora", "ia3", "prefix", "prompt", "adapter", "full")
 GGUF_METHODS = ("lora", "adalora")  # export to llama.cpp's GGUF LoRA
 # Registered in the adapter store: adapters some engine of dialoop can load by name.
-SERVED_METHODS = ("lora", "adalora", "ia3")
+SERVED_METHODS = ("lora", "adalora", "ia3", "prefix", "prompt")
 PROMPT_METHODS = ("prefix", "prompt")  # virtual tokens before every dialogue: no packing
 # The projections engine/lora.py can export to llama.cpp (attention and MLP).
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -80,8 +79,9 @@ def serving_note(method: str) -> str:
     if method in GGUF_METHODS:
         return ("LoRA form: serves on llama.cpp (GGUF LoRA, the default engine, when the base "
                 "model has a GGUF file) and on the torch engine.")
-    if method == "ia3":
-        return ("a PEFT IA3 adapter: serves on the torch engine only (--engine torch); "
+    if method in ("ia3", "prefix", "prompt"):
+        kind = {"ia3": "IA3", "prefix": "prefix-tuning", "prompt": "prompt-tuning"}[method]
+        return (f"a PEFT {kind} adapter: serves on the torch engine only (--engine torch); "
                 "llama.cpp cannot load it.")
     if method == "full":
         return "a whole model folder: serves on the torch engine only (--engine torch --model)."
@@ -89,10 +89,7 @@ def serving_note(method: str) -> str:
         return ("bottleneck adapters (dialoop's own format, not registered): llama.cpp and "
                 "PEFT cannot load them; put them on a torch model with "
                 "dialoop.train.peft_methods.load_bottleneck.")
-    return (f"a PEFT {method}-tuning adapter (not registered): llama.cpp cannot load it, and "
-            "the torch engine's generation loop does not feed virtual tokens yet; answer with "
-            "peft.PeftModel.from_pretrained(model, DIR) and "
-            "dialoop.train.peft_methods.greedy_answer.")
+    raise InvalidInputError(f"Unknown method {method!r}.")
 
 
 def describe(config: dict[str, Any]) -> str:
@@ -220,52 +217,6 @@ def after_step(model: Any, method: str, step: int) -> None:
     rank's importance from the gradients and prunes to its budget."""
     if method == "adalora":
         model.base_model.update_and_allocate(step)
-
-
-# -- answering with virtual tokens -------------------------------------------------------
-
-
-def prefill_virtual_tokens(model: Any, input_ids: torch.Tensor) -> tuple[torch.Tensor, Any]:
-    """Run a prompt (1, T) through a prefix- or prompt-tuned PEFT model once, the way it was
-    trained; return the last position's logits (1, vocab) and the base model's KV cache,
-    which then holds the virtual tokens and the prompt. Later tokens go to the base model
-    (``model.get_base_model()``) with that cache, one step at a time.
-
-    (PEFT's own ``generate()`` does this through transformers' generation, which in
-    transformers 5 drops a prefix-tuning cache for one of its own: the prefix is ignored.)
-    """
-    config = model.active_peft_config
-    base = model.get_base_model()
-    n, t = config.num_virtual_tokens, input_ids.shape[1]
-    if config.peft_type == "PREFIX_TUNING":
-        cache = model.get_prompt(batch_size=1, max_cache_len=n + t)  # n keys/values per layer
-        # positions n … n+T-1, as in training (PEFT shifts position ids past the prefix)
-        out = base(input_ids=input_ids, past_key_values=cache, use_cache=True)
-    elif config.peft_type == "PROMPT_TUNING":
-        prompt = model.get_prompt(batch_size=1)  # (1, n, C)
-        embeds = torch.cat([prompt.to(model.word_embeddings.weight.dtype),
-                            model.word_embeddings(input_ids)], dim=1)  # (1, n + T, C)
-        out = base(inputs_embeds=embeds, use_cache=True)
-    else:
-        raise InvalidInputError(f"{config.peft_type} has no virtual tokens to prefill.")
-    return out.logits[:, -1], out.past_key_values
-
-
-def greedy_answer(model: Any, input_ids: torch.Tensor, max_new_tokens: int,
-                  eos: set[int]) -> list[int]:
-    """The greedy continuation of ``input_ids`` (1, T) by a prefix- or prompt-tuned model."""
-    base = model.get_base_model()
-    with torch.inference_mode():
-        logits, cache = prefill_virtual_tokens(model, input_ids)
-        out: list[int] = []
-        while len(out) < max_new_tokens:
-            token = int(logits.argmax(dim=-1))
-            if token in eos:
-                break
-            out.append(token)
-            step = base(input_ids=torch.tensor([[token]]), past_key_values=cache, use_cache=True)
-            logits, cache = step.logits[:, -1], step.past_key_values
-    return out
 
 
 # -- saving -----------------------------------------------------------------------------

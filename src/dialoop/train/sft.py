@@ -24,8 +24,9 @@ What happens, in order:
    when ``wandb`` is installed), a report (JSON, Markdown and the loss curve as a PNG),
    and the best adapter registered in the adapter store (the same store consolidation
    uses) and promoted, so `dialoop chat --adapter NAME` serves it (LoRA and AdaLoRA on
-   llama.cpp and torch, IA³ on the torch engine only; prefix, prompt and bottleneck
-   adapters are saved in the run but not registered: the report says where each serves).
+   llama.cpp and torch, IA³, prefix and prompt adapters on the torch engine only;
+   bottleneck adapters are saved in the run but not registered: the report says where
+   each serves).
 
 Why this loop is written out rather than run by transformers' ``Trainer`` or TRL's
 ``SFTTrainer``: the numerics all come from the libraries (torch's AdamW and
@@ -507,9 +508,12 @@ def _wandb_run(config: SFTConfig, run_dir: Path) -> Any:
     except ImportError:
         return None
     run_id = hashlib.sha1(str(run_dir.resolve()).encode()).hexdigest()[:16]  # same on resume
+    # silent, no console capture (the progress bar stays ours), no system-stats sampler
+    quiet = wandb.Settings(console="off", silent=True, x_disable_stats=True,
+                           disable_git=True, save_code=False)
     return wandb.init(mode="offline", dir=str(run_dir), project="dialoop",
                       name=f"{config.name}-{run_dir.name}", config=config.to_json(),
-                      resume="allow" if config.resume else None, id=run_id)
+                      resume="allow" if config.resume else None, id=run_id, settings=quiet)
 
 
 def evaluate_rows(model: Any, rows: list[PackedRow]) -> dict[str, float]:

@@ -13,7 +13,9 @@ What each architecture learns from the text:
   file (``pairs``), source → target by teacher forcing (see seq2seq.py).
 
 The run folder (``out``) holds everything needed to continue: run.json (the config),
-tokenizer.json, checkpoints/step-N (weights, optimizer, RNG, counters), tensorboard/,
+tokenizer.json, checkpoints/step-N (weights, optimizer, RNG, counters), best.safetensors
+(the weights of the lowest validation loss so far: what the run's model is, exported and
+loaded by :func:`load_run`; training resumes from the last checkpoint), tensorboard/,
 report.json, and for the decoder hf/ and, when asked, decoder.gguf (see export.py). A batch
 is a function of the seed and the step alone, so a resumed run draws the same batches it
 would have drawn.
@@ -50,6 +52,7 @@ log = logging.getLogger(__name__)
 Arch = Literal["encoder", "decoder", "encdec"]
 _POSITIONS = {"decoder": "rope", "encoder": "learned", "encdec": "sinusoidal"}
 _DEFAULT_STEPS = 200
+BEST_WEIGHTS = "best.safetensors"  # the weights of the lowest validation loss so far
 
 
 @dataclass(frozen=True)
@@ -185,6 +188,7 @@ def pretrain(config: PretrainConfig, *, progress: bool = False) -> dict[str, Any
     if _checkpoint_step(config.out) != state["step"]:
         _save(config, model, optimizer, state)
     writer.close()
+    _load_best(model, config.out)  # past its best, a model has started to learn by heart
     report = _report(config, model, state, documents, tokenizer, train_rows, val_rows)
     if config.arch == "decoder":
         from dialoop.transformer.export import export_gguf, export_hf
@@ -213,7 +217,7 @@ def _generation(model: nn.Module, tokenizer: Any, config: PretrainConfig, n_val:
 
 
 def load_run(out: Path, arch: Arch) -> tuple[nn.Module, Any, PretrainConfig]:
-    """The model of the run in ``out`` (its last checkpoint, in eval mode), its tokenizer
+    """The model of the run in ``out`` (its best weights, in eval mode), its tokenizer
     and its config; ``arch`` is what the caller needs."""
     run_file, last = out / "run.json", latest_checkpoint(out)
     if not run_file.is_file() or last is None:
@@ -228,6 +232,7 @@ def load_run(out: Path, arch: Arch) -> tuple[nn.Module, Any, PretrainConfig]:
     config = PretrainConfig(**saved)
     model = build_model(arch, config.model_config())
     model.load_state_dict(load_checkpoint(last).weights)
+    _load_best(model, out)
     return model.eval(), load_tokenizer(out / "tokenizer.json"), config
 
 
@@ -385,6 +390,20 @@ def _evaluate(config: PretrainConfig, model: nn.Module, val_rows: dict[str, torc
         if key != "step" and value is not None:
             writer.add_scalar(f"validation/{key}", value, state["step"])
     log.info("step %d: %s", state["step"], entry)
+    if entry["validation_loss"] <= min(e["validation_loss"] for e in state["evals"]):
+        from safetensors.torch import save_model  # handles the tied embedding / output
+
+        partial = config.out / (BEST_WEIGHTS + ".partial")
+        save_model(model, str(partial))
+        partial.replace(config.out / BEST_WEIGHTS)  # atomic: never half a model
+
+
+def _load_best(model: nn.Module, out: Path) -> None:
+    """Put the run's best weights (lowest validation loss) on ``model``, if it has them."""
+    from safetensors.torch import load_model
+
+    if (out / BEST_WEIGHTS).is_file():
+        load_model(model, str(out / BEST_WEIGHTS))
 
 
 def _optimizer(model: nn.Module, config: PretrainConfig) -> torch.optim.AdamW:
@@ -425,6 +444,7 @@ def _report(config: PretrainConfig, model: nn.Module, state: dict[str, Any],
         "validation_perplexity": last["validation_perplexity"],
         "best_validation": {"step": best["step"], "loss": best["validation_loss"],
                             "perplexity": best["validation_perplexity"]},
+        "kept_step": best["step"],  # the weights exported and loaded (best.safetensors)
         "resumed_from": state["resumed_from"], "evals": state["evals"],
         "checkpoint": str(latest_checkpoint(config.out)),
     }
