@@ -2,6 +2,7 @@
 #   python3 -m venv .venv && . .venv/bin/activate && make install && make test
 PYTHON ?= python3
 PIP = $(PYTHON) -m pip
+RASA_SDK_VENV ?= .venv-rasa-sdk
 
 # llama-cpp-python has no Linux wheel on PyPI, so pip compiles llama.cpp from its sdist.
 # Build only what dialoop loads (libllama and ggml): the sdist's CMakeLists takes
@@ -32,6 +33,11 @@ install: system-packages
 	CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$$cmake_include $${CMAKE_ARGS:-}" \
 		$(PIP) install -e '.[dev,postgres]'; \
 	status=$$?; rm -f "$$cmake_include"; exit $$status
+	# Rasa's action server (rasa-sdk) in an environment of its own, as a Rasa project runs
+	# it beside the assistant: it pins older pydantic and websockets than dialoop's. The
+	# tests start it on loopback (tests/interop/test_rasa_sdk.py).
+	test -x $(RASA_SDK_VENV)/bin/python || $(PYTHON) -m venv $(RASA_SDK_VENV)
+	$(RASA_SDK_VENV)/bin/python -m pip install -q rasa-sdk==3.21.1
 
 # What the tests need from Debian: Chromium for the real-browser tests, PostgreSQL's own
 # binaries for the PostgreSQL tests (tests/postgres.py); for speech and images (dialoop.media)

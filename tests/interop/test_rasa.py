@@ -9,9 +9,6 @@ with their file and line.
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +18,10 @@ from click.testing import CliRunner
 from dialoop.cli import cli
 from dialoop.dialogue.domain import load_domain, load_scripts
 from dialoop.dialogue.manager import DialogueManager
-from dialoop.engine.embedding import Embedder, default_embedder
-from dialoop.errors import ConfigError, ToolError
+from dialoop.engine.embedding import Embedder
+from dialoop.errors import ConfigError
 from dialoop.eval.dialogue import Scoreboard
 from dialoop.interop.rasa import import_rasa
-from dialoop.interop.rasa_actions import ActionServer
 from dialoop.interop.rasa_files import parse_example
 from tests.fakes import FakeEngine
 
@@ -201,12 +197,6 @@ stories:
 """
 
 
-@pytest.fixture(scope="module")
-def embedder() -> Embedder:
-    """The bundled sentence encoder: intents are told apart as they are when serving."""
-    return default_embedder()
-
-
 @pytest.fixture
 def project(tmp_path: Path) -> Path:
     root = tmp_path / "bot"
@@ -339,57 +329,6 @@ class _Answered:
 
     def __init__(self, state: dict[str, Any]) -> None:
         self.state = state
-
-
-# -- custom actions over the action server's webhook protocol ----------------------------------
-
-
-class _Webhook(BaseHTTPRequestHandler):
-    """Answers as a Rasa action server does: the action's events and responses."""
-
-    seen: list[dict[str, Any]] = []
-
-    def do_POST(self) -> None:  # noqa: N802 (the stdlib's name)
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).seen.append(body)
-        if body["next_action"] != "action_book":
-            self.send_response(404)
-            self.end_headers()
-            return
-        slots = body["tracker"]["slots"]
-        reply = {"events": [{"event": "slot", "name": "note", "value": "ok"}],
-                 "responses": [{"text": f"Table for {slots['guests']}."},
-                               {"response": "utter_happy"}]}
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: Any) -> None:
-        pass
-
-
-def test_a_custom_action_runs_on_the_action_server(tmp_path: Path) -> None:
-    server = HTTPServer(("127.0.0.1", 0), _Webhook)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        domain_file = tmp_path / "rasa_domain.json"
-        domain_file.write_text(json.dumps({"responses": {"utter_happy": [{"text": "Great!"}]}}))
-        url = f"http://127.0.0.1:{server.server_port}/webhook"
-        result = ActionServer(url, domain_file).action("action_book")(guests=4)
-        assert result["text"] == "Table for 4.\nGreat!"
-        assert result["events"][0]["name"] == "note" and result["slots"] == {"note": "ok"}
-        sent = _Webhook.seen[-1]
-        assert sent["tracker"]["slots"] == {"guests": 4} and sent["domain"]["responses"]
-        with pytest.raises(ToolError, match="no action 'action_nope'"):
-            ActionServer(url).run("action_nope", {})
-    finally:
-        server.shutdown()
-        server.server_close()
-    with pytest.raises(ToolError, match="rasa run actions"):
-        ActionServer(url).run("action_book", {})
 
 
 # -- the public bots in ../shared, when they are there -------------------------------------------
