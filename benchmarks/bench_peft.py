@@ -14,9 +14,9 @@ differ (``LR``: each method's usual range). Per method the table gives:
 - held-out BLEU, ROUGE-L and key accuracy (``dialoop.eval.model.generation_metrics``) of
   greedy answers to the last assistant turn of each test dialogue;
 - serving speed: answer tokens per second of that answering, prompt processing
-  included, on dialoop's torch engine (prefix and prompt adapters too: the engine fills
-  its KV cache with their virtual tokens before the prompt; bottleneck adapters are put
-  on the engine's model with ``load_bottleneck``);
+  included, on dialoop's torch engine, which loads every method's adapter by its folder
+  (prefix and prompt adapters fill its KV cache with their virtual tokens before the
+  prompt; bottleneck adapters run from hooks on its MLPs);
 - whether the result also serves on llama.cpp (the GGUF LoRA the adapter store made).
 
 ``--quick`` trains a few steps on a small subset: it checks that everything runs and
@@ -176,13 +176,7 @@ def _engine(method: str, run_dir: Path | None, threads: int) -> tuple[Any, str |
                          threads=threads)
     if run_dir is None:
         return engine, None
-    folder = run_dir / "adapter"
-    if method == "adapter":
-        from dialoop.train.peft_methods import load_bottleneck
-
-        load_bottleneck(engine.model, folder)  # the engine's own loop runs the adapters
-        return engine, None
-    engine.load_adapter(method, folder)  # adalora: its plain-LoRA form
+    engine.load_adapter(method, run_dir / "adapter")  # adalora: its plain-LoRA form
     return engine, method
 
 

@@ -133,23 +133,52 @@ def test_weight_decay_reaches_the_optimizer(tiny_model_dir: Path, dialogue_file:
     assert norms[20.0] < 0.9 * norms[0.0]
 
 
-def test_a_bottleneck_adapter_loads_back_onto_a_fresh_model(
-    tiny_model_dir: Path, dialogue_file: Path
+def test_a_bottleneck_adapter_registers_and_the_torch_engine_serves_it(
+    tiny_model_dir: Path, dialogue_file: Path, dialoop_home: Path
 ) -> None:
     from transformers import AutoModelForCausalLM
 
-    from dialoop.train.sft import train_sft
+    from dialoop.engine import GenerationParams
+    from dialoop.engine.models import resolve_model
+    from dialoop.engine.torch import TorchEngine
 
-    result = train_sft(_config(tiny_model_dir, dialogue_file, method="adapter"), load_settings())
-    assert result.adapter is None  # not a PEFT adapter: not in the adapter store
-    model = load_bottleneck(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(),
-                            result.output)
+    folder = _train_torch_only(tiny_model_dir, dialogue_file, "--method", "adapter",
+                               "--bottleneck", "8", "--max-steps", "3", "--lr", "0.05")
+    (run_dir,) = (dialoop_home / "runs" / "tiny").iterdir()
+    report = json.loads((run_dir / "report.json").read_text())
+    model = load_bottleneck(AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval(), folder)
+    assert sum(p.numel() for n, p in model.named_parameters() if ".bottleneck." in n) == \
+        report["trainable_parameters"]
     fresh = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     ids = torch.tensor([[1, 2, 3, 4, 5]])
     with torch.no_grad():
         assert not torch.allclose(model(input_ids=ids).logits, fresh(input_ids=ids).logits)
-    assert sum(p.numel() for n, p in model.named_parameters() if ".bottleneck." in n) == \
-        result.report["trainable_parameters"]
+
+    # the engine answers with the adapter as the adapted model does, and without it as
+    # the base model does, request by request
+    engine = TorchEngine(resolve_model(str(tiny_model_dir), home=dialoop_home),
+                         cache_dir=dialoop_home / "cache")
+    engine.load_adapter("tiny@v1", folder)
+    messages = [{"role": "user", "content": "hi"}]
+    prompt = engine._prompt_tokens(messages)
+
+    def first_logprob(m: object) -> float:  # of the model's most likely first token
+        with torch.no_grad():
+            return float(torch.log_softmax(m(input_ids=torch.tensor([prompt])).logits[0, -1],
+                                           dim=-1).max())
+
+    def served(name: str | None) -> float:
+        chunks = engine.stream(messages, GenerationParams(temperature=0.0, max_tokens=1,
+                                                          logprobs=0), adapter=name)
+        return next(t.logprob for c in chunks for t in c.logprobs)
+
+    adapted, base = first_logprob(model), first_logprob(fresh)
+    assert abs(adapted - base) > 1e-3  # the two differ, so the checks below can fail
+    for name, want in (("tiny@v1", adapted), (None, base), ("tiny@v1", adapted)):
+        assert served(name) == pytest.approx(want, abs=1e-4), name
+    assert engine.adapters == ["tiny@v1"]
+    engine.unload_adapter("tiny@v1")
+    assert engine.adapters == [] and served(None) == pytest.approx(base, abs=1e-4)
 
 
 def _sft(*args: str) -> object:

@@ -134,12 +134,9 @@ def sft(ctx: click.Context, train_file: Path, name: str, validation_file: Path |
         engine = "" if report["method"] in ("lora", "adalora") else " --engine torch"
         click.echo(f"Adapter {result.adapter.key}: {state}. "
                    f"Try: dialoop chat{engine} --adapter {name}")
-    elif report["method"] == "full":
+    else:  # method "full": a whole model, not an adapter
         click.echo(f"Model saved in {result.output}: dialoop chat --engine torch "
                    f"--model {result.output}")
-    else:
-        click.echo(f"Adapter saved in {result.output}; not registered in the adapter store "
-                   "(no dialoop engine loads bottleneck adapters by name).")
     click.echo(f"Report: {result.run_dir / 'report.md'}")
 
 

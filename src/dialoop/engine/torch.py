@@ -20,6 +20,8 @@ time: their virtual tokens must sit in the KV cache before the prompt, so the fi
 a request runs the prompt through the PEFT model (:func:`prefill_virtual_tokens`) and the
 rest of the loop continues on the base model with that cache. Such a request does not
 reuse a kept cache (the virtual tokens are not the prompt's), and cannot be stacked.
+dialoop's own bottleneck adapters (:mod:`dialoop.engine.bottleneck`) are served alone too:
+hooks on the MLPs apply the one a request names.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ import torch
 
 from dialoop.engine import Chunk, FinishReason, GenerationParams, Message, TokenLogprob, Usage
 from dialoop.engine.adapters import STACK_SEP, stack_key, stack_parts
+from dialoop.engine.bottleneck import BottleneckSet, is_bottleneck_folder
 from dialoop.engine.control_tokens import ControlTokens
 from dialoop.engine.models import ModelSource
 from dialoop.engine.streaming import TextStream, TokenTrail
@@ -132,6 +135,7 @@ class TorchEngine:
         self._cancel = threading.Event()
         self._peft: Any = None  # a PeftModel wrapping self.model once an adapter is loaded
         self._prompted: dict[str, Any] = {}  # name -> PeftModel of a prefix/prompt adapter
+        self._bottlenecks: BottleneckSet | None = None  # made at the first bottleneck adapter
         self._active_adapter: str | None = None
         self._kv: Any = None  # DynamicCache of the last call
         self._kv_ids: list[int] = []  # the tokens whose keys/values _kv holds
@@ -179,9 +183,11 @@ class TorchEngine:
             for part in parts:
                 if part not in self.adapters:
                     raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
-            if len(parts) > 1 and any(part in self._prompted for part in parts):
+            if len(parts) > 1 and any(part in self._prompted or self._is_bottleneck(part)
+                                      for part in parts):
                 raise InvalidInputError(
-                    f"{adapter!r} stacks a prefix/prompt-tuning adapter: those serve alone."
+                    f"{adapter!r} stacks a prefix/prompt-tuning or bottleneck adapter: those "
+                    "serve alone."
                 )
         return self._generate(ids, params, min(params.max_tokens, room), adapter, cache_scope,
                               stop or threading.Event())
@@ -204,19 +210,28 @@ class TorchEngine:
         scope: str | None, stop: threading.Event,
     ) -> Iterator[Chunk]:
         prompted = self._prompted.get(adapter) if adapter is not None else None
-        # a prompt-learning adapter runs on the base model: any LoRA layers switched off
-        lora_off = (self._peft.disable_adapter() if prompted is not None and self._peft is not None
+        bottleneck = adapter if adapter is not None and self._is_bottleneck(adapter) else None
+        # these adapters run on the base model: any LoRA layers switched off
+        lora_off = (self._peft.disable_adapter()
+                    if (prompted is not None or bottleneck) and self._peft is not None
                     else nullcontext())
         with self._lock, torch.inference_mode(), lora_off:
             self._cancel.clear()
             start = time.perf_counter()
-            if prompted is None:
-                model = self._use_adapter(adapter)
-                cached = self._reuse_prefix(ids, scope)
-            else:  # the cache will hold virtual tokens first: nothing kept is reusable
+            if self._bottlenecks is not None:
+                self._bottlenecks.active = bottleneck  # None: the MLP hooks do nothing
+            if prompted is not None:  # the cache will hold virtual tokens first
                 self._forget_kv()
                 self._active_adapter, self._kv_scope = adapter, None
                 model, cached = prompted.get_base_model(), 0
+            elif bottleneck is not None:
+                if adapter != self._active_adapter:
+                    self._forget_kv()  # keys/values depend on the weights that made them
+                    self._active_adapter = adapter
+                model, cached = self.model, self._reuse_prefix(ids, scope)
+            else:
+                model = self._use_adapter(adapter)
+                cached = self._reuse_prefix(ids, scope)
             feed = torch.tensor([ids[cached:]])  # (1, T_new)
             seen = torch.tensor([ids])  # (1, T) every token so far, for the repeat penalty
             processors = _processors(params)
@@ -326,6 +341,12 @@ class TorchEngine:
         if STACK_SEP in name:
             raise InvalidInputError(f"Load the parts of {name!r} one by one, not as a stack.")
         with self._lock:
+            if is_bottleneck_folder(Path(path)):
+                if self._bottlenecks is None:
+                    self._bottlenecks = BottleneckSet(self.model)
+                self._bottlenecks.add(name, Path(path))
+                self._forget_kv()
+                return
             config = Path(path) / "adapter_config.json"
             if not config.is_file():
                 raise ModelLoadError(f"{path} is not a PEFT adapter folder (no adapter_config).")
@@ -349,7 +370,9 @@ class TorchEngine:
 
     def unload_adapter(self, name: str) -> None:
         with self._lock:
-            if self._prompted.pop(name, None) is not None:
+            if self._prompted.pop(name, None) is not None or self._is_bottleneck(name):
+                if self._bottlenecks is not None:
+                    self._bottlenecks.remove(name)
                 if self._active_adapter == name:
                     self._active_adapter = None
                 self._forget_kv()
@@ -368,7 +391,11 @@ class TorchEngine:
     @property
     def adapters(self) -> list[str]:
         lora = list(self._peft.peft_config) if self._peft is not None else []
-        return sorted([*lora, *self._prompted])
+        bottlenecks = self._bottlenecks.names() if self._bottlenecks is not None else []
+        return sorted([*lora, *self._prompted, *bottlenecks])
+
+    def _is_bottleneck(self, name: str) -> bool:
+        return self._bottlenecks is not None and name in self._bottlenecks
 
     def _use_adapter(self, key: str | None) -> Any:
         """The module to run for this request, with the stack ``key`` active (or none)."""

@@ -7,6 +7,7 @@ training run adds a *version*; exactly one version of a line serves at a time (i
 
     adapter_config.json, adapter_model.safetensors   the PEFT form (torch engine, training)
     adapter.gguf                                     the llama.cpp form (default engine)
+    bottleneck_config.json, bottleneck.safetensors   or a bottleneck adapter (torch engine)
     style/adapter_config.json, …safetensors          the style adapter's PEFT form (if any)
     style.gguf                                       its llama.cpp form
 
@@ -33,6 +34,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from dialoop.engine.adapters import PART_SEP, split_part
+from dialoop.engine.bottleneck import BOTTLENECK_CONFIG, BOTTLENECK_WEIGHTS, is_bottleneck_folder
 from dialoop.engine.lora import export_lora_gguf
 from dialoop.errors import InvalidInputError, NotFoundError
 from dialoop.store import Database
@@ -43,6 +45,7 @@ __all__ = ["AdapterStore", "AdapterVersion", "parse_ref"]
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,99}$")
 GGUF_FILE = "adapter.gguf"
 PEFT_FILES = ("adapter_config.json", "adapter_model.safetensors")
+BOTTLENECK_FILES = (BOTTLENECK_CONFIG, BOTTLENECK_WEIGHTS)  # dialoop's own kind
 STYLE = "style"  # the part name: "line@vN#style"
 STYLE_DIR = "style"  # its PEFT folder inside the version's folder
 STYLE_GGUF = "style.gguf"
@@ -81,8 +84,8 @@ class AdapterStore:
         if peft_dir is None and style_dir is None:
             raise InvalidInputError("An adapter version needs a lessons or a style adapter.")
         for folder in (peft_dir, style_dir):
-            if folder is not None and not (folder / "adapter_config.json").is_file():
-                raise InvalidInputError(f"{folder} is not a PEFT adapter folder.")
+            if folder is not None and not _is_adapter(folder):
+                raise InvalidInputError(f"{folder} is not an adapter folder (PEFT or bottleneck).")
         line = self.root / _folder_name(name)
         staging = line / f".staging-{uuid.uuid4().hex}"
         staging.mkdir(parents=True)
@@ -194,7 +197,7 @@ class AdapterStore:
         name = row.key + (f"{PART_SEP}{part}" if part else "")
         peft, gguf = ((folder / STYLE_DIR, folder / STYLE_GGUF) if part
                       else (folder, folder / GGUF_FILE))
-        if not (peft / "adapter_config.json").is_file():
+        if not _is_adapter(peft):
             raise NotFoundError(f"No adapter {name}: `dialoop learn history` lists them.")
         if engine_kind == "llamacpp":
             if not gguf.is_file():
@@ -246,10 +249,16 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
     return check_name(name), int(version) if sep else None
 
 
+def _is_adapter(folder: Path) -> bool:
+    """A PEFT adapter folder, or one of dialoop's bottleneck adapters (torch engine only)."""
+    return (folder / "adapter_config.json").is_file() or is_bottleneck_folder(folder)
+
+
 def _copy_peft(peft_dir: Path, folder: Path, gguf: Path, base_gguf: Path | None) -> None:
-    """A PEFT adapter's files into ``folder``, and (with ``base_gguf``) its GGUF form."""
+    """An adapter's files into ``folder``, and (with ``base_gguf``) its GGUF form."""
     folder.mkdir(parents=True, exist_ok=True)
-    for f in PEFT_FILES:
+    bottleneck = is_bottleneck_folder(peft_dir)
+    for f in (BOTTLENECK_FILES if bottleneck else PEFT_FILES):
         shutil.copy2(peft_dir / f, folder / f)
     if base_gguf is not None:
         export_lora_gguf(folder, gguf, base_gguf=base_gguf)

@@ -9,7 +9,7 @@ Each method freezes the base model and trains a few parameters of its own:
 | ia3       | one scaling vector per adapted projection (keys, values, MLP) | torch engine     |
 | prefix    | key/value vectors of ``N`` virtual tokens in every layer  | torch engine        |
 | prompt    | input embeddings of ``N`` virtual tokens                  | torch engine        |
-| adapter   | a bottleneck MLP after each block's MLP (Houlsby et al.)  | a torch model       |
+| adapter   | a bottleneck MLP after each block's MLP (Houlsby et al.)  | torch engine        |
 | full      | every weight                                              | torch engine (folder) |
 
 The PEFT methods are registered in the adapter store (``SERVED_METHODS``): that is
@@ -22,14 +22,11 @@ All but ``adapter`` are PEFT's own (``LoraConfig``, ``AdaLoraConfig``, ``IA3Conf
 time as the plain LoRA it equals (``A' = diag(E)·A``, the scale folded into ``B``), so
 it registers, exports to GGUF and serves like any LoRA.
 
-**Why the bottleneck adapter is written here.** PEFT (0.21) has no bottleneck-adapter
-type, and a new type cannot be registered with it (``register_peft_method`` only
-accepts names already in its ``PeftType`` enum); the maintained library that has one
-(``adapters``) brings its own model classes. A Houlsby adapter is ten lines: a
-down-projection to ``bottleneck`` features, a nonlinearity, an up-projection back,
-added to its input; the up-projection starts at zero so the adapted model starts as
-the base model. It is saved in a format of its own (``bottleneck_config.json``,
-``bottleneck.safetensors``) that :func:`load_bottleneck` puts back on a model.
+The bottleneck adapter is dialoop's own (PEFT has none: why, in
+:mod:`dialoop.engine.bottleneck`). It is saved in a format of its own
+(``bottleneck_config.json``, ``bottleneck.safetensors``), registered in the adapter store
+like the PEFT kinds and served by the torch engine; :func:`load_bottleneck` puts it on
+any transformers model.
 """
 
 from __future__ import annotations
@@ -41,8 +38,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
+from dialoop.engine.bottleneck import (
+    BOTTLENECK_CONFIG,
+    BOTTLENECK_WEIGHTS,
+    BottleneckAdapter,
+    mlp_modules,
+    read_bottleneck,
+)
 from dialoop.errors import InvalidInputError
 from dialoop.train.chat_data import IGNORE
 from dialoop.train.packing import PackedRow, Tokenized
@@ -58,7 +61,7 @@ __all__ = [
 METHODS = ("lora", "adalora", "ia3", "prefix", "prompt", "adapter", "full")
 GGUF_METHODS = ("lora", "adalora")  # export to llama.cpp's GGUF LoRA
 # Registered in the adapter store: adapters some engine of dialoop can load by name.
-SERVED_METHODS = ("lora", "adalora", "ia3", "prefix", "prompt")
+SERVED_METHODS = ("lora", "adalora", "ia3", "prefix", "prompt", "adapter")
 PROMPT_METHODS = ("prefix", "prompt")  # virtual tokens before every dialogue: no packing
 # The projections engine/lora.py can export to llama.cpp (attention and MLP).
 ALL_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -70,8 +73,6 @@ _FEEDFORWARD = ("gate_proj", "up_proj", "down_proj")
 _OWN = {"lora": ("lora_",), "adalora": ("lora_",), "ia3": ("ia3_",),
         "prefix": ("prompt_encoder.",), "prompt": ("prompt_encoder.",),
         "adapter": (".bottleneck.",), "full": ("",)}
-BOTTLENECK_CONFIG = "bottleneck_config.json"
-BOTTLENECK_WEIGHTS = "bottleneck.safetensors"
 
 
 def serving_note(method: str) -> str:
@@ -79,16 +80,13 @@ def serving_note(method: str) -> str:
     if method in GGUF_METHODS:
         return ("LoRA form: serves on llama.cpp (GGUF LoRA, the default engine, when the base "
                 "model has a GGUF file) and on the torch engine.")
-    if method in ("ia3", "prefix", "prompt"):
-        kind = {"ia3": "IA3", "prefix": "prefix-tuning", "prompt": "prompt-tuning"}[method]
-        return (f"a PEFT {kind} adapter: serves on the torch engine only (--engine torch); "
+    if method in ("ia3", "prefix", "prompt", "adapter"):
+        kind = {"ia3": "a PEFT IA3", "prefix": "a PEFT prefix-tuning",
+                "prompt": "a PEFT prompt-tuning", "adapter": "a bottleneck"}[method]
+        return (f"{kind} adapter: serves on the torch engine only (--engine torch); "
                 "llama.cpp cannot load it.")
     if method == "full":
         return "a whole model folder: serves on the torch engine only (--engine torch --model)."
-    if method == "adapter":
-        return ("bottleneck adapters (dialoop's own format, not registered): llama.cpp and "
-                "PEFT cannot load them; put them on a torch model with "
-                "dialoop.train.peft_methods.load_bottleneck.")
     raise InvalidInputError(f"Unknown method {method!r}.")
 
 
@@ -267,20 +265,6 @@ def adalora_as_lora(model: Any, folder: Path) -> Path:
 # -- the bottleneck adapter ----------------------------------------------------------------
 
 
-class BottleneckAdapter(nn.Module):
-    """``h + up(gelu(down(h)))``: a residual bottleneck MLP, the identity when created."""
-
-    def __init__(self, hidden: int, bottleneck: int) -> None:
-        super().__init__()
-        self.down = nn.Linear(hidden, bottleneck)
-        self.up = nn.Linear(bottleneck, hidden)
-        nn.init.zeros_(self.up.weight)  # start as the base model: a zero update
-        nn.init.zeros_(self.up.bias)
-
-    def forward(self, h: torch.Tensor) -> torch.Tensor:  # h: (B, T, C)
-        return h + self.up(nn.functional.gelu(self.down(h)))
-
-
 def add_bottleneck(model: Any, bottleneck: int) -> Any:
     """Freeze ``model`` and put a trainable adapter on the output of every block's MLP.
 
@@ -288,11 +272,8 @@ def add_bottleneck(model: Any, bottleneck: int) -> Any:
     hook, so the base model's own parameter names do not change.
     """
     model.requires_grad_(False)
-    mlps = [m for name, m in model.named_modules() if name.endswith(".mlp")]
-    if not mlps:
-        raise InvalidInputError("The model has no '.mlp' modules to put bottleneck adapters on.")
     hidden = model.config.hidden_size
-    for mlp in mlps:
+    for mlp in mlp_modules(model).values():
         mlp.bottleneck = BottleneckAdapter(hidden, bottleneck)
         mlp.register_forward_hook(lambda module, args, out: module.bottleneck(out))
     model.bottleneck_size = bottleneck  # read back when saving
@@ -309,21 +290,15 @@ def _save_bottleneck(model: Any, folder: Path) -> None:
     (folder / BOTTLENECK_CONFIG).write_text(json.dumps({
         "method": "bottleneck adapter (Houlsby et al. 2019), after each MLP",
         "bottleneck": model.bottleneck_size, "hidden_size": model.config.hidden_size,
-        "activation": "gelu", "serves_on": "torch (dialoop.train.peft_methods.load_bottleneck)",
+        "activation": "gelu", "serves_on": "torch engine",
     }, indent=1))
 
 
 def load_bottleneck(model: Any, folder: Path) -> Any:
     """Put the bottleneck adapters saved in ``folder`` on ``model`` (frozen, for answering)."""
-    from safetensors.torch import load_file
-
-    config_file = folder / BOTTLENECK_CONFIG
-    if not config_file.is_file():
-        raise InvalidInputError(f"{folder} holds no bottleneck adapter ({BOTTLENECK_CONFIG}).")
-    config = json.loads(config_file.read_text())
+    config, weights = read_bottleneck(folder)
     add_bottleneck(model, int(config["bottleneck"]))
-    missing, unexpected = model.load_state_dict(load_file(str(folder / BOTTLENECK_WEIGHTS)),
-                                                strict=False)
+    missing, unexpected = model.load_state_dict(weights, strict=False)
     if unexpected or any(".bottleneck." in n for n in missing):
         raise InvalidInputError(f"{folder}: the bottleneck adapter does not fit this model.")
     model.requires_grad_(False)

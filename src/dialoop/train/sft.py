@@ -24,9 +24,8 @@ What happens, in order:
    when ``wandb`` is installed), a report (JSON, Markdown and the loss curve as a PNG),
    and the best adapter registered in the adapter store (the same store consolidation
    uses) and promoted, so `dialoop chat --adapter NAME` serves it (LoRA and AdaLoRA on
-   llama.cpp and torch, IA³, prefix and prompt adapters on the torch engine only;
-   bottleneck adapters are saved in the run but not registered: the report says where
-   each serves).
+   llama.cpp and torch, IA³, prefix, prompt and bottleneck adapters on the torch engine
+   only; a full fine-tune is a model folder: the report says where each serves).
 
 Why this loop is written out rather than run by transformers' ``Trainer`` or TRL's
 ``SFTTrainer``: the numerics all come from the libraries (torch's AdamW and
@@ -196,7 +195,7 @@ class StepInfo:
 class SFTResult:
     run_dir: Path
     report: dict[str, Any]
-    adapter: AdapterVersion | None  # None unless registered (SERVED_METHODS: lora, adalora, ia3)
+    adapter: AdapterVersion | None  # None for method full (a model folder, not an adapter)
     output: Path  # the trained adapter (or model) folder
 
 
