@@ -183,3 +183,32 @@ def test_value_tracker_resolves_references_from_the_state(data: Path) -> None:
     assert state["taxi-destination"] == "ely" and state["taxi-arriveby"] == "17:15"
     state = tracker.update("Also a train out of ely on the same day .")
     assert state["train-departure"] == "ely"
+
+
+def test_schema_says_each_type_as_its_fixed_label_and_stations_may_be_misspelt(
+        data: Path) -> None:
+    (data / "ontology21.json").write_text(json.dumps(
+        {"attraction-semi-type": ["night club", "concerthall"],
+         "train-semi-departure": ["cambridge", "ely", "bishops stortford"]}))
+    tracker = value_tracker(data)
+    # the ontology spells it "night club"; the label is fixed to "nightclub"
+    assert tracker.update("I want to find a nightclub .") == {"attraction-type": "nightclub"}
+    tracker.reset()
+    state = tracker.update("I need a train from bishop stortfort to ely .")
+    assert state == {"train-departure": "bishops stortford", "train-destination": "ely"}
+    tracker.reset()
+    assert tracker.update("Are there any guesthouses in the north ?") == {
+        "hotel-type": "guesthouse", "hotel-area": "north"}
+    tracker.reset()
+    assert tracker.update("I want a hotel with a star rating of 4 .") == {"hotel-stars": "4"}
+
+
+def test_schema_keeps_the_when_a_name_is_one_word_after_it(data: Path) -> None:
+    (data / "db" / "restaurant_db.json").write_text(json.dumps(
+        [{"name": "The Gandhi"}, {"name": "the lucky star"}]))
+    tracker = value_tracker(data)
+    assert tracker.update("Book me a table at The Gandhi restaurant .") == {
+        "restaurant-name": "the gandhi"}        # as annotators write it
+    tracker.reset()
+    assert tracker.update("I want the restaurant the lucky star .") == {
+        "restaurant-name": "lucky star"}        # "the" dropped, as for most names

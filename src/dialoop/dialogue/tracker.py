@@ -9,15 +9,22 @@ built in :mod:`dialoop.eval.multiwoz`; a domain file's slots could build one the
 What one turn does:
 
 1. Active domains: those the user names; else those the assistant just named; else the
-   ones from the previous turn.
-2. Values of ``value`` slots are found as whole phrases (longest first, no overlaps). A
-   phrase several slots could hold goes to the slot whose ``before`` word ("from", "to")
-   precedes it, else whose cue word is nearest, else stays unassigned.
+   ones from the previous turn. A name a current domain's slot can hold ("leave the
+   castle galleries at 5" while booking a taxi) and a reference phrase of a current
+   domain ("a taxi to the hotel") do not name another domain.
+2. Values of ``value`` slots are found as whole phrases (longest first, no overlaps);
+   for ``fuzzy`` slots also near spellings ("milton county park", rapidfuzz). A phrase
+   several slots could hold goes to the slot whose ``before`` words ("from", "picked up
+   at") precede it, else whose cue word is near, else the one the assistant just asked
+   about ("where will you leave from?" "the museum"), else stays unassigned. A reference
+   ("the hotel") is the value already in the state, else the one the assistant last
+   offered.
 3. ``number`` slots take a digit or number word next to one of their cues ("4 people",
-   "3 nights", "4 star"); ``time`` slots take ``hh:mm``/``7pm`` with their cues ("leave
-   after", "arrive by"); ``flag`` slots become "yes" when a cue word is said.
-4. "Doesn't matter"-style phrases set ``dontcare`` on the slot whose cue the user said,
-   else on the slot the assistant just asked about.
+   "3 nights", "4 star"); ``time`` slots take ``hh:mm``/``7pm`` with the slot whose
+   longest cue precedes it ("leave the hotel by 3:30" is a time to leave); ``flag``
+   slots become "yes" when a cue word is said.
+4. "Doesn't matter"-style phrases set ``dontcare`` on the slot whose cue the user said
+   nearest the phrase, else on the slot the assistant just asked about.
 5. Everything else is carried over from the previous state.
 
 A :class:`Gate` may filter the proposed changes and take looser guesses (a name the
@@ -30,18 +37,24 @@ seam stays for the next attempt.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from rapidfuzz import fuzz, process
+
 __all__ = ["Gate", "SlotSchema", "TrackerSchema", "ValueTracker", "normalise_text"]
 
 DONTCARE = "dontcare"
-_NUMBER_WORDS = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6",
-                 "seven": "7", "eight": "8", "nine": "9", "ten": "10", "a single": "1"}
+_NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                 "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
+                 "a single": "1"}
 _TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b")
 _CUE_WINDOW = 4  # words either side of a value in which a slot cue counts
+_FUZZY_SCORE = 85  # rapidfuzz ratio (0-100) a misspelt value must reach
+_FUZZY_MIN_CHARS = 8  # shorter values ("ask", "thai") are matched exactly only
 
 
 @dataclass(frozen=True)
@@ -56,6 +69,7 @@ class SlotSchema:
     references: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     offered: bool = False  # a value the assistant named is taken when the user accepts it
     loose: Mapping[str, str] = field(default_factory=dict)  # guesses only a gate may take
+    fuzzy: bool = False  # a misspelt value ("the gardina") is matched too (names)
 
 
 @dataclass(frozen=True)
@@ -90,8 +104,14 @@ def normalise_text(text: str) -> str:
 
 def _find(text: str, phrase: str) -> list[int]:
     """Word-boundary character offsets of ``phrase`` in ``text``."""
-    return [m.start() for m in re.finditer(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])",
-                                           text)]
+    if phrase not in text:  # most phrases are not there: skip the regular expression
+        return []
+    return [m.start() for m in _pattern(phrase).finditer(text)]
+
+
+@functools.cache
+def _pattern(phrase: str) -> re.Pattern[str]:
+    return re.compile(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])")
 
 
 def _has_any(text: str, words: Sequence[str]) -> bool:
@@ -113,16 +133,23 @@ class ValueTracker:
         self.gate = gate
         self.state: dict[str, str] = {}
         self.active: list[str] = []
+        self.mentioned: dict[str, str] = {}  # slot -> the last value the assistant offered
         self._names = sorted({(surface, s.domain) for s in schema.slots if s.offered
                               for surface in s.values}, key=lambda sd: -len(sd[0]))
+        self._held: dict[str, set[str]] = {}  # domain -> the value phrases its slots hold
+        for slot in schema.slots:
+            if slot.kind == "value":
+                self._held.setdefault(slot.domain, set()).update(slot.values)
 
     def reset(self) -> None:
-        self.state, self.active = {}, []
+        self.state, self.active, self.mentioned = {}, [], {}
 
     def update(self, user: str, system: str = "") -> dict[str, str]:
         """The state after the user's message ``user`` (``system``: the reply before it)."""
         user, system = normalise_text(user), normalise_text(system)
-        self.active = (self._domains(user) or self._domains(system) or self.active)
+        self.mentioned.update(self._offered(system, self.schema.slots, {}))
+        self.active = (self._domains(user, self.active) or self._domains(system, self.active)
+                       or self.active)
         found, loose = self.propose(user, system)
         if self.gate is not None:
             proposals = [(slot, value, False) for slot, value in found.items()] + [
@@ -140,7 +167,7 @@ class ValueTracker:
         loose: dict[str, str] = {}
         for domain in self.active:
             slots = self.schema.in_domain(domain)
-            found.update(self._values(user, slots))
+            found.update(self._values(user, slots, system))
             found.update(self._numbers(user, slots))
             found.update(self._times(user, slots))
             found.update(self._flags(user, slots))
@@ -151,50 +178,69 @@ class ValueTracker:
                           if s.name not in found and _find(user, w)})
         return found, loose
 
-    def _domains(self, text: str) -> list[str]:
-        """Domains named by a domain word; else by a name only that domain has."""
-        by_name = []
+    def _domains(self, text: str, current: Sequence[str] = ()) -> list[str]:
+        """Domains named by a domain word; else by a name only that domain has.
+        A name a current domain's slot can hold keeps that domain ("leave the castle
+        galleries at 5" while booking a taxi stays with the taxi)."""
+        by_name, keep = [], []
         for surface, domain in self._names:  # "acorn guest house" does not name hotels
-            masked = re.sub(rf"(?<![a-z0-9]){re.escape(surface)}(?![a-z0-9])", " ", text)
+            masked = _pattern(surface).sub(" ", text) if surface in text else text
             if masked != text:
                 text = masked
-                by_name.append(domain)
+                held = [d for d in current if surface in self._held.get(d, ())]
+                if held:
+                    keep += held
+                else:
+                    by_name.append(domain)
+        for surface in self._refs(current):  # "a taxi to the hotel": a place, not a hotel
+            text = _pattern(surface).sub(" ", text) if surface in text else text
         named = [d for d, words in self.schema.domain_words.items() if _has_any(text, words)]
-        return named or list(dict.fromkeys(by_name))
+        return named or list(dict.fromkeys(by_name + keep))
 
-    def _values(self, text: str, slots: list[SlotSchema]) -> dict[str, str]:
+    def _refs(self, domains: Sequence[str]) -> list[str]:
+        """The reference phrases ("the hotel") of the slots of ``domains``, longest first."""
+        return sorted({r for d in domains for s in self.schema.in_domain(d)
+                       for r in s.references}, key=len, reverse=True)
+
+    def _values(self, text: str, slots: list[SlotSchema], system: str = "") -> dict[str, str]:
         phrases: dict[str, list[tuple[SlotSchema, str]]] = {}
         for slot in slots:
             if slot.kind == "value":
                 for surface, value in slot.values.items():
                     phrases.setdefault(surface, []).append((slot, value))
             for surface, others in slot.references.items():
-                known = [self.state[o] for o in others if o in self.state]
-                if known:  # "the hotel" is the hotel already chosen
+                # "the hotel" is the hotel already chosen, else the one last offered
+                known = [self.state[o] for o in others if o in self.state] or [
+                    self.mentioned[o] for o in others if o in self.mentioned]
+                if known:
                     phrases.setdefault(surface, []).append((slot, known[0]))
+        spans = [(start, start + len(surface), surface)
+                 for surface in sorted(phrases, key=len, reverse=True)
+                 for start in _find(text, surface)]
+        fuzzy = [surface for surface, options in phrases.items()
+                 if len(surface) >= _FUZZY_MIN_CHARS and any(s.fuzzy for s, _ in options)]
+        spans += _misspelt(text, fuzzy, [(s, e) for s, e, _ in spans])
         taken: list[tuple[int, int]] = []
         out: dict[str, str] = {}
-        for surface in sorted(phrases, key=len, reverse=True):
-            for start in _find(text, surface):
-                end = start + len(surface)
-                if any(s < end and start < e for s, e in taken):
-                    continue
-                slot, value = _choose(text, start, end, phrases[surface])
-                if slot is not None:
-                    taken.append((start, end))
-                    out.setdefault(slot.name, value)
+        for start, end, surface in spans:
+            if any(s < end and start < e for s, e in taken):
+                continue
+            slot, value = _choose(text, start, end, phrases[surface], system)
+            if slot is not None:
+                taken.append((start, end))
+                out.setdefault(slot.name, value)
         return out
 
     def _numbers(self, text: str, slots: list[SlotSchema]) -> dict[str, str]:
         words = text.split()
         out: dict[str, str] = {}
+        numbered = [s for s in slots if s.kind == "number"]
         for i, word in enumerate(words):
             number = word if word.isdigit() and len(word) <= 2 else _NUMBER_WORDS.get(word)
             if number is None:
                 continue
             after = " ".join(words[i + 1:i + 3])
             before = " ".join(words[max(0, i - 2):i])
-            numbered = [s for s in slots if s.kind == "number"]
             # a cue after the number ("2 nights") beats a word before it ("for 2")
             slot = next((s for s in numbered if any(after.startswith(c) for c in s.cues)),
                         next((s for s in numbered if any(before.endswith(b) for b in s.before)),
@@ -214,7 +260,12 @@ class ValueTracker:
                 hour += 12
             value = f"{hour:02d}:{minute}"
             before = " ".join(text[:m.start()].split()[-4:])
-            best = [s for s in timed if any(_find(before, c) for c in s.cues)]
+            # the slot with the longest cue before the time: "leave the hotel by 3:30" is
+            # a time to leave ("leave" beats "by"); on a tie the last slot listed
+            longest = {s.name: max((len(c) for c in s.cues if _find(before, c)), default=0)
+                       for s in timed}
+            top = max(longest.values(), default=0)
+            best = [s for s in timed if top and longest[s.name] == top]
             slot = best[-1] if best else (timed[0] if len(timed) == 1 else None)
             if slot is not None:
                 out.setdefault(slot.name, value)
@@ -227,7 +278,7 @@ class ValueTracker:
             return {}
         return self._offered(system, slots, found)
 
-    def _offered(self, system: str, slots: list[SlotSchema],
+    def _offered(self, system: str, slots: Sequence[SlotSchema],
                  found: Mapping[str, str]) -> dict[str, str]:
         out = {}
         for slot in slots:
@@ -244,28 +295,70 @@ class ValueTracker:
                   found: Mapping[str, str]) -> dict[str, str]:
         if not _has_any(user, self.schema.dontcare_phrases):
             return {}
-        said = [s for s in slots if s.name not in found and _has_any(user, s.cues)]
-        if said:
-            return {s.name: DONTCARE for s in said}
+        # the slot whose cue is nearest the phrase: "any price range, but in the centre
+        # for dinner" is about the price, not the time ("for")
+        spots = [i for p in self.schema.dontcare_phrases for i in _find(user, p)]
+        distance = {s.name: min(abs(i - j) for i in spots for c in s.cues
+                                for j in _find(user, c))
+                    for s in slots if s.name not in found and _has_any(user, s.cues)}
+        if distance:
+            nearest = min(distance.values())
+            return {name: DONTCARE for name, d in distance.items() if d == nearest}
         if found:  # "not really, but I want to get there by 20:45": the answer is a value
             return {}
         asked = [s for s in slots if s.name not in self.state and _has_any(system, s.cues)]
         return {asked[0].name: DONTCARE} if asked else {}
 
 
-def _choose(text: str, start: int, end: int,
-            options: list[tuple[SlotSchema, str]]) -> tuple[SlotSchema | None, str]:
-    """The slot a phrase at ``text[start:end]`` fills, among those it is a value of."""
+def _misspelt(text: str, surfaces: Sequence[str],
+              exact: Sequence[tuple[int, int]]) -> list[tuple[int, int, str]]:
+    """Spans of ``text`` that are a near spelling of one of ``surfaces`` ("milton county
+    park"), best first, as ``(start, end, surface)``; none overlaps an ``exact`` span.
+
+    A near spelling has as many words as the value and differs from it only in words of
+    four or more letters ("county"/"country"), so "a restaurant" is not "ask restaurant"."""
+    by_length: dict[int, list[str]] = {}
+    for surface in surfaces:
+        by_length.setdefault(surface.count(" ") + 1, []).append(surface)
+    words = [(m.start(), m.end()) for m in re.finditer(r"[a-z0-9:]+", text)]
+    found = []
+    for n, candidates in by_length.items():
+        spans = [(words[i][0], words[i + n - 1][1]) for i in range(len(words) - n + 1)]
+        spans = [(start, end) for start, end in spans if end - start >= _FUZZY_MIN_CHARS
+                 and not any(s < end and start < e for s, e in exact)]
+        if not spans:
+            continue
+        scores = process.cdist([text[s:e] for s, e in spans], candidates, scorer=fuzz.ratio,
+                               score_cutoff=_FUZZY_SCORE)
+        for (start, end), row in zip(spans, scores, strict=True):
+            said = text[start:end].split()
+            for k in row.nonzero()[0]:
+                differ = [(a, b) for a, b in zip(said, candidates[k].split(), strict=True)
+                          if a != b]
+                if all(min(len(a), len(b)) >= 4 for a, b in differ):
+                    found.append((int(row[k]), end - start, start, end, candidates[k]))
+    found.sort(key=lambda f: (-f[0], -f[1]))
+    return [(start, end, surface) for _, _, start, end, surface in found]
+
+
+def _choose(text: str, start: int, end: int, options: list[tuple[SlotSchema, str]],
+            system: str = "") -> tuple[SlotSchema | None, str]:
+    """The slot a phrase at ``text[start:end]`` fills, among those it is a value of: the
+    one whose ``before`` word precedes it, else whose cue is near, else the one the
+    assistant just asked about ("where will you be departing from?" "the museum")."""
     if len(options) == 1:
         return options[0]
     left = text[:start].split()
     right = text[end:].split()
     if left and left[-1] == "the":  # "from the birmingham new street station"
         left = left[:-1]
-    prev = " ".join(left[-2:])
+    prev = " " + " ".join(left[-4:])  # "picked up at": a before phrase may be 3 words
     for slot, value in options:
-        if any(prev.endswith(b) for b in slot.before):
+        if any(prev.endswith(f" {b}") for b in slot.before):
             return slot, value
     near = " ".join(left[-_CUE_WINDOW:] + right[:_CUE_WINDOW])
     cued = [(slot, value) for slot, value in options if _has_any(near, slot.cues)]
-    return cued[0] if len(cued) == 1 else (None, "")
+    if len(cued) == 1:
+        return cued[0]
+    asked = [(slot, value) for slot, value in options if _has_any(system, slot.cues)]
+    return asked[0] if len(asked) == 1 else (None, "")

@@ -200,9 +200,9 @@ def evaluate_tracker(dialogues: list[MultiwozDialogue], tracker: Tracker, *, sou
 # -- the MultiWOZ schema for the value-matching tracker ---------------------------------------
 
 _DOMAIN_WORDS = {
-    "hotel": ("hotel", "hotels", "guesthouse", "guest house", "place to stay", "somewhere to stay",
-              "lodging", "accommodation", "bed and breakfast", "room", "rooms",
-              "where i can stay", "stay in"),
+    "hotel": ("hotel", "hotels", "guesthouse", "guesthouses", "guest house", "guest houses",
+              "place to stay", "somewhere to stay", "lodging", "accommodation",
+              "bed and breakfast", "room", "rooms", "where i can stay", "stay in"),
     "train": ("train", "trains", "travel", "traveling", "travelling", "station", "railway"),
     "restaurant": ("restaurant", "restaurants", "food", "place to eat", "somewhere to eat",
                    "dine", "dinner", "lunch", "table", "eat", "cuisine", "dining"),
@@ -210,7 +210,8 @@ _DOMAIN_WORDS = {
                    "entertainment", "park", "parks", "nightclub", "nightclubs", "cinema",
                    "cinemas", "theatre", "theatres", "theater", "architecture", "church",
                    "churches", "swimming pool", "pool", "boat", "boats", "something to do",
-                   "places to go", "sports", "concert hall", "visit", "gallery"),
+                   "things to do", "places to go", "place to go", "somewhere to go", "sports",
+                   "concert hall", "visit", "gallery"),
     "taxi": ("taxi", "cab", "car"),
 }
 _AREAS = {"north": "north", "south": "south", "east": "east", "west": "west", "centre": "centre",
@@ -225,7 +226,12 @@ _DAYS = {d: d for d in ("monday", "tuesday", "wednesday", "thursday", "friday", 
                         "sunday")}
 _HOTEL_TYPES = {"guesthouse": "guesthouse", "guest house": "guesthouse",
                 "guesthouses": "guesthouse", "bed and breakfast": "guesthouse"}
-_PLACE_CUES = ("from", "to", "going", "get to", "go to", "headed", "destination")
+# the words that ask for (or say) the departure and the destination: "where will you be
+# departing from?" "the museum"
+_DEPARTURE_CUES = ("from", "depart", "departing", "departure", "pick", "picked", "pickup",
+                   "leave", "leaving")
+_DESTINATION_CUES = ("to", "going", "get to", "go to", "headed", "destination", "arrive",
+                     "arriving")
 _FROM = ("from", "out of", "leaving", "leave", "depart", "departing", "departs", "leaves",
          "pick me up at", "pick up at", "picked up at")
 _TO = ("to", "arrive at", "arrive in", "arriving in", "arrives in", "arriving at",
@@ -266,17 +272,25 @@ def multiwoz_schema(data: Path) -> TrackerSchema:
     food = {f: f for f in ontology.get("restaurant-semi-food", set()) if f != "dontcare"}
     attraction_types = {t: t for t in ontology.get("attraction-semi-type", set())
                         if t not in {"dontcare", "churchills college", "hotel"}}
+    # the ontology spells some types only as the labels do before LABEL_FIXES ("night club",
+    # "concerthall"): each value is said as its fixed form too, and means that form
+    fixed = {t: LABEL_FIXES.get(t, t) for t in attraction_types}
+    attraction_types = {**{v: v for v in fixed.values()}, **fixed}
     attraction_types.update({"museums": "museum", "colleges": "college", "parks": "park",
                              "theater": "theatre", "churches": "church", "boats": "boat",
                              "night club": "nightclub", "swimming": "swimming pool",
                              "pool": "swimming pool", "theatres": "theatre",
                              "cinemas": "cinema", "nightclubs": "nightclub"})
+    # "a taxi from the nightclub": a place is also named by its type
+    references = {**_REFERENCES, "my hotel": ("hotel-name",)}
+    references.update({f"the {t}": ("attraction-name",) for t in attraction_types
+                       if f"the {t}" not in references})
     slots: list[SlotSchema] = []
     for domain in ("hotel", "restaurant", "attraction"):
         slots.append(SlotSchema(f"{domain}-name", domain, values=names[domain],
-                                cues=("name", "called"), offered=True))
+                                cues=("name", "called"), offered=True, fuzzy=True))
         slots.append(SlotSchema(f"{domain}-area", domain, values=_AREAS,
-                                cues=("area", "part of town", "side")))
+                                cues=("area", "part of town", "side", "section")))
     for domain in ("hotel", "restaurant"):
         slots.append(SlotSchema(f"{domain}-pricerange", domain, values=_PRICES,
                                 cues=("price", "price range", "pricerange", "cost")))
@@ -287,13 +301,14 @@ def multiwoz_schema(data: Path) -> TrackerSchema:
                                 cues=("day", "on", "starting", "arriving")))
     slots += [
         SlotSchema("hotel-book-stay", "hotel", "number", cues=("night", "nights", "day", "days")),
-        SlotSchema("hotel-stars", "hotel", "number", cues=("star", "stars")),
+        SlotSchema("hotel-stars", "hotel", "number", cues=("star", "stars"),
+                   before=("star of", "stars of", "rating of")),
         SlotSchema("hotel-type", "hotel", values=_HOTEL_TYPES, cues=("type",),
                    loose={"hotel": "hotel"}),
         SlotSchema("hotel-parking", "hotel", "flag", cues=("parking", "park")),
         SlotSchema("hotel-internet", "hotel", "flag", cues=("internet", "wifi", "wi fi")),
         SlotSchema("restaurant-food", "restaurant", values=food,
-                   cues=("food", "cuisine", "type")),
+                   cues=("food", "cuisine", "type"), fuzzy=True),
         SlotSchema("restaurant-book-time", "restaurant", "time", cues=("at", "for", "time")),
         SlotSchema("attraction-type", "attraction", values=attraction_types, cues=("type",)),
         SlotSchema("train-day", "train", values=_DAYS, cues=("day", "on")),
@@ -304,10 +319,12 @@ def multiwoz_schema(data: Path) -> TrackerSchema:
     for domain, values in (("train", stations), ("taxi", places | stations)):
         table = {v: v for v in values if v not in {"dontcare", "cambridge"} or domain == "train"}
         slots += [
-            SlotSchema(f"{domain}-departure", domain, values=table, cues=_PLACE_CUES,
-                       before=_FROM, references=_REFERENCES if domain == "taxi" else {}),
-            SlotSchema(f"{domain}-destination", domain, values=table, cues=_PLACE_CUES,
-                       before=_TO, references=_REFERENCES if domain == "taxi" else {}),
+            SlotSchema(f"{domain}-departure", domain, values=table, cues=_DEPARTURE_CUES,
+                       before=_FROM, references=references if domain == "taxi" else {},
+                       fuzzy=True),
+            SlotSchema(f"{domain}-destination", domain, values=table, cues=_DESTINATION_CUES,
+                       before=_TO, references=references if domain == "taxi" else {},
+                       fuzzy=True),
             SlotSchema(f"{domain}-leaveat", domain, "time",
                        cues=("leave", "leaving", "leaves", "depart", "departing", "after",
                              "departs", "from", "pick", "at")),
@@ -340,15 +357,18 @@ def _db_rows(data: Path, domain: str) -> list[dict[str, Any]]:
 
 
 def _db_names(data: Path, domain: str) -> dict[str, str]:
-    """Surface -> value for the names in a domain's db; annotators mostly drop "the"."""
+    """Surface -> value for the names in a domain's db. Annotators mostly drop "the"
+    ("the lensfield hotel" -> "lensfield hotel") but keep it when one word is left ("the
+    junction", "the gandhi"): 17 of 20 such labels on dialogues 1-700, 40 of 55 others."""
     names = {}
     for row in _db_rows(data, domain):
         name = " ".join(str(row.get("name", "")).lower().replace("'", "").split())
         if name:
             short = name.removeprefix("the ")
-            names[name] = short
             if " " in short:  # "the place" is a name, "place" is not
-                names[short] = short
+                names[name] = names[short] = short
+            else:
+                names[name] = name
     return names
 
 
