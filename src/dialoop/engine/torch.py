@@ -421,6 +421,7 @@ class TorchEngine:
             self._forget_kv()
             self._peft = None
             self._prompted.clear()
+            self._bottlenecks = None
             self.model = None
 
 
