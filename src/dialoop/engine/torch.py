@@ -220,17 +220,15 @@ class TorchEngine:
             start = time.perf_counter()
             if self._bottlenecks is not None:
                 self._bottlenecks.active = bottleneck  # None: the MLP hooks do nothing
-            if prompted is not None:  # the cache will hold virtual tokens first
+            if adapter != self._active_adapter or prompted is not None:
+                # keys/values depend on the weights that made them; a prompt-learning
+                # adapter's cache holds its virtual tokens first: nothing kept is reusable
                 self._forget_kv()
-                self._active_adapter, self._kv_scope = adapter, None
+                self._active_adapter = adapter
+            if prompted is not None:
                 model, cached = prompted.get_base_model(), 0
-            elif bottleneck is not None:
-                if adapter != self._active_adapter:
-                    self._forget_kv()  # keys/values depend on the weights that made them
-                    self._active_adapter = adapter
-                model, cached = self.model, self._reuse_prefix(ids, scope)
             else:
-                model = self._use_adapter(adapter)
+                model = self.model if bottleneck is not None else self._use_adapter(adapter)
                 cached = self._reuse_prefix(ids, scope)
             feed = torch.tensor([ids[cached:]])  # (1, T_new)
             seen = torch.tensor([ids])  # (1, T) every token so far, for the repeat penalty
@@ -398,10 +396,8 @@ class TorchEngine:
         return self._bottlenecks is not None and name in self._bottlenecks
 
     def _use_adapter(self, key: str | None) -> Any:
-        """The module to run for this request, with the stack ``key`` active (or none)."""
-        if key != self._active_adapter:
-            self._forget_kv()  # keys/values depend on the weights that made them
-            self._active_adapter = key
+        """The module to run for this request, with the LoRA-family stack ``key`` active
+        (or none)."""
         if self._peft is None:
             return self.model
         if key is None:
