@@ -109,6 +109,11 @@ def _find(text: str, phrase: str) -> list[int]:
     return [m.start() for m in _pattern(phrase).finditer(text)]
 
 
+def _blank(text: str, phrase: str) -> str:
+    """``text`` with every whole-word ``phrase`` replaced by a space."""
+    return _pattern(phrase).sub(" ", text) if phrase in text else text
+
+
 @functools.cache
 def _pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![a-z0-9]){re.escape(phrase)}(?![a-z0-9])")
@@ -184,7 +189,7 @@ class ValueTracker:
         galleries at 5" while booking a taxi stays with the taxi)."""
         by_name, keep = [], []
         for surface, domain in self._names:  # "acorn guest house" does not name hotels
-            masked = _pattern(surface).sub(" ", text) if surface in text else text
+            masked = _blank(text, surface)
             if masked != text:
                 text = masked
                 held = [d for d in current if surface in self._held.get(d, ())]
@@ -193,7 +198,7 @@ class ValueTracker:
                 else:
                     by_name.append(domain)
         for surface in self._refs(current):  # "a taxi to the hotel": a place, not a hotel
-            text = _pattern(surface).sub(" ", text) if surface in text else text
+            text = _blank(text, surface)
         named = [d for d, words in self.schema.domain_words.items() if _has_any(text, words)]
         return named or list(dict.fromkeys(by_name + keep))
 
