@@ -231,8 +231,8 @@ def load_run(out: Path, arch: Arch) -> tuple[nn.Module, Any, PretrainConfig]:
     saved.update(_paths(saved), out=out)
     config = PretrainConfig(**saved)
     model = build_model(arch, config.model_config())
-    model.load_state_dict(load_checkpoint(last).weights)
-    _load_best(model, out)
+    if not _load_best(model, out):  # a run from before best weights were kept
+        model.load_state_dict(load_checkpoint(last).weights)
     return model.eval(), load_tokenizer(out / "tokenizer.json"), config
 
 
@@ -398,12 +398,14 @@ def _evaluate(config: PretrainConfig, model: nn.Module, val_rows: dict[str, torc
         partial.replace(config.out / BEST_WEIGHTS)  # atomic: never half a model
 
 
-def _load_best(model: nn.Module, out: Path) -> None:
+def _load_best(model: nn.Module, out: Path) -> bool:
     """Put the run's best weights (lowest validation loss) on ``model``, if it has them."""
     from safetensors.torch import load_model
 
-    if (out / BEST_WEIGHTS).is_file():
-        load_model(model, str(out / BEST_WEIGHTS))
+    if not (out / BEST_WEIGHTS).is_file():
+        return False
+    load_model(model, str(out / BEST_WEIGHTS))
+    return True
 
 
 def _optimizer(model: nn.Module, config: PretrainConfig) -> torch.optim.AdamW:
