@@ -15,7 +15,8 @@ untouched. Similarity is computed with the names masked (:func:`masked`), so tha
 it measures what is asked about the entity, not the entity's rare name, and with the
 message's relation words said as the lesson says them ("CEO" → "chief executive",
 :mod:`dialoop.learn.relations`); a message that names other relations ("melting" vs
-"boiling point") or asks for another kind of answer ("when" vs "who") does not match.
+"boiling point"), asks for another kind of answer ("when" vs "who") or for the
+opposite ("start" vs "end") does not match.
 Besides its question, a lesson matches through the wordings it learned from use: a
 question it missed that a user corrected again with its answer
 (:meth:`CorrectionMemory.missed`).
@@ -49,6 +50,7 @@ from dialoop.evidence import Evidence, LessonMatch, Scope
 from dialoop.learn.relations import (
     asks_for,
     canonical,
+    contrasted,
     disjoint,
     is_relation_word,
     relations,
@@ -181,6 +183,21 @@ def masked(text: str, terms: Sequence[str], question: str | None = None) -> str:
     return _WORD.sub(lambda m: MASK if _norm(m.group()) in names else m.group(), text)
 
 
+def _unnamed(text: str) -> str:
+    """``text`` with every capitalized word not opening a sentence, the parts of names,
+    replaced by :data:`MASK`; short acronyms ("CEO") stay, they name relations."""
+    out = []
+    for sentence in re.split(r"(?<=[.!?])\s+", text):
+        parts, last = [], 0
+        for i, m in enumerate(_WORD.finditer(sentence)):
+            w = m.group()
+            if i > 0 and w[0].isupper() and not (w.isupper() and len(w) <= 4):
+                parts += [sentence[last:m.start()], MASK]
+                last = m.end()
+        out.append("".join(parts) + sentence[last:])
+    return " ".join(out)
+
+
 def terms_present(terms: Sequence[str], text: str) -> bool:
     """Whether every term appears in ``text`` as a word (plural and possessive forms too)."""
     words = {_norm(w) for w in _WORD.findall(text)}
@@ -254,14 +271,19 @@ class CorrectionMemory:
                    and terms_match(x.key_terms, x.question, message)]  # cheap filter first
         if not lessons:
             return []
-        said, kind = relations(message), asks_for(message)
+        kind = asks_for(message)
         # Each lesson is matched through its question and the wordings it learned from use.
         # A wording that names other relations than the message ("melting" vs "boiling
-        # point") or asks for another kind of answer ("when" vs "who") is out, whatever
-        # the encoder says.
+        # point"), asks for another kind of answer ("when" vs "who") or the opposite
+        # ("start" vs "end", "check-in" vs "check-out") is out, whatever the encoder says.
+        # Both are read without their names: "Moon" in "Moss and the Moon Cat" names no
+        # relation.
+        said = _unnamed(message)
+        relations_said = relations(said)
         pairs = [(x, text, vector) for x in lessons for text, vector in self._wordings(x)
-                 if not disjoint(relations(text), said)
-                 and not (asks_for(text) and kind and not asks_for(text) & kind)]
+                 if not disjoint(relations(_unnamed(text)), relations_said)
+                 and not (asks_for(text) and kind and not asks_for(text) & kind)
+                 and not contrasted(_unnamed(text), said)]
         if not pairs:
             return []
         # One embedding per wording: the message masked with the lesson's names, its

@@ -21,8 +21,8 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["RELATIONS", "TITLES", "asks_for", "canonical", "disjoint", "is_relation_word",
-           "phrases", "relations"]
+__all__ = ["CONTRASTS", "RELATIONS", "TITLES", "asks_for", "canonical", "contrasted",
+           "disjoint", "is_relation_word", "phrases", "relations"]
 
 # relation → phrases (regular expressions over lower-case words; longest found first).
 # The first phrase is the canonical one. Written from the relations people commonly ask
@@ -70,7 +70,18 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "director": ("directed", "director", "directs", "behind the camera", "filmmaker"),
     "performer": ("starred", "stars", "starring", "actor", "actress", "sang", "sings",
                   "singer", "lead role", "played the lead", "cast", "acts? in",
-                  "acted in", "featured in"),
+                  "acted in", "featured in", "lead singer", "vocalist", "lead vocals?",
+                  "front(?:man|woman|person|s|ed)", "sings lead"),
+    # A band's other members, each by what they play: "Who plays drums in X?" does not
+    # ask for its singer.
+    "drummer": ("drums?", "drummer", "plays drums", "on drums", "percussion(?:ist)?"),
+    "guitarist": ("guitar", "guitars", "guitarist", "lead guitar"),
+    "bassist": ("bass", "bassist", "bass guitar", "bass player"),
+    "keyboardist": ("keyboards?", "keyboardist", "piano", "pianist"),
+    "illustrator": ("illustrated", "illustrator", "illustrations?", "illustrates",
+                    "drew the pictures", "drew pictures", "pictures", "artwork"),
+    "translator": ("translated", "translator", "translation", "translates"),
+    "editor": ("edited", "editor", "edits"),
     "designer": ("designed", "designer", "designs", "architect", "plans for", "drew up",
                  "engineer", "creat(?:ed|or|es)"),
     "inventor": ("invented", "inventor", "invents", "invention", "came up with",
@@ -93,7 +104,18 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "height": ("height", "tall", "elevation"),
     "length": ("length", "long", "span"),
     "speed": ("speed", "top speed", "fast", "fastest", "velocity", "quick"),
-    "price": ("price", "cost", "costs", "fare", "pay", "charge", "expensive"),
+    "price": ("price", "cost", "costs", "fare", "pay", "charge", "expensive", "fee", "fees"),
+    # Insurance: what one pays first, and what one pays each month, are not the same fact.
+    "deductible": ("deductible", "out of pocket", "excess"),
+    "premium": ("premium", "premiums"),
+    "check-in": ("check-in", "check in", "checking in", "checkin", "arrive", "arrival"),
+    "check-out": ("check-out", "check out", "checking out", "checkout", "departure",
+                  "vacate"),
+    "warranty": ("warranty", "guarantee", "guaranteed"),
+    "capacity": ("capacity", "seats", "seating", "how many people (?:fit|can)"),
+    "website": ("website", "web site", "homepage", "url"),
+    "age": ("age", "how old"),
+    "nickname": ("nickname", "nicknamed"),
     "password": ("password", "passcode", "network key", "wi-?fi code", "login code",
                  "code", "wi-?fi", "wifi password"),
     "phone": ("phone", "phone number", "telephone", "call", "dial", "hotline", "help line",
@@ -201,6 +223,51 @@ def canonical(text: str, like: str) -> str:
             out += [text[last:start], said[0]]
             last = end
     return "".join(out) + text[last:]
+
+
+# Words that ask for opposite facts while a sentence encoder scores them alike ("When does
+# the season start?" and "… end?" 0.96; "check-in" and "check-out" 0.92): antonyms share
+# their contexts, so embeddings put them close. Each pair is (one side, the other side).
+CONTRASTS: tuple[tuple[str, str], ...] = (
+    ("start|starts|started|starting|begin|begins|began|beginning", "end|ends|ended|ending|"
+     "finish|finishes|finished|over"),
+    ("open|opens|opened|opening", "close|closes|closed|closing"),
+    ("in", "out"),  # in compounds only: check-in / check-out, log in / log out
+    ("arrive|arrives|arrival|arrivals", "depart|departs|departure|departures|leave|leaves"),
+    ("first|earliest", "last|latest|final"),
+    ("min|minimum|lowest|least", "max|maximum|highest|most"),
+    ("oldest", "youngest|newest"),
+    ("largest|biggest", "smallest"),
+    ("longest", "shortest"),
+    ("buy|buys|bought|purchase", "sell|sells|sold|sale"),
+    ("import|imports|imported", "export|exports|exported"),
+    ("inbound|incoming", "outbound|outgoing"),
+    ("entry|entrance", "exit"),
+    ("men's|men|male", "women's|women|female"),
+    ("upper", "lower"),
+)
+
+
+@functools.cache
+def _contrast_patterns() -> list[tuple[re.Pattern[str], re.Pattern[str]]]:
+    def side(words: str) -> re.Pattern[str]:
+        if words in ("in", "out"):  # a particle: only as part of a verb or compound
+            return re.compile(rf"(?:\w-{words}\b|\b(?:check|checking|log|logging|sign|"
+                              rf"signing|clock|clocking|move|moving) {words}\b)")
+        return re.compile(rf"(?<![\w-])(?:{words})(?![\w-])")
+    return [(side(a), side(b)) for a, b in CONTRASTS]
+
+
+def contrasted(a: str, b: str) -> bool:
+    """Whether texts ``a`` and ``b`` ask opposite things: one says a side of a contrast
+    pair ("start") that the other does not, and the other says the opposite side ("end")
+    that the first does not."""
+    la, lb = a.lower().replace("’", "'"), b.lower().replace("’", "'")
+    for one, other in _contrast_patterns():
+        for x, y in ((one, other), (other, one)):
+            if x.search(la) and not x.search(lb) and y.search(lb) and not y.search(la):
+                return True
+    return False
 
 
 def disjoint(a: list[frozenset[str]], b: list[frozenset[str]]) -> bool:
