@@ -212,3 +212,12 @@ def test_schema_keeps_the_when_a_name_is_one_word_after_it(data: Path) -> None:
     tracker.reset()
     assert tracker.update("I want the restaurant the lucky star .") == {
         "restaurant-name": "lucky star"}        # "the" dropped, as for most names
+
+
+def test_schema_reads_adults_and_a_group_of_people(data: Path) -> None:
+    tracker = value_tracker(data)
+    assert tracker.update("I need a train on tuesday , please book three adult tickets .")[
+        "train-book-people"] == "3"
+    tracker.reset()
+    assert tracker.update("I need a hotel room for a group of five .")[
+        "hotel-book-people"] == "5"

@@ -101,3 +101,12 @@ def test_a_time_goes_to_the_slot_whose_longest_cue_precedes_it() -> None:
     tracker.reset()
     state = tracker.update("I need a courier to arrive by 17:00")
     assert state["courier-arriveby"] == "17:00" and "courier-leaveat" not in state
+
+
+def test_a_value_taken_back_is_not_set() -> None:
+    tracker = _tracker()
+    tracker.update("Is there a shop in the south?")
+    state = tracker.update("Sorry, not in the south, the north side")
+    assert state["shop-area"] == "north"
+    tracker.reset()
+    assert "shop-area" not in tracker.update("A shop, but not the north please")

@@ -85,6 +85,9 @@ class SlotSpec(_Strict):
     """entity: the knowledge type whose names are the values ("product")."""
     label: str | None = None
     """How the slot is named to the user (default: its name, with spaces)."""
+    cues: list[str] = Field(default_factory=list)
+    """Words that point at this slot ("part of town" for an area), for the values
+    tracker (``understanding.tracker``); its name, label and question count too."""
 
     @field_validator("pattern")
     @classmethod
@@ -166,6 +169,12 @@ class UnderstandingSpec(_Strict):
     """A folder written by ``dialoop train classifier`` (relative to the domain file)
     whose labels are the intents: a fine-tuned encoder recognises them instead of the
     embedding classifier trained on the examples."""
+    tracker: Literal["rules", "values", "both"] = "rules"
+    """Who fills the enum and entity slots each turn: ``rules`` (each slot's values looked
+    for on their own), ``values`` (the schema-driven tracker of ``dialogue/tracker.py``:
+    cue words, the question just asked, "doesn't matter", "not X") or ``both`` (the
+    tracker first, the rules for what it left empty). Other slot types always use the
+    rules."""
 
 
 class PolicySpec(_Strict):

@@ -12,7 +12,9 @@
 user's message, generates (or says ``plan.text``) and stores the answer.
 
 Understand: the intent classifier (with its LLM fallback when unsure), slot values
-found in the message, the state update (:func:`~dialoop.dialogue.state.advance`)
+found in the message (by each slot's rules, or by the values tracker of
+``dialogue/tracker.py`` when the domain sets ``understanding.tracker``: it also reads
+the assistant's previous reply), the state update (:func:`~dialoop.dialogue.state.advance`)
 and the lessons the correction memory holds for the message. Decide: the policy
 picks one action. Act: a look-up or tool call adds to what is known and the policy
 is asked again; answer, clarify and hand_off end the turn. ``policy.max_steps``
@@ -66,6 +68,7 @@ from dialoop.dialogue.state import (
     extract_slots,
     normalize_value,
 )
+from dialoop.dialogue.tracker import TrackerSchema, ValueTracker, domain_schema
 from dialoop.engine import Engine, Message
 from dialoop.engine.embedding import Embedder, default_embedder
 from dialoop.evidence import DialogueTrace, Evidence, LessonMatch, Recall, Step
@@ -215,6 +218,7 @@ class DialogueManager:
                 else IntentClassifier(domain, embedder))
             if lookup is None and domain.spec.knowledge:
                 self.lookup = FactsLookup(domain.resolve(domain.spec.knowledge), embedder)
+        self._schema: TrackerSchema | None = None  # built on first use (entity names)
 
     def plan(
         self,
@@ -242,7 +246,8 @@ class DialogueManager:
         before = state_from_turns(turns, self.domain)
         options = {"user": user, "history": history, "system": system,
                    "session_id": session_id, "home": home, "adapter": adapter,
-                   "use_memory": use_memory, "given": tuple(evidence)}
+                   "use_memory": use_memory, "given": tuple(evidence),
+                   "previous": _previous_reply(turns)}
         if (requests := self._requests(message, before)) is not None:
             return self._plan_requests(requests, before, **options)
         plan = self._plan(message, before, **options)
@@ -254,10 +259,10 @@ class DialogueManager:
     def _plan(self, message: str, before: DialogueState, *, user: str,
               history: Sequence[Message], system: str | None, session_id: str | None,
               home: Path | None, adapter: str | None, use_memory: bool,
-              given: tuple[Evidence, ...] = ()) -> TurnPlan:
+              given: tuple[Evidence, ...] = (), previous: str = "") -> TurnPlan:
         """:meth:`plan` for one request, from the state ``before`` it; ``given`` is the
-        turn's own evidence (see :meth:`plan`)."""
-        result, understood = self._understand(message, before, history, user)
+        turn's own evidence (see :meth:`plan`), ``previous`` the assistant's last reply."""
+        result, understood = self._understand(message, before, history, user, previous)
         recall = self.memory.recall(message, user=user) \
             if self.memory is not None and use_memory else Recall()
         turn = _Turn(understood, understood.state, result.ranking, given=given)
@@ -322,7 +327,8 @@ class DialogueManager:
     def _plan_requests(self, requests: list[str], before: DialogueState, *, user: str,
                        history: Sequence[Message], system: str | None,
                        session_id: str | None, home: Path | None, adapter: str | None,
-                       use_memory: bool, given: tuple[Evidence, ...]) -> TurnPlan:
+                       use_memory: bool, given: tuple[Evidence, ...],
+                       previous: str = "") -> TurnPlan:
         """Each request understood and acted on in turn, one reply for all. A request that
         needs a question from the user waits until the others are done and is asked last,
         so the state the dialogue goes on from holds its pending question; two such
@@ -331,7 +337,7 @@ class DialogueManager:
         evidence and the fixed answers as context."""
         options = {"user": user, "history": history, "system": system,
                    "session_id": session_id, "home": home, "adapter": adapter,
-                   "use_memory": use_memory, "given": given}
+                   "use_memory": use_memory, "given": given, "previous": previous}
         state = before
         done: list[tuple[str, TurnPlan]] = []
         waiting: list[str] = []
@@ -522,7 +528,7 @@ class DialogueManager:
     # -- understand -----------------------------------------------------------------------
 
     def _understand(self, message: str, before: DialogueState, history: Sequence[Message],
-                    user: str) -> tuple[IntentResult, Understanding]:
+                    user: str, previous: str = "") -> tuple[IntentResult, Understanding]:
         if self.classifier is None:  # the general domain: one intent, nothing to fill
             only = next(iter(self.domain.spec.intents))
             result = IntentResult(only, 1.0, [(only, 1.0)], source="only intent")
@@ -539,10 +545,39 @@ class DialogueManager:
             slots.append(before.requested)
         found = extract_slots(message, self.domain, slots, requested=before.requested,
                               entities=self._entities)
+        mode = self.domain.spec.understanding.tracker
+        if mode != "rules":
+            found = self._tracked(message, previous, before, slots, found, mode)
         understood = advance(before, self.domain, message, intent=result.intent,
                              confidence=result.confidence, out_of_domain=result.out_of_domain,
                              found=found)
         return result, understood
+
+    def _tracked(self, message: str, previous: str, before: DialogueState,
+                 slots: Sequence[str], found: dict[str, Any], mode: str) -> dict[str, Any]:
+        """``found`` (the rules' values) with the values tracker's reading of the enum and
+        entity slots among ``slots``: ``values``: the tracker alone fills those; ``both``:
+        the tracker first, the rules' value where it found none. The tracker sees what the
+        rules cannot (the question just asked, cue words, "doesn't matter", "not X"), so
+        where both read a slot its reading wins."""
+        if self._schema is None:
+            self._schema = domain_schema(self.domain, self._entities)
+        tracked = {s.name for s in self._schema.slots}
+        # like the rules, only the slots this turn may fill: "in the north" is an area
+        # while finding a restaurant, even if a taxi's destination could be "north" too
+        schema = dataclasses.replace(self._schema, slots=tuple(
+            s for s in self._schema.slots if s.name in slots))
+        tracker = ValueTracker(schema)
+        tracker.state = {k: str(v) for k, v in before.slots.items() if k in tracked}
+        tracker.active = [self.domain.name]
+        after = tracker.update(message, previous)
+        changed = {k: v for k, v in after.items() if before.slots.get(k) != v}
+        # the rules' value stands for the slots the tracker does not read, where it agrees
+        # with the tracker (a value said again still answers the question), and in
+        # ``both`` where the tracker changed nothing
+        kept = {k: v for k, v in found.items() if k not in tracked or after.get(k) == str(v)
+                or (mode == "both" and k not in changed)}
+        return {**kept, **changed}
 
     def _entities(self, kind: str) -> dict[str, list[str]]:
         if self.lookup is None:
@@ -757,6 +792,14 @@ def _distinct(evidence: list[Evidence]) -> list[Evidence]:
             seen.add((e.source, e.text))
             out.append(e)
     return out
+
+
+def _previous_reply(turns: Sequence[Any]) -> str:
+    """What the assistant said last (its question, its offer), for the values tracker."""
+    for turn in reversed(turns):
+        if turn.role == "assistant":
+            return getattr(turn, "content", "") or ""
+    return ""
 
 
 def state_from_turns(turns: Sequence[Any], domain: Domain) -> DialogueState:

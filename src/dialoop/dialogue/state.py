@@ -113,8 +113,8 @@ class DialogueState:
         """One line for the system prompt: what the user has told us."""
         if not self.slots:
             return ""
-        known = ", ".join(f"{domain.slot_label(k)}: {v}" for k, v in self.slots.items()
-                          if k in domain.spec.slots)
+        known = ", ".join(f"{domain.slot_label(k)}: {'no preference' if v == 'dontcare' else v}"
+                          for k, v in self.slots.items() if k in domain.spec.slots)
         return f"Known from the customer so far: {known}." if known else ""
 
 

@@ -4,7 +4,8 @@ The tracker knows nothing about any one data set: it is given a :class:`TrackerS
 (domains, the words that name them, and per slot its candidate values, the words that
 point at it and its kind) and, turn by turn, updates a flat ``{"domain-slot": value}``
 state from the user's message and the assistant's previous reply. MultiWOZ's schema is
-built in :mod:`dialoop.eval.multiwoz`; a domain file's slots could build one the same way.
+built in :mod:`dialoop.eval.multiwoz`; a domain file's by :func:`domain_schema` (the
+dialogue manager uses it when the domain sets ``understanding.tracker``).
 
 What one turn does:
 
@@ -18,7 +19,8 @@ What one turn does:
    at") precede it, else whose cue word is near, else the one the assistant just asked
    about ("where will you leave from?" "the museum"), else stays unassigned. A reference
    ("the hotel") is the value already in the state, else the one the assistant last
-   offered.
+   offered. A value right after "not", "instead of" or "rather than" is being taken
+   back ("not the north, the east"), never set.
 3. ``number`` slots take a digit or number word next to one of their cues ("4 people",
    "3 nights", "4 star"); ``time`` slots take ``hh:mm``/``7pm`` with the slot whose
    longest cue precedes it ("leave the hotel by 3:30" is a time to leave); ``flag``
@@ -39,13 +41,16 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from rapidfuzz import fuzz, process
 
-__all__ = ["Gate", "SlotSchema", "TrackerSchema", "ValueTracker", "normalise_text"]
+from dialoop.dialogue.domain import Domain
+
+__all__ = ["Gate", "SlotSchema", "TrackerSchema", "ValueTracker", "domain_schema",
+           "normalise_text"]
 
 DONTCARE = "dontcare"
 _NUMBER_WORDS = {"zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
@@ -55,6 +60,9 @@ _TIME = re.compile(r"\b(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\b")
 _CUE_WINDOW = 4  # words either side of a value in which a slot cue counts
 _FUZZY_SCORE = 85  # rapidfuzz ratio (0-100) a misspelt value must reach
 _FUZZY_MIN_CHARS = 8  # shorter values ("ask", "thai") are matched exactly only
+# words right before a value that take it back: "not the north", "instead of the east"
+_TAKEN_BACK = re.compile(r"(?:^|\s)(?:not|instead of|rather than|isnt|wasnt)\s+"
+                         r"(?:(?:in|at|on|from|to)\s+)?(?:the\s+)?$")
 
 
 @dataclass(frozen=True)
@@ -230,6 +238,9 @@ class ValueTracker:
         for start, end, surface in spans:
             if any(s < end and start < e for s, e in taken):
                 continue
+            if _TAKEN_BACK.search(text[max(0, start - 24):start]):
+                taken.append((start, end))  # "not the north": no value, nor a shorter one
+                continue
             slot, value = _choose(text, start, end, phrases[surface], system)
             if slot is not None:
                 taken.append((start, end))
@@ -367,3 +378,53 @@ def _choose(text: str, start: int, end: int, options: list[tuple[SlotSchema, str
         return cued[0]
     asked = [(slot, value) for slot, value in options if _has_any(system, slot.cues)]
     return asked[0] if len(asked) == 1 else (None, "")
+
+
+# -- a dialoop domain file's schema ---------------------------------------------------------
+
+EntityNames = Callable[[str], Mapping[str, Sequence[str]]]
+"""The entities of a knowledge type, each with the phrases that name it."""
+
+_NOT_CUES = frozenset({"the", "and", "for", "you", "your", "what", "which", "would", "like",
+                       "please", "can", "could", "tell", "number", "name", "type", "did",
+                       "use", "are", "with", "that", "this", "want", "does"})
+
+
+def domain_schema(domain: Domain, entities: EntityNames | None = None) -> TrackerSchema:
+    """The tracker schema of ``domain``'s ``enum`` and ``entity`` slots, all in one tracker
+    domain named after it. Values: an enum's values and synonyms, an entity slot's names
+    and aliases from ``entities`` (misspellings matched too; a single name the assistant
+    offered is taken on a "yes"). Cues: the slot's name and label words, its ``cues``,
+    and the question that asks for it (the slot's ``question``, a template named
+    ``ask_SLOT`` or ``utter_ask_SLOT``), so an answer to that question is about the slot.
+    Other slot types (patterns, numbers, dates, free text) are left to the rules."""
+    slots = []
+    for name, spec in domain.spec.slots.items():
+        if spec.type == "enum":
+            options = spec.values if isinstance(spec.values, dict) else {
+                v: [] for v in spec.values or []}
+        elif spec.type == "entity":
+            options = dict(entities(spec.entity)) if entities and spec.entity else {}
+        else:
+            continue
+        values: dict[str, str] = {}
+        for value, synonyms in options.items():
+            for surface in (value.replace("_", " "), *synonyms):
+                if said := normalise_text(str(surface)):
+                    values.setdefault(said, value)
+        entity = spec.entity if spec.type == "entity" else None
+        slots.append(SlotSchema(name, domain.name, values=values,
+                                cues=_domain_cues(domain, name, entity),
+                                fuzzy=entity is not None, offered=entity is not None))
+    return TrackerSchema(tuple(slots), {domain.name: ()})
+
+
+def _domain_cues(domain: Domain, name: str, entity: str | None) -> tuple[str, ...]:
+    spec = domain.spec.slots[name]
+    label = normalise_text(domain.slot_label(name))
+    words = [w for w in f"{normalise_text(name.replace('_', ' '))} {label}".split()
+             if len(w) >= 3 and w not in _NOT_CUES]
+    asked = [spec.question or "", *(domain.spec.templates.get(f"{prefix}ask_{name}", "")
+                                    for prefix in ("", "utter_"))]
+    phrases = [label, *spec.cues, entity or "", *asked, *words]
+    return tuple(dict.fromkeys(c for p in phrases if (c := normalise_text(p))))

@@ -295,8 +295,9 @@ def multiwoz_schema(data: Path) -> TrackerSchema:
         slots.append(SlotSchema(f"{domain}-pricerange", domain, values=_PRICES,
                                 cues=("price", "price range", "pricerange", "cost")))
         slots.append(SlotSchema(f"{domain}-book-people", domain, "number",
-                                cues=("people", "person", "persons", "guests", "of us", "adults"),
-                                before=("for",)))
+                                cues=("people", "person", "persons", "guests", "of us", "adults",
+                                      "adult"),
+                                before=("for", "group of", "party of")))
         slots.append(SlotSchema(f"{domain}-book-day", domain, values=_DAYS,
                                 cues=("day", "on", "starting", "arriving")))
     slots += [
@@ -313,8 +314,9 @@ def multiwoz_schema(data: Path) -> TrackerSchema:
         SlotSchema("attraction-type", "attraction", values=attraction_types, cues=("type",)),
         SlotSchema("train-day", "train", values=_DAYS, cues=("day", "on")),
         SlotSchema("train-book-people", "train", "number",
-                   cues=("people", "person", "persons", "tickets", "ticket", "seats", "of us"),
-                   before=("for",)),
+                   cues=("people", "person", "persons", "tickets", "ticket", "seats", "of us",
+                         "adult", "adults", "passengers"),
+                   before=("for", "group of", "party of")),
     ]
     for domain, values in (("train", stations), ("taxi", places | stations)):
         table = {v: v for v in values if v not in {"dontcare", "cambridge"} or domain == "train"}
