@@ -112,7 +112,6 @@ RELATIONS: dict[str, tuple[str, ...]] = {
     "check-out": ("check-out", "check out", "checking out", "checkout", "departure",
                   "vacate"),
     "warranty": ("warranty", "guarantee", "guaranteed"),
-    "capacity": ("capacity", "seats", "seating", "how many people (?:fit|can)"),
     "website": ("website", "web site", "homepage", "url"),
     "age": ("age", "how old"),
     "nickname": ("nickname", "nicknamed"),
