@@ -38,6 +38,7 @@ install: system-packages
 	# tests start it on loopback (tests/interop/test_rasa_sdk.py).
 	test -x $(RASA_SDK_VENV)/bin/python || $(PYTHON) -m venv $(RASA_SDK_VENV)
 	$(RASA_SDK_VENV)/bin/python -m pip install -q rasa-sdk==3.21.1
+	timeout 900 $(PYTHON) -m dialoop models --bench || echo "make install: measuring the weight formats failed (above); dialoop serves the bundled file as it is: run 'dialoop models --bench' later." >&2
 
 # What the tests need from Debian: Chromium for the real-browser tests, PostgreSQL's own
 # binaries for the PostgreSQL tests (tests/postgres.py); for speech and images (dialoop.media)

@@ -77,6 +77,17 @@ class Settings(BaseSettings):
     threads: int | None = Field(None, ge=1)
     prefix_cache_mb: int = Field(256, ge=0)
     """Memory for saved KV states of other sessions (0 turns the LRU off)."""
+    batch_slots: int = Field(0, ge=0, le=64)
+    """Answers the server decodes together in one llama.cpp context (``dialoop serve
+    --batch-slots``; 0: off, a pool of ``--engines`` copies instead). See
+    :mod:`dialoop.engine.batched` for what batched mode gives up (prefix reuse; adapters
+    decode in groups)."""
+    weight_format: str = "auto"
+    """Weight format of a GGUF model on the llama.cpp engine: "auto" serves the format
+    measured fastest on this host among those that answer as the original does (cached by
+    ``dialoop models --bench``, run by ``make install``; the original file until then),
+    "original" the file as it is, or a llama.cpp quantize type such as "Q8_0", derived
+    from the file once and cached (docs/benchmarks.md, "Weight formats")."""
 
     adapter: str | None = None
     """Adapter to answer with by default: a line name, NAME@vN, or none."""
@@ -224,6 +235,16 @@ class Settings(BaseSettings):
                 raise ValueError(f"{entry!r} is not an IP address or network: give addresses "
                                  "like '127.0.0.1' or networks like '10.0.0.0/8'") from None
         return entries
+
+    @field_validator("weight_format")
+    @classmethod
+    def _weight_format(cls, value: str) -> str:
+        if value.lower() in ("auto", "original"):
+            return value.lower()
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", value):
+            raise ValueError(f"{value!r} is not a weight format: give 'auto', 'original' or a "
+                             "llama.cpp quantize type such as 'Q8_0'")
+        return value.upper()
 
     @model_validator(mode="after")
     def _learn_thresholds_ordered(self) -> Settings:

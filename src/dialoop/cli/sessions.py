@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,6 +27,9 @@ from dialoop.dialogue.summary import (
 )
 from dialoop.errors import InvalidInputError
 from dialoop.train.transcripts import BadAnswers, TrainingFormat, training_records
+
+if TYPE_CHECKING:
+    from dialoop.engine.formats import Record
 
 __all__ = ["models", "sessions"]
 
@@ -201,9 +205,13 @@ def delete(ctx: click.Context, session: str, user: str | None, yes: bool) -> Non
 
 
 @click.command()
+@click.option("--bench", is_flag=True,
+              help="Measure the weight formats on this host, pick and cache the fastest that "
+                   "answers as the original does, and print the table (about a minute).")
+@click.option("--quick", is_flag=True, help="With --bench: 1 run of fewer tokens (noisier).")
 @click.pass_context
-def models(ctx: click.Context) -> None:
-    """Show the bundled model, the configured one, and cached conversions."""
+def models(ctx: click.Context, bench: bool, quick: bool) -> None:
+    """Show the bundled model, the configured one, the weight format served, and caches."""
     from dialoop.engine.models import DEFAULT_MODEL_NAME, bundled_gguf
     from dialoop.errors import ModelNotFoundError
 
@@ -216,7 +224,59 @@ def models(ctx: click.Context) -> None:
         click.echo(f"default     missing: {exc}")
     click.echo(f"configured  {settings.model} on the {settings.engine} engine"
                + (f" at {settings.remote_url}" if settings.engine == "remote" else ""))
+    _weight_format(settings, bench=bench, quick=quick)
     cache = settings.home / "cache" / "models"
     for folder in sorted(cache.glob("*/")) if cache.is_dir() else []:
         size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         click.echo(f"cached      {folder.name}  ({size / 2**20:.0f} MiB, torch weights)")
+
+
+def _weight_format(settings: Settings, *, bench: bool, quick: bool) -> None:
+    """The weight format served for the configured GGUF model; with ``bench``, pick it first."""
+    from dialoop.engine import formats
+    from dialoop.engine.models import resolve_model
+
+    local = settings.model in ("", "default") or Path(settings.model).expanduser().exists()
+    if settings.engine != "llamacpp" or not local:
+        if bench:
+            raise InvalidInputError("--bench measures a local GGUF model on the llamacpp "
+                                    "engine; the configured model is not one.")
+        return
+    source = resolve_model(settings.model, home=settings.home).require_gguf()
+    if bench:
+        click.echo("measuring weight formats on this host...", err=True)
+        budget = formats.Budget(runs=1, decode_tokens=16, prefill_tokens=128, ppl_tokens=256,
+                                prompts=1) if quick else formats.Budget()
+        _print_bench(formats.pick(source, settings.home, budget=budget,
+                                        threads=settings.threads))
+    served = formats.served_file(source, settings.home, settings.weight_format)
+    click.echo(f"serving     {served.format}  {served.path}  "
+               f"({served.path.stat().st_size / 2**20:.0f} MiB); {served.reason}")
+    record = served.record
+    if record is not None and served.format in {f.format for f in record.formats}:
+        f = record.figures(served.format)
+        click.echo(f"            decode {f.decode:.0f} tok/s, prefill {f.prefill:.0f} tok/s, "
+                   f"top-1 agreement {f.top1:.3f}, perplexity x{f.ppl_ratio:.3f} "
+                   f"(measured {record.measured} on {record.host['cpu']})")
+    click.echo(f"            threads {settings.threads or served.threads}, n_batch "
+               f"{served.n_batch or 512}, n_ubatch {served.n_ubatch or 512}")
+
+
+def _print_bench(record: Record) -> None:
+    click.echo(f"cpu: {record.host['cpu']}; flags: {' '.join(record.host['flags'])}; "
+               f"llama-cpp-python {record.host['llama_cpp']}")
+    header = (f"{'format':<9}{'MB':>7}{'decode t/s':>12}{'prefill t/s':>13}{'top-1':>7}"
+              f"{'ppl x':>7}{'greedy':>8}{'turn s':>8}  quality gate")
+    click.echo(header)
+    click.echo("-" * len(header))
+    for f in record.formats:
+        click.echo(f"{f.format:<9}{f.size / 1e6:>7.1f}{f.decode:>12.1f}{f.prefill:>13.1f}"
+                   f"{f.top1:>7.3f}{f.ppl_ratio:>7.3f}{f.greedy:>8.2f}{f.turn_seconds:>8.2f}  "
+                   f"{f.verdict() or 'pass'}")
+    click.echo(f"chosen: {record.choice}: {record.reason}")
+    rates = ", ".join(f"{k}: {v:.0f}" for k, v in record.ubatch_prefill.items())
+    click.echo(f"threads {record.threads} (physical cores), n_batch {record.n_batch}, "
+               f"n_ubatch {record.n_ubatch} (prefill tok/s by n_ubatch: {rates})")
+    click.echo("top-1 = teacher-forced agreement with the original on a held-out text; ppl x = "
+               "perplexity / the original's; greedy = free-running agreement (not gated); "
+               "turn s = a 512-token prompt and a 128-token answer")

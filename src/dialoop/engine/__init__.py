@@ -181,12 +181,17 @@ def open_engine(settings: Settings, *, model: str | None = None) -> Engine:
         return TorchEngine(
             source, cache_dir=settings.home / "cache" / "models", threads=settings.threads
         )
+    from dialoop.engine.formats import served_file
     from dialoop.engine.llamacpp import LlamaCppEngine
 
+    # The weight format picked for this host (or the one asked for); never measured here.
+    served = served_file(source.require_gguf(), settings.home, settings.weight_format)
     return LlamaCppEngine(
-        source.require_gguf(),
+        served.path,
         name=source.name,
         context_window=settings.context_window,
-        threads=settings.threads,
+        threads=settings.threads or served.threads,
         prefix_cache_bytes=settings.prefix_cache_mb * 2**20,
+        n_batch=served.n_batch,
+        n_ubatch=served.n_ubatch,
     )

@@ -56,7 +56,7 @@ from dialoop.engine.sampling import Sampling, Step
 from dialoop.engine.streaming import TextStream, TokenTrail
 from dialoop.errors import ContextOverflowError, InvalidInputError, ModelLoadError, NotFoundError
 
-__all__ = ["LlamaCppEngine", "default_threads"]
+__all__ = ["LlamaCppEngine", "check_room", "default_threads", "set_adapters"]
 
 log = logging.getLogger(__name__)
 _native_log = logging.getLogger(__name__ + ".native")
@@ -87,8 +87,15 @@ class LlamaCppEngine:
         threads: int | None = None,
         prefix_cache_bytes: int = 256 * 2**20,
         reuse_prefix: bool = True,
+        n_batch: int | None = None,
+        n_ubatch: int | None = None,
     ) -> None:
-        """``reuse_prefix=False`` evaluates every prompt from scratch (for comparison)."""
+        """``reuse_prefix=False`` evaluates every prompt from scratch (for comparison).
+
+        ``n_batch`` (prompt tokens per decode call) and ``n_ubatch`` (per compute graph) set
+        how a prompt is evaluated; None keeps llama-cpp-python's 512 each. The values measured
+        best on this host are in the weight-format pick (:mod:`dialoop.engine.formats`).
+        """
         import llama_cpp
 
         check_gguf(path)
@@ -102,6 +109,7 @@ class LlamaCppEngine:
                 n_threads=threads,
                 n_threads_batch=threads,
                 verbose=False,
+                **{k: v for k, v in (("n_batch", n_batch), ("n_ubatch", n_ubatch)) if v},
             )
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(
@@ -180,12 +188,7 @@ class LlamaCppEngine:
     ) -> Iterator[Chunk]:
         self._check_params(params)
         tokens = self._prompt_tokens(messages)
-        room = self.context_window - len(tokens)
-        if room <= 0:
-            raise ContextOverflowError(
-                f"The prompt has {len(tokens)} tokens but the context window is "
-                f"{self.context_window}: shorten it or start a new session."
-            )
+        room = check_room(len(tokens), self.context_window)
         return self._generate(tokens, params, min(params.max_tokens, room), adapter, cache_scope,
                               stop or threading.Event())
 
@@ -452,17 +455,18 @@ class LlamaCppEngine:
     def _activate(self, key: str | None) -> None:
         """Set the context's adapters to the stack ``key`` (each part at scale 1)."""
         parts = stack_parts(key) if key is not None else ()
-        if not parts:
-            self._lib.llama_set_adapters_lora(self._llm.ctx, None, 0, None)
-        else:
-            n = len(parts)
-            adapters = (self._lib.llama_adapter_lora_p_ctypes * n)(
-                *(self._adapters[p] for p in parts))
-            scales = (ctypes.c_float * n)(*([1.0] * n))
-            if self._lib.llama_set_adapters_lora(self._llm.ctx, adapters, n, scales) != 0:
-                raise ModelLoadError(f"llama.cpp refused to apply the adapters {key!r}.")
+        set_adapters(self._lib, self._llm.ctx, [self._adapters[p] for p in parts], key)
         self._llm.reset()
         self._active_adapter = key
+
+    def lora_handles(self, key: str | None) -> list[ctypes.c_void_p]:
+        """The loaded parts of the stack ``key`` (None: none), for another context on this
+        model (:mod:`dialoop.engine.batched`); NotFoundError if a part is not loaded."""
+        parts = stack_parts(key) if key is not None else ()
+        for part in parts:
+            if part not in self._adapters:
+                raise NotFoundError(f"No adapter named {part!r} is loaded in this engine.")
+        return [self._adapters[p] for p in parts]
 
     def _active_uses(self, part: str) -> bool:
         return self._active_adapter is not None and part in stack_parts(self._active_adapter)
@@ -539,6 +543,30 @@ class _SavedStates:
 
     def clear(self) -> None:
         self._items.clear()
+
+
+def check_room(n_tokens: int, context_window: int) -> int:
+    """Tokens left for the answer after a prompt of ``n_tokens``; ContextOverflowError if none."""
+    room = context_window - n_tokens
+    if room <= 0:
+        raise ContextOverflowError(
+            f"The prompt has {n_tokens} tokens but the context window is "
+            f"{context_window}: shorten it or start a new session."
+        )
+    return room
+
+
+def set_adapters(lib, ctx: ctypes.c_void_p, handles: list[ctypes.c_void_p],  # type: ignore[no-untyped-def]
+                 key: str | None) -> None:
+    """Apply the LoRA ``handles`` (the stack ``key``) to the context ``ctx``, each at scale 1."""
+    n = len(handles)
+    if n == 0:
+        lib.llama_set_adapters_lora(ctx, None, 0, None)
+        return
+    adapters = (lib.llama_adapter_lora_p_ctypes * n)(*handles)
+    scales = (ctypes.c_float * n)(*([1.0] * n))
+    if lib.llama_set_adapters_lora(ctx, adapters, n, scales) != 0:
+        raise ModelLoadError(f"llama.cpp refused to apply the adapters {key!r}.")
 
 
 def _common_prefix(a: np.ndarray | Sequence[int], b: Sequence[int]) -> int:

@@ -130,6 +130,7 @@ def _unchanged_or_empty(adapters: AdapterStore, name: str, lessons: list[Lesson]
 def _load_models(settings: Settings, report: Report) -> tuple[Any, Any, Any, Path]:
     import torch
 
+    from dialoop.engine.formats import served_file
     from dialoop.engine.llamacpp import LlamaCppEngine
     from dialoop.engine.models import resolve_model
     from dialoop.engine.torch import load_model
@@ -137,8 +138,10 @@ def _load_models(settings: Settings, report: Report) -> tuple[Any, Any, Any, Pat
     report("loading the model", 0.0, force=True)
     torch.set_num_threads(settings.learn_threads)
     source = resolve_model(settings.model, home=settings.home)
-    gguf = source.require_gguf()
-    engine = LlamaCppEngine(gguf, name=source.name, context_window=1024,
+    gguf = source.require_gguf()  # the adapters' base, whatever format serves
+    # The gate judges an adapter on the weights that will serve it (the host's pick).
+    served = served_file(gguf, settings.home, settings.weight_format)
+    engine = LlamaCppEngine(served.path, name=source.name, context_window=1024,
                             threads=settings.learn_threads, prefix_cache_bytes=0)
     model, tokenizer = load_model(source, settings.home / "cache" / "models")
     return engine, model, tokenizer, gguf
