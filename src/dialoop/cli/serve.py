@@ -40,6 +40,9 @@ def _default_engines() -> int:
                    "'serving').")
 @click.option("--engines", type=click.IntRange(1, 16),
               help="Copies of the model answering at once (default: 2 on 2+ cores).")
+@click.option("--batch-slots", type=click.IntRange(0, 64),
+              help="Decode up to N answers together in one llama.cpp context instead of a "
+                   "pool of engines (0: off; default: the batch_slots setting).")
 @click.option("--max-waiting", default=32, show_default=True, type=click.IntRange(0, 10_000),
               help="Answers that may wait for an engine; beyond, requests get a 503.")
 @click.option("--no-learn", is_flag=True,
@@ -47,7 +50,8 @@ def _default_engines() -> int:
 @model_options
 @click.pass_context
 def serve(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...],
-          domain: str | None, policy: str | None, engines: int | None, max_waiting: int,
+          domain: str | None, policy: str | None, engines: int | None,
+          batch_slots: int | None, max_waiting: int,
           no_learn: bool, model: str | None, engine: str | None, adapter: str | None,
           system: str | None) -> None:
     """Serve the OpenAI-compatible API, dialoop's API and the web page."""
@@ -56,7 +60,9 @@ def serve(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...]
     from dialoop.serve.pool import open_engines
     from dialoop.serve.server import is_loopback, run_server
 
-    overrides = {"serve_allowed_hosts": list(allow_hosts)} if allow_hosts else {}
+    overrides: dict[str, Any] = {"serve_allowed_hosts": list(allow_hosts)} if allow_hosts else {}
+    if batch_slots is not None:
+        overrides["batch_slots"] = batch_slots
     with command_db(ctx, model=model, engine=engine, adapter=adapter, system_prompt=system,
                     learn_auto=False if no_learn else None, **overrides) as (db, settings):
         have_keys = Accounts(db).any_active()
@@ -64,7 +70,13 @@ def serve(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...]
         raise _Refused(f"No API key exists, so the server may listen on loopback only, not on "
                        f"{host}: create one first (`dialoop users add NAME --role admin`).")
     count = engines or (_default_engines() if settings.engine == "llamacpp" else 1)
-    click.echo(f"Loading {settings.model} model ({count} engine{'s' * (count > 1)})…", err=True)
+    if settings.batch_slots:
+        count = engines or 1
+        click.echo(f"Loading {settings.model} model (batched: {settings.batch_slots} answers "
+                   "at once)…", err=True)
+    else:
+        click.echo(f"Loading {settings.model} model ({count} engine{'s' * (count > 1)})…",
+                   err=True)
     pool = open_engines(settings, count)
     extra: dict[str, Any] = {"domain": domain} if domain else {}  # the dialogue manager's
     if policy:

@@ -3,7 +3,8 @@
 ``Llama.generate`` samples inside llama-cpp-python; dialoop needs what it lacks (a
 grammar checked token by token, ``logit_bias``, OpenAI's penalties over the whole answer,
 logprobs paired with their token), so :class:`Sampling` builds the same chain from
-llama.cpp's C samplers and runs it itself. Used by :mod:`dialoop.engine.llamacpp`.
+llama.cpp's C samplers and runs it itself. Used by :mod:`dialoop.engine.llamacpp` and
+:mod:`dialoop.engine.batched`.
 """
 
 from __future__ import annotations
@@ -53,9 +54,11 @@ class Sampling:
     """
 
     def __init__(self, lib, llm, params: GenerationParams, max_new: int, seed: int,  # type: ignore[no-untyped-def]
-                 grammar: ctypes.c_void_p | None) -> None:
+                 grammar: ctypes.c_void_p | None, *, ctx: ctypes.c_void_p | None = None) -> None:
+        """``ctx``: the llama.cpp context whose logits are sampled (default: ``llm``'s own;
+        the batched engine passes its shared context)."""
         self._lib = lib
-        self._ctx = llm.ctx
+        self._ctx = ctx if ctx is not None else llm.ctx
         self._vocab = lib.llama_model_get_vocab(llm.model)
         self._n_vocab = n_vocab = llm.n_vocab()
         self._k = params.logprobs
@@ -100,10 +103,14 @@ class Sampling:
             self._lib.llama_sampler_chain_add(chain, sampler)  # the chain owns it now
         return chain
 
-    def sample(self) -> int:
-        """The next token, from the logits of the last evaluated token; accepted by the chain."""
+    def sample(self, idx: int = -1) -> int:
+        """The next token, from the logits of the last evaluated token; accepted by the chain.
+
+        ``idx``: which output row of the last batch to sample from (the batched engine's
+        sequences each have their own; -1: the last).
+        """
         lib, cand = self._lib, self._cand
-        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, -1),
+        logits = np.ctypeslib.as_array(lib.llama_get_logits_ith(self._ctx, idx),
                                        shape=(self._n_vocab,))
         self._reset(logits)
         lib.llama_sampler_apply(self._pre, ctypes.byref(self._array))  # in place, in id order

@@ -28,6 +28,7 @@ from fastapi_offline import FastAPIOffline
 
 from dialoop import __version__
 from dialoop.assistant import Assistant
+from dialoop.engine.batched import BatchedEngine
 from dialoop.serve import (
     api,
     audio,
@@ -80,7 +81,8 @@ def create_app(
     ``serve_allowed_hosts`` setting), see :mod:`.guard`. The caller keeps ownership of
     ``assistant``.
     """
-    slots = assistant.engine.size if isinstance(assistant.engine, EnginePool) else 1
+    engine = assistant.engine  # a pool or a batched engine answers ``size`` at once
+    slots = engine.size if isinstance(engine, EnginePool | BatchedEngine) else 1
     scheduler = Scheduler(slots, max_waiting)
     parts = assistant.parts
     metrics = Metrics(scheduler, parts.adapters.heads)

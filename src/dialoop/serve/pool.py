@@ -123,10 +123,14 @@ def _shared(last: tuple[str | None, str], prompt: tuple[str | None, str]) -> int
 def open_engines(settings: Settings, count: int) -> Engine:
     """The engine ``settings`` ask for, or a pool of ``count`` sharing the cores.
 
-    Each copy gets ``threads // count`` threads (at least one).
+    Each copy gets ``threads // count`` threads (at least one). With ``batch_slots`` set,
+    one :class:`~dialoop.engine.batched.BatchedEngine` decoding that many answers at once
+    replaces the pool (``count`` must then be 1).
     """
     if count < 1:
         raise ConfigError(f"--engines must be at least 1, got {count}.")
+    if settings.batch_slots:
+        return _open_batched(settings, count)
     if count == 1:
         return open_engine(settings)
     if settings.engine != "llamacpp":
@@ -146,3 +150,22 @@ def open_engines(settings: Settings, count: int) -> Engine:
         raise
     return EnginePool(engines)
 
+
+
+def _open_batched(settings: Settings, count: int) -> Engine:
+    if settings.engine != "llamacpp":
+        raise ConfigError(f"Batched decoding needs the llamacpp engine, not {settings.engine}: "
+                          "set batch_slots = 0.")
+    if count != 1:
+        raise ConfigError(f"Batched decoding runs one engine, not {count}: use --engines 1 "
+                          "or set batch_slots = 0.")
+    from dialoop.engine.batched import BatchedEngine
+    from dialoop.engine.formats import served_file
+    from dialoop.engine.models import resolve_model
+
+    source = resolve_model(settings.model, home=settings.home)
+    # the weight format picked for this host, as open_engine serves it
+    served = served_file(source.require_gguf(), settings.home, settings.weight_format)
+    return BatchedEngine(served.path, slots=settings.batch_slots, name=source.name,
+                         context_window=settings.context_window,
+                         threads=settings.threads or served.threads)
