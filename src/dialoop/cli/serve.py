@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from typing import Any
 
 import click
@@ -22,8 +21,9 @@ log = logging.getLogger(__name__)
 
 def _default_engines() -> int:
     """Two copies of the model on a machine with two cores or more (see serve/pool.py)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return 2 if (cores or 1) >= 2 else 1
+    from dialoop.engine.llamacpp import default_threads
+
+    return 2 if default_threads() >= 2 else 1
 
 
 @click.command()

@@ -45,7 +45,6 @@ import re
 import shutil
 import statistics
 import time
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -53,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from dialoop.engine.llamacpp import default_threads
 from dialoop.errors import ConfigError, ModelLoadError
 
 __all__ = [
@@ -71,7 +71,6 @@ __all__ = [
     "heldout_text",
     "load_record",
     "measure",
-    "physical_cores",
     "pick",
     "quantize",
     "served_file",
@@ -190,23 +189,6 @@ def cpu_info() -> tuple[str, list[str]]:
     return (name.group(1).strip() if name else platform.processor() or "?"), sorted(set(wanted))
 
 
-def physical_cores() -> int:
-    """Cores we may run on, counting hyper-thread siblings once."""
-    if hasattr(os, "sched_getaffinity"):
-        cpus: Iterable[int] = os.sched_getaffinity(0)
-    else:
-        cpus = range(os.cpu_count() or 1)
-    cores = set()
-    for cpu in cpus:
-        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
-        try:
-            cores.add(((topology / "physical_package_id").read_text().strip(),
-                       (topology / "core_id").read_text().strip()))
-        except OSError:
-            cores.add(("cpu", str(cpu)))  # no topology: count logical CPUs
-    return max(1, len(cores))
-
-
 def _host() -> dict[str, Any]:
     import llama_cpp
 
@@ -269,7 +251,7 @@ def derive(source: Path, fmt: str, home: Path) -> Path:
     """``source`` in format ``fmt``, derived once and cached in ``home``."""
     target = _format_dir(source, home) / f"{source.stem}.{fmt}.gguf"
     if not target.is_file():
-        seconds = quantize(source, target, fmt, physical_cores())
+        seconds = quantize(source, target, fmt, default_threads())
         log.info("derived %s from %s in %.1f s", target.name, source.name, seconds)
     return target
 
@@ -444,7 +426,7 @@ def pick(source: Path, home: Path, *, budget: Budget | None = None,
     with ``threads`` (default: the physical cores), choose, tune ``n_ubatch`` for the
     choice, and cache it all in ``home``."""
     budget = budget or Budget()
-    threads = threads or physical_cores()
+    threads = threads or default_threads()
     paths = {"original": source} | {fmt: derive(source, fmt, home) for fmt in candidates}
     measured = {fmt: measure(path, threads, budget) for fmt, path in paths.items()}
     figures = [compare(fmt, m, measured["original"]) for fmt, m in measured.items()]
@@ -482,7 +464,7 @@ def load_record(source: Path, home: Path) -> Record | None:
 
 def served_file(source: Path, home: Path, weight_format: str) -> Served:
     """What to serve for ``source`` under the ``weight_format`` setting (never measures)."""
-    threads = physical_cores()
+    threads = default_threads()
     if weight_format == "original":
         return Served(source, "original", "weight_format = original", threads)
     record = load_record(source, home)

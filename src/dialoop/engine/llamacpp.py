@@ -41,7 +41,7 @@ import random
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,8 +69,22 @@ _GRAMMAR_CACHE = 16  # parsed grammars kept per engine
 
 
 def default_threads() -> int:
-    """One thread per core we may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    """One thread per physical core we may run on: hyper-thread siblings share a core's
+    arithmetic units, and llama.cpp's threads wait for each other at every layer, so a
+    second thread on the same core slows a token down rather than up."""
+    if hasattr(os, "sched_getaffinity"):
+        cpus: Iterable[int] = os.sched_getaffinity(0)
+    else:
+        cpus = range(os.cpu_count() or 1)
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
+        except OSError:
+            cores.add(("cpu", str(cpu)))  # no topology: count logical CPUs
+    return max(1, len(cores))
 
 
 class LlamaCppEngine:
