@@ -206,21 +206,14 @@ def raw_rates(path: Path, threads: int, n: int, runs: int, prefills: tuple[int, 
     """Raw llama-cpp-python: decode tok/s (n tokens) and prefill tok/s for each length."""
     import llama_cpp
 
-    from dialoop.engine.formats import chat_tokens, greedy, prefill_rate, prefill_tokens
+    from dialoop.engine import formats
 
     extra = {"n_batch": 512, "n_ubatch": n_ubatch} if n_ubatch else {}
     llm = llama_cpp.Llama(str(path), n_ctx=4096, n_threads=threads, n_threads_batch=threads,
                           verbose=False, **extra)
-    prompt = chat_tokens(llm, PROMPT)
-    greedy(llm, prompt, 16)  # warm-up
-    rates = []
-    for _ in range(runs):
-        stamps: list[float] = []
-        greedy(llm, prompt, n, stamps)
-        rates.append(decode_rate(stamps))
-    out = {"decode": statistics.median(rates)}
+    out = {"decode": formats.decode_rate(llm, formats.chat_tokens(llm, PROMPT), n, runs)}
     for p in prefills:
-        out[f"prefill {p}"] = prefill_rate(llm, prefill_tokens(llm, p), runs)
+        out[f"prefill {p}"] = formats.prefill_rate(llm, formats.prefill_tokens(llm, p), runs)
     llm.close()
     return out
 

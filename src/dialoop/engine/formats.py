@@ -67,6 +67,7 @@ __all__ = [
     "agreement",
     "choose",
     "cpu_info",
+    "decode_rate",
     "derive",
     "heldout_text",
     "load_record",
@@ -302,6 +303,18 @@ def greedy(llm: Any, tokens: list[int], n: int, stamps: list[float] | None = Non
     return out
 
 
+def decode_rate(llm: Any, prompt: list[int], n: int, runs: int) -> float:
+    """Greedy decode tokens/s after ``prompt``: tokens after the first ÷ the time from the
+    first to the last, median of ``runs`` after a warm-up."""
+    greedy(llm, prompt, 16)  # warm-up
+    rates = []
+    for _ in range(runs):
+        stamps: list[float] = []
+        greedy(llm, prompt, n, stamps)
+        rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    return statistics.median(rates)
+
+
 def prefill_rate(llm: Any, tokens: list[int], runs: int) -> float:
     rates = []
     for _ in range(runs):
@@ -326,13 +339,8 @@ def measure(path: Path, threads: int, budget: Budget) -> Measurement:
     llm = llama_cpp.Llama(str(path), n_ctx=2048, n_threads=threads, n_threads_batch=threads,
                           verbose=False)
     load = time.perf_counter() - start
-    decode_prompt = chat_tokens(llm, DECODE_PROMPT)
-    greedy(llm, decode_prompt, 16)  # warm-up
-    rates = []
-    for _ in range(budget.runs):
-        stamps: list[float] = []
-        greedy(llm, decode_prompt, budget.decode_tokens, stamps)
-        rates.append((len(stamps) - 1) / (stamps[-1] - stamps[0]))
+    decode = decode_rate(llm, chat_tokens(llm, DECODE_PROMPT), budget.decode_tokens,
+                         budget.runs)
     prompt = prefill_tokens(llm, budget.prefill_tokens)
     prefill = prefill_rate(llm, prompt, budget.runs)
     answers = [greedy(llm, chat_tokens(llm, [{"role": "user", "content": p}]), 32)
@@ -340,7 +348,7 @@ def measure(path: Path, threads: int, budget: Budget) -> Measurement:
     llm.close()
 
     ppl, top1 = _perplexity(path, threads, budget.ppl_tokens)
-    return Measurement(size=path.stat().st_size, load=load, decode=statistics.median(rates),
+    return Measurement(size=path.stat().st_size, load=load, decode=decode,
                        prefill=prefill, ppl=ppl, top1=top1, answers=answers)
 
 
