@@ -156,8 +156,11 @@ class Engine(Protocol):
         ...
 
 
-def open_engine(settings: Settings, *, model: str | None = None) -> Engine:
-    """Build the engine the settings ask for (``model`` overrides ``settings.model``).
+def open_engine(settings: Settings, *, model: str | None = None,
+                batch_slots: int = 0) -> Engine:
+    """Build the engine the settings ask for (``model`` overrides ``settings.model``);
+    ``batch_slots`` > 0: a llama.cpp engine decoding that many answers at once
+    (:mod:`dialoop.engine.batched`, the server's ``batch_slots``).
 
     Imports are deferred so that the default path never pays for importing torch.
     """
@@ -186,6 +189,12 @@ def open_engine(settings: Settings, *, model: str | None = None) -> Engine:
 
     # The weight format picked for this host (or the one asked for); never measured here.
     served = served_file(source.require_gguf(), settings.home, settings.weight_format)
+    if batch_slots:
+        from dialoop.engine.batched import BatchedEngine
+
+        return BatchedEngine(served.path, slots=batch_slots, name=source.name,
+                             context_window=settings.context_window,
+                             threads=settings.threads or served.threads)
     return LlamaCppEngine(
         served.path,
         name=source.name,

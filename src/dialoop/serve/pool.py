@@ -159,13 +159,4 @@ def _open_batched(settings: Settings, count: int) -> Engine:
     if count != 1:
         raise ConfigError(f"Batched decoding runs one engine, not {count}: use --engines 1 "
                           "or set batch_slots = 0.")
-    from dialoop.engine.batched import BatchedEngine
-    from dialoop.engine.formats import served_file
-    from dialoop.engine.models import resolve_model
-
-    source = resolve_model(settings.model, home=settings.home)
-    # the weight format picked for this host, as open_engine serves it
-    served = served_file(source.require_gguf(), settings.home, settings.weight_format)
-    return BatchedEngine(served.path, slots=settings.batch_slots, name=source.name,
-                         context_window=settings.context_window,
-                         threads=settings.threads or served.threads)
+    return open_engine(settings, batch_slots=settings.batch_slots)
