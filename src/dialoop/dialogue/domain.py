@@ -310,6 +310,11 @@ class Domain:
         spec = self.spec.slots[slot]
         return spec.label or slot.replace("_", " ")
 
+    def slot_question(self, slot: str) -> str:
+        """What the assistant asks to fill ``slot``: its ``question``, else one made of its
+        label."""
+        return self.spec.slots[slot].question or f"What is the {self.slot_label(slot)}?"
+
     def required(self, intent: str | None) -> list[str]:
         return list(self.spec.intents[intent].requires) if intent in self.spec.intents else []
 

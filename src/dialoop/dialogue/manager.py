@@ -441,7 +441,7 @@ class DialogueManager:
                     f"passing; {before.intent} still needs the "
                     f"{self.domain.slot_label(target)}: ask again", policy=self.policy.name,
                     response=f"question:{target}")
-        question = self._slot_question(target)
+        question = self.domain.slot_question(target)
         resumed = TurnPlan(text=question, system=None, evidence=[], adapter=None, state=state,
                            trace=dataclasses.replace(side.trace, steps=[step], action=action,
                                                      response=f"question:{target}",
@@ -734,7 +734,7 @@ class DialogueManager:
     def _question(self, target: str, turn: _Turn) -> str:
         domain, state = self.domain, turn.state
         if target in domain.spec.slots:
-            return self._slot_question(target)
+            return self.domain.slot_question(target)
         if target == "confirm":
             name = f"confirm_{state.intent}"
             if domain.has_template(name):
@@ -753,10 +753,6 @@ class DialogueManager:
                                     for n in options)
             return f"Sorry, I am not sure what you need. Is it about {described}?"
         return "Could you tell me a little more about what you need?"
-
-    def _slot_question(self, slot: str) -> str:
-        spec = self.domain.spec.slots[slot]
-        return spec.question or f"What is the {self.domain.slot_label(slot)}?"
 
     def _template(self, name: str, turn: _Turn, message: str) -> str | None:
         call = turn.last_call

@@ -266,7 +266,7 @@ def _find(message: str, spec: SlotSpec, entities: EntityNames | None) -> Any:
         value = _kept(message, re.finditer(spec.pattern, message, re.I))
         return value.lower() if value and _EMAIL_LIKE.fullmatch(value) else value
     if spec.type == "enum":
-        return _phrase(message, _synonyms(spec.values))
+        return _phrase(message, enum_phrases(spec.values))
     if spec.type == "entity":
         return _phrase(message, entities(spec.entity) if entities and spec.entity else {})
     if spec.type == "date":
@@ -293,7 +293,9 @@ def _number(text: str) -> int | float:
     return int(number) if number.is_integer() else number
 
 
-def _synonyms(values: dict[str, list[str]] | list[str] | None) -> dict[str, list[str]]:
+def enum_phrases(values: dict[str, list[str]] | list[str] | None) -> dict[str, list[str]]:
+    """An enum slot's values, each with the phrases that say it: itself (``_`` as spaces)
+    and its synonyms."""
     if isinstance(values, dict):
         return {k: [k.replace("_", " "), *v] for k, v in values.items()}
     return {v: [v.replace("_", " ")] for v in values or []}

@@ -48,6 +48,7 @@ from typing import Protocol
 from rapidfuzz import fuzz, process
 
 from dialoop.dialogue.domain import Domain
+from dialoop.dialogue.state import enum_phrases
 
 __all__ = ["Gate", "SlotSchema", "TrackerSchema", "ValueTracker", "domain_schema",
            "normalise_text"]
@@ -395,21 +396,21 @@ def domain_schema(domain: Domain, entities: EntityNames | None = None) -> Tracke
     domain named after it. Values: an enum's values and synonyms, an entity slot's names
     and aliases from ``entities`` (misspellings matched too; a single name the assistant
     offered is taken on a "yes"). Cues: the slot's name and label words, its ``cues``,
-    and the question that asks for it (the slot's ``question``, a template named
-    ``ask_SLOT`` or ``utter_ask_SLOT``), so an answer to that question is about the slot.
+    and the question the assistant asks for it (:meth:`Domain.slot_question`), so an answer
+    to that question is about the slot.
     Other slot types (patterns, numbers, dates, free text) are left to the rules."""
     slots = []
     for name, spec in domain.spec.slots.items():
         if spec.type == "enum":
-            options = spec.values if isinstance(spec.values, dict) else {
-                v: [] for v in spec.values or []}
+            options = enum_phrases(spec.values)
         elif spec.type == "entity":
-            options = dict(entities(spec.entity)) if entities and spec.entity else {}
+            options = enum_phrases(dict(entities(spec.entity))) \
+                if entities and spec.entity else {}
         else:
             continue
         values: dict[str, str] = {}
-        for value, synonyms in options.items():
-            for surface in (value.replace("_", " "), *synonyms):
+        for value, phrases in options.items():
+            for surface in phrases:
                 if said := normalise_text(str(surface)):
                     values.setdefault(said, value)
         entity = spec.entity if spec.type == "entity" else None
@@ -424,7 +425,5 @@ def _domain_cues(domain: Domain, name: str, entity: str | None) -> tuple[str, ..
     label = normalise_text(domain.slot_label(name))
     words = [w for w in f"{normalise_text(name.replace('_', ' '))} {label}".split()
              if len(w) >= 3 and w not in _NOT_CUES]
-    asked = [spec.question or "", *(domain.spec.templates.get(f"{prefix}ask_{name}", "")
-                                    for prefix in ("", "utter_"))]
-    phrases = [label, *spec.cues, entity or "", *asked, *words]
+    phrases = [label, *spec.cues, entity or "", domain.slot_question(name), *words]
     return tuple(dict.fromkeys(c for p in phrases if (c := normalise_text(p))))
