@@ -163,3 +163,22 @@ def test_the_schema_of_a_domain_file(tmp_path: Path) -> None:
     assert tracker.update("somewhere upmarket", PRICE_QUESTION) == {"price": "expensive"}
     assert tracker.update("whatever", AREA_QUESTION) == {"price": "expensive",
                                                          "area": "dontcare"}
+
+
+def test_a_trained_gate_named_in_the_domain_decides_what_the_tracker_keeps(
+        tmp_path: Path, embedder: Any) -> None:
+    from dialoop.dialogue.gate import Turn, train_gate
+
+    domain = _domain(tmp_path, "")
+    # annotations that never count "north" as said (and always count the price): the
+    # gate learns to drop the one and keep the other
+    dialogues = [[Turn(f"somewhere {price} in the north please", "", {"price": price})]
+                 for price in ("cheap", "moderate", "expensive") * 40]
+    gate = train_gate(ValueTracker(domain_schema(domain)), dialogues)
+    gate.save(tmp_path / "gate.joblib")
+    gated = _manager(tmp_path, embedder, ", tracker: values, tracker_gate: gate.joblib")
+    (plan,) = _talk(gated, "I need a restaurant somewhere cheap in the north")
+    assert plan.state.slots == {"price": "cheap"}
+    (plan,) = _talk(_manager(tmp_path, embedder, ", tracker: values"),
+                    "I need a restaurant somewhere cheap in the north")
+    assert plan.state.slots == {"price": "cheap", "area": "north"}

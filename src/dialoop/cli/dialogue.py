@@ -300,17 +300,26 @@ def format_intent_report(report: IntentReport) -> str:
               help="Read only the first N dialogues.")
 @click.option("--split", type=click.IntRange(min=0), metavar="K",
               help="Report on the dialogues after the first K (kept for training).")
+@click.option("--gate", "gate", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="A gate written by `dialoop train tracker-gate` (trained on the first K "
+                   "dialogues: use the same --split K).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-def eval_multiwoz(data_path: Path, limit: int | None, split: int | None, as_json: bool) -> None:
+def eval_multiwoz(data_path: Path, limit: int | None, split: int | None, gate: Path | None,
+                  as_json: bool) -> None:
     """Dialogue state tracking on MultiWOZ 2.1: joint goal accuracy and slot F1.
 
     Runs the value-matching tracker (dialogue/tracker.py) with the MultiWOZ schema, built
-    from the ontology and the databases, over every user turn, five domains.
+    from the ontology and the databases, over every user turn, five domains; with
+    ``--gate``, a learned gate decides which of its proposals to keep.
     """
     from dialoop.eval.multiwoz import evaluate_tracker, load_dialogues, value_tracker
 
     dialogues = load_dialogues(data_path, limit)
-    tracker = value_tracker(data_path)
+    tracker = value_tracker(data_path, gate)
+    trained = getattr(tracker.gate, "info", {}).get("dialogues")
+    if trained and (split or 0) < trained:
+        click.echo(f"warning: the gate was trained on the first {trained} dialogues; "
+                   f"--split {split or 0} reports on some of them", err=True)
     held_out = len(dialogues) - (split or 0)
     with click.progressbar(length=max(held_out, 0), label="tracking", file=sys.stderr) as bar:
         report = evaluate_tracker(dialogues, tracker, source=str(data_path), split=split,

@@ -33,6 +33,36 @@ train.add_command(pretrain)
 train.add_command(classifier)
 
 
+@train.command("tracker-gate")
+@click.option("--data", "data_path", required=True, metavar="DIR",
+              type=click.Path(path_type=Path),
+              help="The MultiWOZ 2.1 folder (val.json.zip, ontology21.json, db/).")
+@click.option("--dialogues", "count", type=click.IntRange(min=1), default=700,
+              show_default=True, metavar="K",
+              help="Train on the first K dialogues (report on the rest with `dialoop eval "
+                   "multiwoz --split K --gate FILE`).")
+@click.option("-o", "--out", "out", required=True, metavar="FILE",
+              type=click.Path(dir_okay=False, path_type=Path), help="Where to write the gate.")
+def tracker_gate(data_path: Path, count: int, out: Path) -> None:
+    """Learn which of the state tracker's proposals to keep, from annotated dialogues.
+
+    Runs the value-matching tracker over the first K MultiWOZ dialogues, labels each value
+    it proposes (and each looser guess) by the annotated state, and fits gradient-boosted
+    trees on features of the proposal and the turn (dialogue/gate.py). A few seconds.
+    """
+    from dialoop.eval.multiwoz import load_dialogues, train_multiwoz_gate
+
+    dialogues = load_dialogues(data_path, count)
+    with click.progressbar(length=len(dialogues), label="reading proposals",
+                           file=sys.stderr) as bar:
+        gate = train_multiwoz_gate(data_path, dialogues, progress=bar.update)
+    gate.save(out)
+    info = gate.info
+    click.echo(f"tracker gate → {out}: {info['dialogues']} dialogues, {info['turns']} turns, "
+               f"{info['proposals']} proposals ({info['kept_share']:.0%} in the annotated "
+               f"state), {info['seconds']:.1f} s; keeps a proposal from p ≥ {gate.threshold}")
+
+
 @train.command("sft")
 @click.argument("train_file", type=_FILE)
 @click.option("--name", required=True, help="Adapter line to register the result as.")

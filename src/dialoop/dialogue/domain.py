@@ -175,6 +175,10 @@ class UnderstandingSpec(_Strict):
     cue words, the question just asked, "doesn't matter", "not X") or ``both`` (the
     tracker first, the rules for what it left empty). Other slot types always use the
     rules."""
+    tracker_gate: str | None = None
+    """A file written by ``dialoop train tracker-gate`` (relative to the domain file): with
+    ``tracker: values`` or ``both``, a learned gate decides which of the tracker's proposals
+    and guesses (a name the assistant offered without a clear "yes") to keep."""
 
 
 class PolicySpec(_Strict):

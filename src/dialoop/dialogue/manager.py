@@ -50,6 +50,7 @@ import jinja2
 
 from dialoop.agent.tools import ToolCall, ToolContext
 from dialoop.dialogue.domain import Domain
+from dialoop.dialogue.gate import LearnedGate
 from dialoop.dialogue.intent import EncoderIntentClassifier, IntentClassifier, IntentResult
 from dialoop.dialogue.lookup import EvidenceProvider, FactsLookup, Grounded, Grounding, Lookup
 from dialoop.dialogue.policy import (
@@ -219,6 +220,8 @@ class DialogueManager:
             if lookup is None and domain.spec.knowledge:
                 self.lookup = FactsLookup(domain.resolve(domain.spec.knowledge), embedder)
         self._schema: TrackerSchema | None = None  # built on first use (entity names)
+        gate = domain.spec.understanding.tracker_gate
+        self._gate = LearnedGate.load(domain.resolve(gate)) if gate else None
 
     def plan(
         self,
@@ -567,7 +570,7 @@ class DialogueManager:
         # while finding a restaurant, even if a taxi's destination could be "north" too
         schema = dataclasses.replace(self._schema, slots=tuple(
             s for s in self._schema.slots if s.name in slots))
-        tracker = ValueTracker(schema)
+        tracker = ValueTracker(schema, self._gate)
         tracker.state = {k: str(v) for k, v in before.slots.items() if k in tracked}
         tracker.active = [self.domain.name]
         after = tracker.update(message, previous)

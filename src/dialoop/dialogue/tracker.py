@@ -31,10 +31,11 @@ What one turn does:
 
 A :class:`Gate` may filter the proposed changes and take looser guesses (a name the
 assistant offered without a clear "yes", a ``loose`` word such as "hotel" for the hotel
-type). A gradient-boosted gate over MiniLM features, trained on 700 MultiWOZ dialogues,
-did not beat the rules alone on the other 299 (JGA 0.383 against 0.386 for an earlier
-version of the rules, slot F1 0.858 against 0.852, 200 s to train), so none ships; the
-seam stays for the next attempt.
+type, an ``implied`` value such as a train's other end being Cambridge). The rules alone
+take no guess; :class:`~dialoop.dialogue.gate.LearnedGate`, trained on annotated
+dialogues, decides each proposal from features of it and the turn. (An earlier gate,
+gradient-boosted trees over MiniLM sentence features, did not beat the rules: 0.383 JGA
+held out against 0.386.)
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class SlotSchema:
     offered: bool = False  # a value the assistant named is taken when the user accepts it
     loose: Mapping[str, str] = field(default_factory=dict)  # guesses only a gate may take
     fuzzy: bool = False  # a misspelt value ("the gardina") is matched too (names)
+    # a value the slot holds unsaid, a guess only a gate may take: {other slot: value}
+    # means "this slot is probably ``value`` when the other slot holds something else"
+    # (a train from Ely goes to Cambridge: {"train-departure": "cambridge"})
+    implied: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -133,10 +138,12 @@ def _has_any(text: str, words: Sequence[str]) -> bool:
 
 
 class Gate(Protocol):
-    """Decides which proposed ``(slot, value, loose)`` changes a turn makes."""
+    """Decides which proposed ``(slot, value, loose)`` changes a turn makes; ``tracker``
+    still holds the state and active domains from before the turn, ``user`` and
+    ``system`` are normalised."""
 
-    def keep(self, user: str, system: str, proposals: Sequence[tuple[str, str, bool]],
-             state: Mapping[str, str]) -> list[bool]: ...
+    def keep(self, tracker: ValueTracker, user: str, system: str,
+             proposals: Sequence[tuple[str, str, bool]]) -> list[bool]: ...
 
 
 class ValueTracker:
@@ -148,15 +155,19 @@ class ValueTracker:
         self.state: dict[str, str] = {}
         self.active: list[str] = []
         self.mentioned: dict[str, str] = {}  # slot -> the last value the assistant offered
+        self.reset()
+        # longest first; ties in a fixed order, so that a run does not depend on set order
         self._names = sorted({(surface, s.domain) for s in schema.slots if s.offered
-                              for surface in s.values}, key=lambda sd: -len(sd[0]))
+                              for surface in s.values}, key=lambda sd: (-len(sd[0]), sd))
         self._held: dict[str, set[str]] = {}  # domain -> the value phrases its slots hold
         for slot in schema.slots:
             if slot.kind == "value":
                 self._held.setdefault(slot.domain, set()).update(slot.values)
 
     def reset(self) -> None:
-        self.state, self.active, self.mentioned = {}, [], {}
+        # a schema of one domain (a domain file's) is always in it
+        home = list(self.schema.domain_words) if len(self.schema.domain_words) == 1 else []
+        self.state, self.active, self.mentioned = {}, home, {}
 
     def update(self, user: str, system: str = "") -> dict[str, str]:
         """The state after the user's message ``user`` (``system``: the reply before it)."""
@@ -168,7 +179,7 @@ class ValueTracker:
         if self.gate is not None:
             proposals = [(slot, value, False) for slot, value in found.items()] + [
                 (slot, value, True) for slot, value in loose.items() if slot not in found]
-            keep = self.gate.keep(user, system, proposals, self.state) if proposals else []
+            keep = self.gate.keep(self, user, system, proposals) if proposals else []
             found = {slot: value for (slot, value, _), ok in zip(proposals, keep, strict=True)
                      if ok}
         self.state = {**self.state, **found}
@@ -190,7 +201,20 @@ class ValueTracker:
             loose.update(self._offered(system, slots, found))
             loose.update({s.name: v for s in slots for w, v in s.loose.items()
                           if s.name not in found and _find(user, w)})
+            loose.update(self._implied(slots, found, loose))
         return found, loose
+
+    def _implied(self, slots: Sequence[SlotSchema], found: Mapping[str, str],
+                 loose: Mapping[str, str]) -> dict[str, str]:
+        out = {}
+        for slot in slots:
+            if slot.name in found or slot.name in loose or slot.name in self.state:
+                continue
+            for other, value in slot.implied.items():
+                held = found.get(other) or self.state.get(other)
+                if held and held != value:
+                    out[slot.name] = value
+        return out
 
     def _domains(self, text: str, current: Sequence[str] = ()) -> list[str]:
         """Domains named by a domain word; else by a name only that domain has.
@@ -214,7 +238,7 @@ class ValueTracker:
     def _refs(self, domains: Sequence[str]) -> list[str]:
         """The reference phrases ("the hotel") of the slots of ``domains``, longest first."""
         return sorted({r for d in domains for s in self.schema.in_domain(d)
-                       for r in s.references}, key=len, reverse=True)
+                       for r in s.references}, key=lambda r: (-len(r), r))
 
     def _values(self, text: str, slots: list[SlotSchema], system: str = "") -> dict[str, str]:
         phrases: dict[str, list[tuple[SlotSchema, str]]] = {}
@@ -229,7 +253,7 @@ class ValueTracker:
                 if known:
                     phrases.setdefault(surface, []).append((slot, known[0]))
         spans = [(start, start + len(surface), surface)
-                 for surface in sorted(phrases, key=len, reverse=True)
+                 for surface in sorted(phrases, key=lambda p: (-len(p), p))
                  for start in _find(text, surface)]
         fuzzy = [surface for surface, options in phrases.items()
                  if len(surface) >= _FUZZY_MIN_CHARS and any(s.fuzzy for s, _ in options)]
@@ -354,7 +378,7 @@ def _misspelt(text: str, surfaces: Sequence[str],
                           if a != b]
                 if all(min(len(a), len(b)) >= 4 for a, b in differ):
                     found.append((int(row[k]), end - start, start, end, candidates[k]))
-    found.sort(key=lambda f: (-f[0], -f[1]))
+    found.sort(key=lambda f: (-f[0], -f[1], f[2], f[4]))
     return [(start, end, surface) for _, _, start, end, surface in found]
 
 
