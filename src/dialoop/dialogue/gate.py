@@ -108,13 +108,8 @@ class LearnedGate:
 
     def keep(self, tracker: ValueTracker, user: str, system: str,
              proposals: Sequence[tuple[str, str, bool]]) -> list[bool]:
-        rows, at = [], []
-        for i, (slot, value, loose) in enumerate(proposals):
-            if not loose and tracker.state.get(slot) == value:
-                continue
-            rows.append(gate_features(tracker, user, system, slot, value, loose, len(proposals)))
-            at.append(i)
         keep = [True] * len(proposals)
+        at, rows = _decisions(tracker, user, system, proposals)
         if rows:
             p = self.model.predict_proba(self.vectorizer.transform(rows).toarray())[:, 1]
             for i, prob in zip(at, p, strict=True):
@@ -150,6 +145,16 @@ class LearnedGate:
                    info=saved.get("info"))
 
 
+def _decisions(tracker: ValueTracker, user: str, system: str,
+               proposals: Sequence[tuple[str, str, bool]]
+               ) -> tuple[list[int], list[dict[str, float]]]:
+    """The proposals a gate decides (by index) with their features: all but a value the
+    rules read again (it changes nothing and is always kept)."""
+    at = [i for i, (slot, value, loose) in enumerate(proposals)
+          if loose or tracker.state.get(slot) != value]
+    return at, [gate_features(tracker, user, system, *proposals[i], len(proposals)) for i in at]
+
+
 class _Recorder:
     """Collects each proposal's features and label while the rules run as they are."""
 
@@ -161,12 +166,10 @@ class _Recorder:
 
     def keep(self, tracker: ValueTracker, user: str, system: str,
              proposals: Sequence[tuple[str, str, bool]]) -> list[bool]:
-        for slot, value, loose in proposals:
-            if not loose and tracker.state.get(slot) == value:
-                continue
-            self.rows.append(gate_features(tracker, user, system, slot, value, loose,
-                                           len(proposals)))
-            self.labels.append(int(self.gold.get(slot) == self.normalise(value)))
+        at, rows = _decisions(tracker, user, system, proposals)
+        self.rows += rows
+        self.labels += [int(self.gold.get(proposals[i][0]) == self.normalise(proposals[i][1]))
+                        for i in at]
         return [not loose for _, _, loose in proposals]  # what the rules alone do
 
 
