@@ -572,7 +572,6 @@ class DialogueManager:
             s for s in self._schema.slots if s.name in slots))
         tracker = ValueTracker(schema, self._gate)
         tracker.state = {k: str(v) for k, v in before.slots.items() if k in tracked}
-        tracker.active = [self.domain.name]
         after = tracker.update(message, previous)
         changed = {k: v for k, v in after.items() if before.slots.get(k) != v}
         # the rules' value stands for the slots the tracker does not read, where it agrees

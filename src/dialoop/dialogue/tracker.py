@@ -152,9 +152,9 @@ class ValueTracker:
     def __init__(self, schema: TrackerSchema, gate: Gate | None = None) -> None:
         self.schema = schema
         self.gate = gate
-        self.state: dict[str, str] = {}
-        self.active: list[str] = []
-        self.mentioned: dict[str, str] = {}  # slot -> the last value the assistant offered
+        self.state: dict[str, str]
+        self.active: list[str]
+        self.mentioned: dict[str, str]  # slot -> the last value the assistant offered
         self.reset()
         # longest first; ties in a fixed order, so that a run does not depend on set order
         self._names = sorted({(surface, s.domain) for s in schema.slots if s.offered

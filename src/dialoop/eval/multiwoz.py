@@ -325,16 +325,14 @@ def multiwoz_schema(data: Path) -> TrackerSchema:
         table = {v: v for v in values if v not in {"dontcare", "cambridge"} or domain == "train"}
         # a train's other end is Cambridge when unsaid (every train in the db starts or
         # ends there): a guess for a gate to take
-        home = {"departure": {f"{domain}-destination": "cambridge"},
-                "destination": {f"{domain}-departure": "cambridge"}} if domain == "train" \
-            else {"departure": {}, "destination": {}}
+        train = domain == "train"
         slots += [
             SlotSchema(f"{domain}-departure", domain, values=table, cues=_DEPARTURE_CUES,
                        before=_FROM, references=references if domain == "taxi" else {},
-                       fuzzy=True, implied=home["departure"]),
+                       fuzzy=True, implied={"train-destination": "cambridge"} if train else {}),
             SlotSchema(f"{domain}-destination", domain, values=table, cues=_DESTINATION_CUES,
                        before=_TO, references=references if domain == "taxi" else {},
-                       fuzzy=True, implied=home["destination"]),
+                       fuzzy=True, implied={"train-departure": "cambridge"} if train else {}),
             SlotSchema(f"{domain}-leaveat", domain, "time",
                        cues=("leave", "leaving", "leaves", "depart", "departing", "after",
                              "departs", "from", "pick", "at")),
@@ -402,5 +400,4 @@ def train_multiwoz_gate(data: Path, dialogues: Sequence[MultiwozDialogue],
     from dialoop.dialogue.gate import Turn, train_gate
 
     turns = ([Turn(t.user, t.system, t.state) for t in d.turns] for d in dialogues)
-    return train_gate(ValueTracker(multiwoz_schema(data)), turns, normalise=normalise_value,
-                      progress=progress)
+    return train_gate(value_tracker(data), turns, normalise=normalise_value, progress=progress)
