@@ -121,6 +121,32 @@ def test_kv_state_is_reused_within_a_scope_and_never_across(batched: BatchedEngi
     assert text(first) == text(again) == text(bob)
 
 
+def test_each_batch_lists_its_answers_in_slot_order(batched: BatchedEngine,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp decodes a batch over per-sequence KV streams in one pass only for runs of
+    consecutive sequence ids, so the scheduler writes every batch in slot order, whatever
+    order the answers were admitted in and whichever slots their kept prefixes sit in."""
+    for i, q in enumerate(QUESTIONS):  # each question's state kept in a slot of its scope
+        run(batched, q, cache_scope=f"order-{i}")
+    lib, seen = batched._lib, []
+
+    class Recording:
+        def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+            return getattr(lib, name)
+
+        def llama_decode(self, ctx, batch):  # type: ignore[no-untyped-def]
+            seen.append([batch.seq_id[i][0] for i in range(batch.n_tokens)])
+            return lib.llama_decode(ctx, batch)
+
+    monkeypatch.setattr(batched, "_lib", Recording())
+    order = list(reversed(range(len(QUESTIONS))))  # admitted last slot first
+    results = together([lambda i=i: run(batched, QUESTIONS[i], cache_scope=f"order-{i}")
+                        for i in order])
+    assert all(r[-1].usage.cached_tokens > 0 for r in results)  # each found its own slot
+    assert any(len(set(seqs)) == len(QUESTIONS) for seqs in seen)  # decoded together
+    assert all(seqs == sorted(seqs) for seqs in seen)
+
+
 def test_an_adapter_answer_and_a_base_answer_decode_with_their_own_weights(
         batched: BatchedEngine, tmp_path: Path) -> None:
     folder = random_lora(tmp_path / "lora", seed=1, std=0.3)

@@ -8,7 +8,8 @@ cost (see ``benchmarks/bench_server.py``, config ``b16``).
 One scheduler thread owns the context. Each step it builds one ``llama_batch``: the last
 sampled token of every running answer (one KV sequence each, seq id = slot), then, in the
 room left, chunks of the prompts of answers that joined since (continuous batching: a new
-request starts at the next step, without waiting for the others to finish). After the
+request starts at the next step, without waiting for the others to finish), all in slot
+order, which lets llama.cpp decode them in one pass over the weights. After the
 decode, each answer samples its next token from its own output row with its own
 :class:`~dialoop.engine.sampling.Sampling` (so greedy, seeds, ``logit_bias``, penalties,
 grammars and logprobs work as in :mod:`~dialoop.engine.llamacpp`). The caller's thread
@@ -340,7 +341,8 @@ class BatchedEngine:
         """One llama_decode for ``work``: each decoding answer's last token, then prompt
         chunks in the room left; then each answer whose logits came out samples."""
         lib, batch = self._lib, self._batch
-        live, outputs, n = [], [], 0
+        live: list[_Answer] = []
+        outputs: list[tuple[_Answer, int]] = []
         for answer in work:
             if answer.gone or answer.cancelled or answer.stop.is_set():
                 answer.cancelled = answer.cancelled or answer.stop.is_set()
@@ -349,28 +351,37 @@ class BatchedEngine:
             else:
                 live.append(answer)
         decoding = [a for a in live if a.pos >= len(a.tokens)]
+        parts: list[tuple[_Answer, list[int], int, bool]] = []  # tokens from pos, logits
         for answer in decoding:
-            self._put(n, answer.last, answer.pos, answer.seq, True)
-            outputs.append((answer, n))
+            parts.append((answer, [answer.last], answer.pos, True))
             answer.fed.append(answer.last)
             answer.pos += 1
-            n += 1
+        room = _BATCH - len(parts)
         budget = _PROMPT_CHUNK if decoding else _BATCH
         for answer in live:
             if answer.pos >= len(answer.tokens) or answer in decoding:
                 continue
-            take = min(len(answer.tokens) - answer.pos, budget, _BATCH - n)
+            take = min(len(answer.tokens) - answer.pos, budget, room)
             if take <= 0:
                 break
-            for i in range(take):
-                p = answer.pos + i
-                last = p == len(answer.tokens) - 1
-                self._put(n, answer.tokens[p], p, answer.seq, last)
+            end = answer.pos + take
+            parts.append((answer, answer.tokens[answer.pos:end], answer.pos,
+                          end == len(answer.tokens)))
+            answer.pos = end
+            budget -= take
+            room -= take
+        # In slot order: llama.cpp cuts a batch over per-sequence KV streams into runs of
+        # consecutive sequence ids (llama_batch_allocr::split_equal) and makes one pass
+        # over the weights per run, so answers written in admission order, with their
+        # kept prefixes in scattered slots, cost up to one pass each (2.5x slower steps).
+        n = 0
+        for answer, tokens, first, logits in sorted(parts, key=lambda part: part[0].seq):
+            for i, token in enumerate(tokens):
+                last = logits and i == len(tokens) - 1
+                self._put(n, token, first + i, answer.seq, last)
                 if last:
                     outputs.append((answer, n))
                 n += 1
-            answer.pos += take
-            budget -= take
         if n == 0:
             return
         batch.n_tokens = n
