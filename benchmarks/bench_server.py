@@ -11,8 +11,13 @@ benchmark starts a real ``dialoop serve`` subprocess, then measures
 2. ``--clients`` clients asking at once for ``--seconds``,
 
 and prints requests/s, time to first token (p50/p95), tokens/s, the ratio of the
-aggregate tokens/s to the single client's, and errors. Targets (issue 6): 0 errors,
-aggregate >= 1.5x a single client.
+aggregate tokens/s to the single client's, and errors, and each config's aggregate over
+the first config's single client. Targets: 0 errors, aggregate >= 1.5x a single client
+(issue 6), >= 3x for the batched engine (issue 20).
+
+Each server serves the weight format ``dialoop serve`` would serve on this host
+(``--format host``): the pick of ``dialoop models --bench``, which has a separate pick for
+batched decoding, else the original file.
 
     flock /tmp/dialoop-bench.lock python benchmarks/bench_server.py
     flock /tmp/dialoop-bench.lock python benchmarks/bench_server.py --configs 2 --seconds 30
@@ -152,9 +157,11 @@ def free_port() -> int:
 
 
 def start_server(engines: int, threads: int | None, home: str, max_waiting: int,
-                 batch: int = 0) -> tuple[subprocess.Popen, str]:
+                 batch: int = 0, weight_format: str = "original"
+                 ) -> tuple[subprocess.Popen, str]:
     port = free_port()
-    env = {**os.environ, "DIALOOP_HOME": home, "DIALOOP_BATCH_SLOTS": str(batch)}
+    env = {**os.environ, "DIALOOP_HOME": home, "DIALOOP_BATCH_SLOTS": str(batch),
+           "DIALOOP_WEIGHT_FORMAT": weight_format}
     if threads is not None:  # the pool divides the threads setting among its engines
         env["DIALOOP_THREADS"] = str(threads * engines)
     process = subprocess.Popen(
@@ -175,11 +182,28 @@ def start_server(engines: int, threads: int | None, home: str, max_waiting: int,
     raise SystemExit("the server did not start within 120 s")
 
 
-def measure(engines: int, threads: int | None, batch: int, args: argparse.Namespace
-            ) -> tuple[Phase, Phase]:
+def host_format(batched: bool) -> str:
+    """The weight format `dialoop serve` serves on this host with the user's settings: the
+    pick of `dialoop models --bench` (its batched pick for a batched server), else the
+    original. The benchmark's servers run in a fresh home, which has no pick of its own."""
+    from dialoop.config import load_settings
+    from dialoop.engine import formats
+    from dialoop.engine.models import bundled_gguf
+
+    settings = load_settings()
+    if settings.weight_format != "auto":
+        return settings.weight_format
+    record = formats.load_record(bundled_gguf(), settings.home)
+    if record is None:
+        return "original"
+    return (record.batch_choice or record.choice) if batched else record.choice
+
+
+def measure(engines: int, threads: int | None, batch: int, weight_format: str,
+            args: argparse.Namespace) -> tuple[Phase, Phase]:
     with tempfile.TemporaryDirectory() as home:
         process, url = start_server(engines, threads, home, max_waiting=args.clients,
-                                    batch=batch)
+                                    batch=batch, weight_format=weight_format)
         try:
             asyncio.run(run_phase(url, 1, 5, args.max_tokens, seed=0))  # warm up
             single = asyncio.run(run_phase(url, 1, args.single_seconds, args.max_tokens, 1))
@@ -200,6 +224,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=120.0, help="concurrent phase")
     parser.add_argument("--single-seconds", type=float, default=30.0, help="one-client phase")
     parser.add_argument("--max-tokens", type=int, default=64)
+    parser.add_argument("--format", default="host",
+                        help="weight format every server serves (original, Q8_0, F16, ...); "
+                             "default: what `dialoop serve` serves on this host, per config")
     args = parser.parse_args()
 
     rows = []
@@ -208,10 +235,11 @@ def main() -> None:
         threads = int(per) if per else None
         batch = int(engines[1:]) if engines.startswith("b") else 0
         engines = "1" if batch else engines
-        print(f"{config}: 1 client for {args.single_seconds:g} s, then "
+        fmt = host_format(bool(batch)) if args.format == "host" else args.format
+        print(f"{config} ({fmt}): 1 client for {args.single_seconds:g} s, then "
               f"{args.clients} clients for {args.seconds:g} s …", file=sys.stderr, flush=True)
-        single, many = measure(int(engines), threads, batch, args)
-        rows.append((config, single, many))
+        single, many = measure(int(engines), threads, batch, fmt, args)
+        rows.append((f"{config} {fmt}", single, many))
         for name, phase in (("1 client", single), (f"{args.clients} clients", many)):
             print(f"  {name}: {len(phase.done)} answers, {len(phase.errors)} errors, "
                   f"{phase.unfinished} cut, {phase.tokens_per_second:.1f} tok/s",
@@ -221,13 +249,13 @@ def main() -> None:
 
     print(f"\n{args.clients} streaming clients over loopback, {args.seconds:g} s, "
           f"max_tokens={args.max_tokens}, {os.cpu_count()} cores")
-    header = (f"{'config':>7} {'1-client tok/s':>14} {'req/s':>6} {'TTFT p50':>9} "
+    header = (f"{'config':>13} {'1-client tok/s':>14} {'req/s':>6} {'TTFT p50':>9} "
               f"{'TTFT p95':>9} {'agg tok/s':>9} {'agg÷single':>10} {'errors':>6} {'cut':>4}")
     print(header)
     print("-" * len(header))
     for config, single, many in rows:
         ratio = many.tokens_per_second / single.tokens_per_second if single.done else float("nan")
-        print(f"{config:>7} {single.tokens_per_second:>14.1f} {many.requests_per_second:>6.2f} "
+        print(f"{config:>13} {single.tokens_per_second:>14.1f} {many.requests_per_second:>6.2f} "
               f"{many.ttft(0.5):>8.2f}s {many.ttft(0.95):>8.2f}s "
               f"{many.tokens_per_second:>9.1f} {ratio:>9.2f}x {len(many.errors):>6} "
               f"{many.unfinished:>4}")

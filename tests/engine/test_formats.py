@@ -5,8 +5,10 @@ on it as on the original."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,16 @@ from click.testing import CliRunner
 from dialoop.cli import cli
 from dialoop.config import load_settings
 from dialoop.engine import GenerationParams, open_engine
-from dialoop.engine.formats import Budget, Figures, choose, derive, load_record, pick, served_file
+from dialoop.engine.formats import (
+    Budget,
+    Figures,
+    choose,
+    choose_batched,
+    derive,
+    load_record,
+    pick,
+    served_file,
+)
 from dialoop.engine.llamacpp import LlamaCppEngine
 from dialoop.engine.lora import export_lora_gguf
 from dialoop.engine.models import bundled_gguf
@@ -43,6 +54,20 @@ def test_the_fastest_format_that_passes_the_gate_is_chosen() -> None:
     assert choice == "Q8_0"
     assert "Q4_0 rejected: top-1 agreement 0.660 < 0.95" in why
     assert "Q5_0 rejected: perplexity x1.050 > 1.02" in why
+
+
+def test_a_batching_server_gets_the_passing_format_that_decodes_most_at_once() -> None:
+    figures = [
+        replace(_figures("original", decode=100, prefill=300, top1=1.0), batch_decode=150),
+        replace(_figures("Q4_0", decode=160, prefill=900, top1=0.66), batch_decode=500),
+        replace(_figures("Q8_0", decode=110, prefill=600), batch_decode=300),
+        replace(_figures("F16", decode=80, prefill=650), batch_decode=400),
+    ]
+    assert choose(figures)[0] == "Q8_0"  # one answer at a time
+    choice, why = choose_batched(figures)  # Q4_0 is fastest at once but fails the gate
+    assert choice == "F16" and why.startswith("400 tok/s for 16 answers at once")
+    assert "Q8_0 300" in why and "Q4_0" not in why
+    assert choose_batched([_figures("original", decode=1, prefill=1)]) == ("", "")
 
 
 def test_the_original_is_kept_when_no_faster_format_passes() -> None:
@@ -105,6 +130,22 @@ def test_the_cli_prints_the_cached_pick() -> None:
     assert f"serving     {record.choice}" in out
     assert f"picked {record.measured}: {record.reason}" in out
     assert f"n_ubatch {record.n_ubatch}" in out and "top-1 agreement" in out
+    assert record.batch_choice in ("original", "Q8_0")
+    assert all(f.batch_decode > 0 for f in record.formats)
+    assert f"batched     {record.batch_choice} when serving with batch_slots" in out
+    batched = served_file(bundled_gguf(), settings.home, "auto", batched=True)
+    assert batched.format == record.batch_choice and "batched decoding" in batched.reason
+
+    # a pick cached before batched picks existed still loads; batched serving takes its choice
+    saved = next((settings.home / "cache" / "formats").glob("*/pick.json"))
+    data = json.loads(saved.read_text())
+    for name in ("batch_choice", "batch_reason"):
+        del data[name]
+    for figures in data["formats"]:
+        del figures["batch_decode"]
+    saved.write_text(json.dumps(data))
+    served = served_file(bundled_gguf(), settings.home, "auto", batched=True)
+    assert served.format == record.choice and served.reason.startswith("picked ")
 
 
 def _logits(path: Path, ids: list[int], lora: Path | None = None) -> np.ndarray:

@@ -260,23 +260,32 @@ def _weight_format(settings: Settings, *, bench: bool, quick: bool) -> None:
                    f"(measured {record.measured} on {record.host['cpu']})")
     click.echo(f"            threads {settings.threads or served.threads}, n_batch "
                f"{served.n_batch or 512}, n_ubatch {served.n_ubatch or 512}")
+    if record is not None and record.batch_choice:
+        batched = formats.served_file(source, settings.home, settings.weight_format,
+                                      batched=True)
+        click.echo(f"batched     {batched.format} when serving with batch_slots; "
+                   f"{batched.reason}")
 
 
 def _print_bench(record: Record) -> None:
     click.echo(f"cpu: {record.host['cpu']}; flags: {' '.join(record.host['flags'])}; "
                f"llama-cpp-python {record.host['llama_cpp']}")
     header = (f"{'format':<9}{'MB':>7}{'decode t/s':>12}{'prefill t/s':>13}{'top-1':>7}"
-              f"{'ppl x':>7}{'greedy':>8}{'turn s':>8}  quality gate")
+              f"{'ppl x':>7}{'greedy':>8}{'turn s':>8}{'16 at once t/s':>16}  quality gate")
     click.echo(header)
     click.echo("-" * len(header))
     for f in record.formats:
         click.echo(f"{f.format:<9}{f.size / 1e6:>7.1f}{f.decode:>12.1f}{f.prefill:>13.1f}"
-                   f"{f.top1:>7.3f}{f.ppl_ratio:>7.3f}{f.greedy:>8.2f}{f.turn_seconds:>8.2f}  "
-                   f"{f.verdict() or 'pass'}")
+                   f"{f.top1:>7.3f}{f.ppl_ratio:>7.3f}{f.greedy:>8.2f}{f.turn_seconds:>8.2f}"
+                   f"{f.batch_decode:>16.1f}  {f.verdict() or 'pass'}")
     click.echo(f"chosen: {record.choice}: {record.reason}")
+    if record.batch_choice:
+        click.echo(f"chosen for batched serving (batch_slots): {record.batch_choice}: "
+                   f"{record.batch_reason}")
     rates = ", ".join(f"{k}: {v:.0f}" for k, v in record.ubatch_prefill.items())
     click.echo(f"threads {record.threads} (physical cores), n_batch {record.n_batch}, "
                f"n_ubatch {record.n_ubatch} (prefill tok/s by n_ubatch: {rates})")
     click.echo("top-1 = teacher-forced agreement with the original on a held-out text; ppl x = "
                "perplexity / the original's; greedy = free-running agreement (not gated); "
-               "turn s = a 512-token prompt and a 128-token answer")
+               "turn s = a 512-token prompt and a 128-token answer; 16 at once = tokens/s "
+               "of 16 answers decoded together by the batched engine")

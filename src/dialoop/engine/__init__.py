@@ -188,7 +188,8 @@ def open_engine(settings: Settings, *, model: str | None = None,
     from dialoop.engine.llamacpp import LlamaCppEngine
 
     # The weight format picked for this host (or the one asked for); never measured here.
-    served = served_file(source.require_gguf(), settings.home, settings.weight_format)
+    served = served_file(source.require_gguf(), settings.home, settings.weight_format,
+                         batched=bool(batch_slots))
     if batch_slots:
         from dialoop.engine.batched import BatchedEngine
 

@@ -28,7 +28,11 @@ dialoop, so in no model's training data), teacher-forced:
 Greedy agreement of free-running answers is measured and reported, not gated: one near
 tie early in an answer changes the rest of it, so even F16 agrees on about half of 32
 tokens. "Fastest" is the shortest time for a typical turn (a 512-token prompt and a
-128-token answer) from the measured prefill and decode rates.
+128-token answer) from the measured prefill and decode rates. A server that batches
+(``batch_slots``) has its own pick: the passing format that decodes the most tokens/s for
+``BATCH_ANSWERS`` answers at once in the batched engine. Batched decoding is closer to
+compute-bound than one answer, so the two picks can differ (on an AVX-512 EPYC: Q8_0 for
+one answer, F16 for sixteen).
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ import platform
 import re
 import shutil
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from importlib.resources import files
@@ -56,6 +62,7 @@ from dialoop.engine.llamacpp import default_threads
 from dialoop.errors import ConfigError, ModelLoadError
 
 __all__ = [
+    "BATCH_ANSWERS",
     "CANDIDATES",
     "MIN_TOP1",
     "MAX_PPL_RATIO",
@@ -66,6 +73,8 @@ __all__ = [
     "Served",
     "agreement",
     "choose",
+    "choose_batched",
+    "batch_decode_rate",
     "cpu_info",
     "decode_rate",
     "derive",
@@ -86,6 +95,7 @@ MAX_PPL_RATIO = 1.02
 UBATCHES = (128, 256, 512)
 N_BATCH = 512
 TURN_PROMPT, TURN_ANSWER = 512, 128  # the typical turn "fastest" is timed on
+BATCH_ANSWERS = 16  # answers decoded at once for the batched pick (the server's default)
 _RECORD = "pick.json"
 _SOURCE = "source.json"
 
@@ -128,6 +138,7 @@ class Figures:
     ppl: float
     ppl_ratio: float  # perplexity ÷ the original's
     greedy: float  # free-running greedy agreement (reported, not gated)
+    batch_decode: float = 0.0  # tokens/s of BATCH_ANSWERS answers at once (0: not measured)
 
     @property
     def turn_seconds(self) -> float:
@@ -158,6 +169,8 @@ class Record:
     n_ubatch: int
     ubatch_prefill: dict[str, float] = field(default_factory=dict)  # n_ubatch -> tokens/s
     measured: str = ""
+    batch_choice: str = ""  # the pick for a batching server ("": not measured)
+    batch_reason: str = ""
 
     def figures(self, fmt: str) -> Figures:
         return next(f for f in self.formats if f.format == fmt)
@@ -271,6 +284,7 @@ class Measurement:
     ppl: float
     top1: np.ndarray  # the most likely next token at each position of the held-out text
     answers: list[list[int]]  # greedy answers to AGREEMENT_PROMPTS, 32 tokens each
+    batch_decode: float = 0.0
 
 
 def heldout_text() -> str:
@@ -348,8 +362,59 @@ def measure(path: Path, threads: int, budget: Budget) -> Measurement:
     llm.close()
 
     ppl, top1 = _perplexity(path, threads, budget.ppl_tokens)
+    # In a process of its own: measured after the other figures in this process, the
+    # batched rate came out 35-45 % lower than in a fresh one (236 vs ~400 tok/s for
+    # Q8_0), which would bias the pick against whichever format is measured later.
+    batch = _in_child(path, threads, budget)
     return Measurement(size=path.stat().st_size, load=load, decode=decode,
-                       prefill=prefill, ppl=ppl, top1=top1, answers=answers)
+                       prefill=prefill, ppl=ppl, top1=top1, answers=answers,
+                       batch_decode=batch)
+
+
+_CHILD = ("import json, sys; from pathlib import Path; "
+          "from dialoop.engine.formats import Budget, batch_decode_rate; "
+          "a = json.loads(sys.argv[1]); "
+          "print(batch_decode_rate(Path(a['path']), a['threads'], Budget(**a['budget'])))")
+
+
+def _in_child(path: Path, threads: int, budget: Budget) -> float:
+    """:func:`batch_decode_rate` in a fresh Python process."""
+    args = json.dumps({"path": str(path), "threads": threads, "budget": asdict(budget)})
+    done = subprocess.run([sys.executable, "-c", _CHILD, args], capture_output=True,
+                          text=True, timeout=900)
+    if done.returncode != 0:
+        raise ModelLoadError(f"measuring batched decoding of {path.name} failed:\n"
+                             f"{done.stderr.strip()[-2000:]}")
+    return float(done.stdout.split()[-1])
+
+
+def batch_decode_rate(path: Path, threads: int, budget: Budget) -> float:
+    """Tokens/s of ``BATCH_ANSWERS`` greedy answers decoded at once by the batched engine
+    (what ``dialoop serve --batch-slots 16`` runs, sampling included), median of
+    ``budget.runs`` rounds after a warm-up round."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dialoop.engine import GenerationParams
+    from dialoop.engine.batched import BatchedEngine
+
+    engine = BatchedEngine(path, slots=BATCH_ANSWERS, context_window=512, threads=threads)
+    params = GenerationParams(max_tokens=2 * budget.decode_tokens)
+
+    def answer(_: int) -> int:
+        *_, last = engine.stream(DECODE_PROMPT, params)  # type: ignore[arg-type]
+        return last.usage.completion_tokens if last.usage else 0
+
+    rates = []
+    try:
+        with ThreadPoolExecutor(BATCH_ANSWERS) as pool:
+            for run in range(budget.runs + 1):  # the first, a warm-up, sizes llama.cpp's buffers
+                start = time.perf_counter()
+                tokens = sum(pool.map(answer, range(BATCH_ANSWERS)))
+                if run:
+                    rates.append(tokens / (time.perf_counter() - start))
+    finally:
+        engine.close()
+    return statistics.median(rates)
 
 
 def ubatch_prefill(path: Path, threads: int, budget: Budget) -> dict[int, float]:
@@ -406,7 +471,8 @@ def agreement(answers: list[list[int]], reference: list[list[int]],
 def compare(fmt: str, m: Measurement, ref: Measurement) -> Figures:
     return Figures(format=fmt, size=m.size, decode=m.decode, prefill=m.prefill,
                    top1=float((m.top1 == ref.top1).mean()), ppl=m.ppl,
-                   ppl_ratio=m.ppl / ref.ppl, greedy=agreement(m.answers, ref.answers)[0])
+                   ppl_ratio=m.ppl / ref.ppl, greedy=agreement(m.answers, ref.answers)[0],
+                   batch_decode=m.batch_decode)
 
 
 # -- choosing ---------------------------------------------------------------------
@@ -428,6 +494,18 @@ def choose(figures: list[Figures]) -> tuple[str, str]:
     return best.format, why + (f" ({rejected})" if rejected else "")
 
 
+def choose_batched(figures: list[Figures]) -> tuple[str, str]:
+    """(the format that passes the quality gate and decodes the most tokens/s for
+    ``BATCH_ANSWERS`` answers at once, why); ("", "") when that was not measured."""
+    passing = [f for f in figures if f.verdict() is None and f.batch_decode > 0]
+    if not passing:
+        return "", ""
+    best = max(passing, key=lambda f: f.batch_decode)
+    others = ", ".join(f"{f.format} {f.batch_decode:.0f}" for f in passing if f is not best)
+    return best.format, (f"{best.batch_decode:.0f} tok/s for {BATCH_ANSWERS} answers at once"
+                         + (f" (other formats that pass: {others})" if others else ""))
+
+
 def pick(source: Path, home: Path, *, budget: Budget | None = None,
          candidates: tuple[str, ...] = CANDIDATES, threads: int | None = None) -> Record:
     """Derive ``candidates`` from ``source``, measure them and the original on this host
@@ -439,13 +517,15 @@ def pick(source: Path, home: Path, *, budget: Budget | None = None,
     measured = {fmt: measure(path, threads, budget) for fmt, path in paths.items()}
     figures = [compare(fmt, m, measured["original"]) for fmt, m in measured.items()]
     choice, reason = choose(figures)
+    batch_choice, batch_reason = choose_batched(figures)
     ubatch = ubatch_prefill(paths[choice], threads, budget)
     key = _source_key(source)
     key["sha256"] = hashlib.sha256(source.read_bytes()).hexdigest()
     record = Record(host=_host(), source=key, threads=threads, formats=figures, choice=choice,
                     reason=reason, n_batch=N_BATCH, n_ubatch=max(ubatch, key=ubatch.__getitem__),
                     ubatch_prefill={str(k): v for k, v in ubatch.items()},
-                    measured=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+                    measured=f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC",
+                    batch_choice=batch_choice, batch_reason=batch_reason)
     out = _format_dir(source, home) / _RECORD
     out.write_text(json.dumps(asdict(record), indent=2) + "\n")
     return record
@@ -470,8 +550,10 @@ def load_record(source: Path, home: Path) -> Record | None:
         return None
 
 
-def served_file(source: Path, home: Path, weight_format: str) -> Served:
-    """What to serve for ``source`` under the ``weight_format`` setting (never measures)."""
+def served_file(source: Path, home: Path, weight_format: str, *,
+                batched: bool = False) -> Served:
+    """What to serve for ``source`` under the ``weight_format`` setting (never measures);
+    ``batched``: for the batched engine, which has a pick of its own."""
     threads = default_threads()
     if weight_format == "original":
         return Served(source, "original", "weight_format = original", threads)
@@ -482,6 +564,11 @@ def served_file(source: Path, home: Path, weight_format: str) -> Served:
                      "weight format for this host", source.name)
             return Served(source, "original", "no weight-format pick for this host yet "
                           "(run `dialoop models --bench`)", threads)
+        if batched and record.batch_choice:
+            fmt = record.batch_choice
+            path = source if fmt == "original" else derive(source, fmt, home)
+            return Served(path, fmt, f"picked {record.measured} for batched decoding: "
+                          f"{record.batch_reason}", record.threads, record=record)
         path = source if record.choice == "original" else derive(source, record.choice, home)
         return Served(path, record.choice, f"picked {record.measured}: {record.reason}",
                       record.threads, record.n_batch, record.n_ubatch, record)
