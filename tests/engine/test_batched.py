@@ -121,13 +121,14 @@ def test_kv_state_is_reused_within_a_scope_and_never_across(batched: BatchedEngi
     assert text(first) == text(again) == text(bob)
 
 
-def test_each_batch_lists_its_answers_in_slot_order(batched: BatchedEngine,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
-    """llama.cpp decodes a batch over per-sequence KV streams in one pass only for runs of
+def test_each_batch_is_one_run_of_slots_in_order(batched: BatchedEngine,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """llama.cpp decodes a batch over per-sequence KV streams in one pass only for a run of
     consecutive sequence ids, so the scheduler writes every batch in slot order, whatever
-    order the answers were admitted in and whichever slots their kept prefixes sit in."""
-    for i, q in enumerate(QUESTIONS):  # each question's state kept in a slot of its scope
-        run(batched, q, cache_scope=f"order-{i}")
+    order the answers came in, and fills an idle slot between two running answers with a
+    token it removes after the decode: the idle slot's kept state still serves its scope."""
+    first = {i: run(batched, q, cache_scope=f"order-{i}") for i, q in enumerate(QUESTIONS)}
+    slot = {scope: seq for seq, (scope, _, _) in batched._kept.items()}
     lib, seen = batched._lib, []
 
     class Recording:
@@ -139,12 +140,24 @@ def test_each_batch_lists_its_answers_in_slot_order(batched: BatchedEngine,
             return lib.llama_decode(ctx, batch)
 
     monkeypatch.setattr(batched, "_lib", Recording())
-    order = list(reversed(range(len(QUESTIONS))))  # admitted last slot first
+    order = sorted(range(len(QUESTIONS)), key=lambda i: -slot[f"order-{i}"])
     results = together([lambda i=i: run(batched, QUESTIONS[i], cache_scope=f"order-{i}")
-                        for i in order])
+                        for i in order])  # admitted last slot first
     assert all(r[-1].usage.cached_tokens > 0 for r in results)  # each found its own slot
     assert any(len(set(seqs)) == len(QUESTIONS) for seqs in seen)  # decoded together
     assert all(seqs == sorted(seqs) for seqs in seen)
+
+    lowest, highest = min(order, key=lambda i: slot[f"order-{i}"]), order[0]
+    seen.clear()
+    together([lambda i=i: run(batched, QUESTIONS[i], cache_scope=f"order-{i}")
+              for i in (lowest, highest)])  # the slots between them are idle
+    runs = [sorted(set(seqs)) for seqs in seen]
+    assert all(seqs == list(range(seqs[0], seqs[-1] + 1)) for seqs in runs)  # no gaps
+    assert any(len(seqs) > 2 for seqs in runs)  # idle slots filled
+    for i in set(range(len(QUESTIONS))) - {lowest, highest}:  # the filled slots' states
+        again = run(batched, QUESTIONS[i], cache_scope=f"order-{i}")
+        assert again[-1].usage.cached_tokens == again[-1].usage.prompt_tokens - 1
+        assert text(again) == text(first[i])
 
 
 def test_an_adapter_answer_and_a_base_answer_decode_with_their_own_weights(

@@ -75,6 +75,7 @@ MAX_DEFAULT_CONTEXT = 4096  # per answer: the KV cache holds ``slots`` of them
 _BATCH = 512  # tokens per llama_decode
 _PROMPT_CHUNK = 128  # prompt tokens per step while other answers are decoding
 _HELPER_CONTEXT = 256  # the text helper's own context: never decoded with
+_FILLER = 0  # the token that fills an idle slot between running ones (any token will do)
 _POLL = 0.1  # seconds between checks of ``stop`` while an answer waits for tokens
 
 
@@ -356,7 +357,7 @@ class BatchedEngine:
             parts.append((answer, [answer.last], answer.pos, True))
             answer.fed.append(answer.last)
             answer.pos += 1
-        room = _BATCH - len(parts)
+        room = _BATCH - self.slots  # prompt tokens; a token each for the rest (see _gaps)
         budget = _PROMPT_CHUNK if decoding else _BATCH
         for answer in live:
             if answer.pos >= len(answer.tokens) or answer in decoding:
@@ -374,18 +375,23 @@ class BatchedEngine:
         # consecutive sequence ids (llama_batch_allocr::split_equal) and makes one pass
         # over the weights per run, so answers written in admission order, with their
         # kept prefixes in scattered slots, cost up to one pass each (2.5x slower steps).
+        fillers = self._gaps({answer.seq for answer, *_ in parts})
+        rows = [(a.seq, a, tokens, first, logits) for a, tokens, first, logits in parts]
+        rows += [(seq, None, [_FILLER], pos, False) for seq, pos in fillers]
         n = 0
-        for answer, tokens, first, logits in sorted(parts, key=lambda part: part[0].seq):
+        for seq, owner, tokens, first, logits in sorted(rows, key=lambda row: row[0]):
             for i, token in enumerate(tokens):
                 last = logits and i == len(tokens) - 1
-                self._put(n, token, first + i, answer.seq, last)
-                if last:
-                    outputs.append((answer, n))
+                self._put(n, token, first + i, seq, last)
+                if last and owner is not None:
+                    outputs.append((owner, n))
                 n += 1
         if n == 0:
             return
         batch.n_tokens = n
         rc = lib.llama_decode(self._ctx, batch)
+        for seq, pos in fillers:
+            lib.llama_memory_seq_rm(self._mem, seq, pos, -1)
         if rc != 0:
             raise EngineError(f"llama_decode returned {rc} for a batch of {n} tokens.")
         for answer, idx in outputs:
@@ -396,6 +402,21 @@ class BatchedEngine:
             if lib.llama_vocab_is_eog(self._vocab, token) or answer.made >= answer.max_new:
                 with self._cond:
                     self._end(answer, None)
+
+    def _gaps(self, seqs: set[int]) -> list[tuple[int, int]]:
+        """(seq, pos) of a filler token for each idle sequence between those in the batch:
+        at the end of what that sequence holds, without logits, removed after the decode.
+
+        Each run of consecutive sequence ids decodes in a pass of its own (see ``_step``),
+        so a free slot between two running answers would cost a second pass over the
+        weights; a filler row costs one token's arithmetic. (llama.cpp's own server keeps
+        one KV stream for all its slots instead, ``kv_unified``, and pays for attention
+        over every slot's cells.)
+        """
+        if not seqs:
+            return []
+        return [(seq, int(self._lib.llama_memory_seq_pos_max(self._mem, seq)) + 1)
+                for seq in range(min(seqs), max(seqs)) if seq not in seqs]
 
     def _put(self, i: int, token: int, pos: int, seq: int, logits: bool) -> None:
         batch = self._batch
